@@ -1,0 +1,54 @@
+# rootseg: `make demo` and `make test` each set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+TORCH ?= 2.13.0
+SAM2 ?= 1.1.0
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+export WANDB_MODE ?= offline
+export HYDRA_FULL_ERROR ?= 0
+
+.PHONY: help install demo test test-all lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	# 1. torch first, pinned (CPU build here; TORCH=... or a CUDA torch you installed yourself on a GPU box)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==$(TORCH)"
+	# 2. every dependency but sam2 (sam2 declares torchvision: no CPU build on PyPI, breaks lightning)
+	$(PY) .ci/requirements.py --without sam2 --extra dev > $(VENV)/requirements.txt
+	$(PIP) install -q -r $(VENV)/requirements.txt
+	# 3. sam2 without its torchvision and without the 2.5 GB isolated CUDA build
+	$(PY) -c "import sam2" 2>/dev/null || SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation --no-deps "sam2==$(SAM2)"
+	# 4. rootseg itself, editable; its dependencies are all in place
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PY) -c "import lightning, torchmetrics, hydra, albumentations, sam2.modeling, rootseg; print('rootseg environment ready')"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install rootseg (TORCH=2.13.0 by default)
+
+demo: $(STAMP)  ## train unet_demo on built-in synthetic data, evaluate it, print the test metrics
+	$(PY) -m rootseg.train +experiment=unet_demo
+
+test: $(STAMP)  ## run the test suite (slow and gpu tests excluded)
+	$(PY) -m pytest -q -m "not slow and not gpu" tests
+
+test-all: $(STAMP)  ## run every CPU test, slow ones included
+	$(PY) -m pytest -q -m "not gpu" tests
+
+lint: $(STAMP)  ## ruff check and format check
+	$(VENV)/bin/ruff check rootseg tests benchmarks
+	$(VENV)/bin/ruff format --check rootseg tests benchmarks
+
+format: $(STAMP)  ## ruff fix and format
+	$(VENV)/bin/ruff check --fix rootseg tests benchmarks
+	$(VENV)/bin/ruff format rootseg tests benchmarks
+
+clean:  ## remove the environment, caches and run outputs
+	rm -rf $(VENV) logs data/synthetic .pytest_cache .ruff_cache build *.egg-info

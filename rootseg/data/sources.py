@@ -1,0 +1,180 @@
+"""Where the images and masks of each split are: a folder of images/ + masks/, SegRoot, or the synthetic set.
+
+A source only lists files; reading and tiling belong to the datasets. Every problem names the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rootseg.data.io import IMAGE_SUFFIXES, ImageReadError, read_mask
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+class DataLayoutError(ValueError):
+    """The folder layout or split file is wrong; the message names the files and the fix."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    image_path: Path
+    mask_path: Path | None
+
+
+def _files_by_stem(folder: Path, what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise DataLayoutError(f"{folder}: no {what} folder here (expected <root>/{folder.name}/)")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.stem in found:
+            raise DataLayoutError(
+                f"{path} and {found[path.stem]}: two {what} files share the stem {path.stem!r}; "
+                "keep one, since images and masks are matched by stem"
+            )
+        found[path.stem] = path
+    return found
+
+
+class FolderSource:
+    """`root/images/<stem>.<ext>` with `root/masks/<stem><mask_suffix>.<ext>`.
+
+    Splits come from `root/<split_file>` ({"train": [stems], "val": [...], "test": [...]}); without one,
+    Smith et al.'s rule: sort images by root-pixel count and take evenly spaced ones for val (and test).
+    A split file without "test" uses "val" for testing.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        images_dir: str = "images",
+        masks_dir: str = "masks",
+        mask_suffix: str = "",
+        split_file: str | None = "split.json",
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.0,
+        mask_threshold: int = 127,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.images_dir = images_dir
+        self.masks_dir = masks_dir
+        self.mask_suffix = mask_suffix
+        self.split_file = split_file
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.mask_threshold = mask_threshold
+        self._splits: dict[str, list[Sample]] | None = None
+
+    def samples(self) -> dict[str, Sample]:
+        """Every image with its mask, by stem; raises on images without masks and masks without images."""
+        if not self.root.is_dir():
+            raise DataLayoutError(f"{self.root}: data root does not exist (set data.root=DIR)")
+        images = _files_by_stem(self.root / self.images_dir, "image")
+        masks = _files_by_stem(self.root / self.masks_dir, "mask")
+        suffix = self.mask_suffix
+        by_image = {stem + suffix: stem for stem in images}
+        no_mask = [images[stem] for stem in images if stem + suffix not in masks]
+        no_image = [masks[m] for m in masks if m not in by_image]
+        problems = [f"{p}: image has no mask {self.masks_dir}/{p.stem}{suffix}.*" for p in no_mask]
+        problems += [f"{p}: mask has no image in {self.images_dir}/ with a matching stem" for p in no_image]
+        if problems:
+            raise DataLayoutError(
+                f"{len(problems)} unmatched file(s) under {self.root} (mask_suffix={suffix!r}):\n  "
+                + "\n  ".join(problems[:20])
+            )
+        if not images:
+            raise DataLayoutError(f"{self.root / self.images_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        return {stem: Sample(stem, images[stem], masks[stem + suffix]) for stem in images}
+
+    def splits(self) -> dict[str, list[Sample]]:
+        if self._splits is None:
+            self._splits = self._make_splits()
+        return self._splits
+
+    def split(self, name: str) -> list[Sample]:
+        return self.splits()[name]
+
+    def _make_splits(self) -> dict[str, list[Sample]]:
+        samples = self.samples()
+        split_path = self.root / self.split_file if self.split_file else None
+        if split_path is not None and split_path.is_file():
+            try:
+                names = json.loads(split_path.read_text())
+            except json.JSONDecodeError as error:
+                raise DataLayoutError(f"{split_path}: not valid JSON ({error})") from error
+            unknown = sorted({s for split in names.values() for s in split} - samples.keys())
+            if unknown:
+                raise DataLayoutError(
+                    f"{split_path}: names {len(unknown)} image(s) not in {self.root / self.images_dir}: "
+                    f"{unknown[:10]}"
+                )
+            splits = {k: [samples[s] for s in names.get(k, [])] for k in SPLITS}
+            if not splits["test"]:
+                splits["test"] = splits["val"]
+            return splits
+        return self._smith_split(samples)
+
+    def _smith_split(self, samples: dict[str, Sample]) -> dict[str, list[Sample]]:
+        """Sort by root pixels, take evenly spaced images, so val and test span sparse to dense rooting."""
+        counts = {}
+        for stem, sample in samples.items():
+            counts[stem] = int((read_mask(sample.mask_path, self.mask_threshold) == 1).sum())
+        ordered = sorted(samples, key=lambda s: (counts[s], s))
+        n = len(ordered)
+        picked: dict[str, list[str]] = {"val": [], "test": []}
+        remaining = list(ordered)
+        for split, fraction in (("test", self.test_fraction), ("val", self.val_fraction)):
+            k = int(round(fraction * n))
+            if k == 0 or len(remaining) <= 1:
+                continue
+            idx = np.unique(np.linspace(0, len(remaining) - 1, min(k, len(remaining) - 1)).round().astype(int))
+            picked[split] = [remaining[i] for i in idx]
+            remaining = [s for s in remaining if s not in picked[split]]
+        splits = {
+            "train": [samples[s] for s in remaining],
+            "val": [samples[s] for s in picked["val"]],
+            "test": [samples[s] for s in picked["test"] or picked["val"]],
+        }
+        log.info("no split file in %s: Smith rule gave %s", self.root, {k: len(v) for k, v in splits.items()})
+        return splits
+
+
+class SyntheticSource(FolderSource):
+    """The built-in synthetic minirhizotron set: generated once into `root`, then read like any folder."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        n: int = 40,
+        size: tuple[int, int] = (512, 512),
+        seed: int = 0,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+    ) -> None:
+        super().__init__(root, split_file="split.json")
+        self.n, self.size, self.seed = n, tuple(size), seed
+        self.gen_val_fraction, self.gen_test_fraction = val_fraction, test_fraction
+
+    def _make_splits(self) -> dict[str, list[Sample]]:
+        from rootseg.data.synthetic import ensure_dataset
+
+        ensure_dataset(self.root, self.n, self.size, self.seed, self.gen_val_fraction, self.gen_test_fraction)
+        return super()._make_splits()
+
+
+def check_readable(sample: Sample) -> None:
+    """Raise ImageReadError naming the file if the sample cannot be decoded."""
+    from rootseg.data.io import read_pair
+
+    if sample.mask_path is None:
+        raise ImageReadError(f"{sample.image_path}: no mask")
+    read_pair(sample.image_path, sample.mask_path)

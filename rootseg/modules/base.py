@@ -1,0 +1,123 @@
+"""What every rootseg LightningModule shares: one metric collection per split, per-image test records,
+optimizer and scheduler built from `_partial_` configs, and the run config stored in each checkpoint
+so eval and predict can rebuild the model from the checkpoint alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryF1Score,
+    BinaryJaccardIndex,
+    BinaryPrecision,
+    BinaryRecall,
+)
+
+from rootseg.data.io import IGNORE_INDEX
+
+
+def pixel_metrics() -> MetricCollection:
+    """Pooled over every labelled pixel of a split, as Smith et al.'s tables report them."""
+    kwargs = {"ignore_index": IGNORE_INDEX, "threshold": 0.5}
+    return MetricCollection(
+        {
+            "precision": BinaryPrecision(**kwargs),
+            "recall": BinaryRecall(**kwargs),
+            "f1": BinaryF1Score(**kwargs),
+            "iou": BinaryJaccardIndex(**kwargs),
+            "accuracy": BinaryAccuracy(**kwargs),
+        }
+    )
+
+
+def confusion_counts(pred: torch.Tensor, target: torch.Tensor) -> dict[str, int]:
+    valid = target != IGNORE_INDEX
+    truth = (target == 1) & valid
+    pred = pred.bool() & valid
+    return {
+        "tp": int((pred & truth).sum()),
+        "fp": int((pred & ~truth & valid).sum()),
+        "fn": int((~pred & truth).sum()),
+        "tn": int((~pred & ~truth & valid).sum()),
+    }
+
+
+class RootSegModule(L.LightningModule):
+    """Base task: subclasses define `configure_losses`-free `training_step` and `predict_probs`."""
+
+    #: written into checkpoints (`checkpoint["rootseg"]`) so loaders know what to build
+    kind: str = "base"
+
+    def __init__(
+        self,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.threshold = threshold
+        metrics = pixel_metrics()
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.test_records: list[dict[str, Any]] = []
+        self.test_outputs: list[dict[str, np.ndarray]] = []
+        self.keep_test_outputs = False
+        #: the resolved run config; set by rootseg.train, saved into every checkpoint
+        self.run_config: dict[str, Any] | None = None
+
+    # -- prediction of whole images (validation, test, predict) ------------------------------------
+    def predict_probs(self, image: torch.Tensor) -> torch.Tensor:
+        """(H, W, 3) uint8 image -> (H, W) root probability."""
+        raise NotImplementedError
+
+    def _evaluate_image(self, batch: dict, metrics: MetricCollection) -> tuple[torch.Tensor, torch.Tensor]:
+        image, target = batch["image"][0], batch["mask"][0].long()
+        probs = self.predict_probs(image).to(target.device)
+        metrics.update(probs.flatten(), target.flatten())
+        return probs, target
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate_image(batch, self.val_metrics)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        probs, target = self._evaluate_image(batch, self.test_metrics)
+        pred = probs >= self.threshold
+        record = {"name": batch["name"][0], **confusion_counts(pred, target)}
+        self.test_records.append(record)
+        if self.keep_test_outputs:
+            self.test_outputs.append(
+                {"name": batch["name"][0], "probs": probs.cpu().numpy(), "target": target.cpu().numpy()}
+            )
+        self.log_dict(self.test_metrics, on_step=False, on_epoch=True, batch_size=1)
+
+    def on_test_epoch_start(self) -> None:
+        self.test_records.clear()
+        self.test_outputs.clear()
+
+    # -- optimisation ------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rootseg"] = {"kind": self.kind, "config": self.run_config}

@@ -1,0 +1,79 @@
+"""`python -m rootseg.train +experiment=NAME [overrides]`: fit, then test the best checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from rootseg.utils.config import CONFIG_DIR, instantiate_group, output_dir, save_resolved_config
+
+log = logging.getLogger("rootseg.train")
+
+
+def _resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    if ckpt_path in (None, ""):
+        return None
+    if ckpt_path == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            log.warning("ckpt_path=last but %s does not exist: starting from scratch", last)
+            return None
+        return str(last)
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    return ckpt_path
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = output_dir()
+    save_resolved_config(cfg, run_dir)
+
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    metrics: dict[str, Any] = {}
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg.get("ckpt_path"), run_dir))
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    if cfg.get("test", True):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning("no best checkpoint (fast_dev_run or checkpointing off): testing the current weights")
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        metrics["best_checkpoint"] = best
+    metrics["run_dir"] = str(run_dir)
+    _print_summary(metrics)
+    return metrics
+
+
+def _print_summary(metrics: dict[str, Any]) -> None:
+    keys = ["test/f1", "test/precision", "test/recall", "test/iou"]
+    shown = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
+    if shown:
+        print(f"\n{shown}")
+    if metrics.get("best_checkpoint"):
+        print(f"best checkpoint: {metrics['best_checkpoint']}")
+    print(f"run directory: {metrics['run_dir']}")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    metric = cfg.get("optimized_metric")
+    return float(metrics[metric]) if metric and metric in metrics else None
+
+
+if __name__ == "__main__":
+    main()

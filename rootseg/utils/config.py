@@ -1,0 +1,36 @@
+"""Hydra helpers shared by the entry points: the config folder, saving the resolved config, and
+instantiating the list-like groups (callbacks, loggers)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from rootseg.data.io import write_text
+
+log = logging.getLogger(__name__)
+
+#: conf/ at the repository root (installed editable, as the Makefile does)
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a callbacks/logger group that has a `_target_`; null entries are off."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def save_resolved_config(cfg: DictConfig, output_dir: str | Path) -> Path:
+    """The resolved config beside the run's outputs: what actually ran, interpolations filled in."""
+    path = Path(output_dir) / "config_resolved.yaml"
+    write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def output_dir() -> Path:
+    return Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)

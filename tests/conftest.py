@@ -1,0 +1,63 @@
+"""Shared fixtures: Hydra config composition, the real SegRoot folder, small synthetic pairs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+REPO = Path(__file__).resolve().parents[1]
+SEGROOT = Path(os.environ.get("ROOTSEG_SHARED", REPO.parent / "shared")) / "datasets" / "segroot"
+
+
+@pytest.fixture
+def clean_hydra():
+    """sam2's import initialises Hydra's global state; composing afterwards needs it cleared."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def compose(clean_hydra):
+    """compose(config_name, overrides) -> DictConfig with hydra's runtime keys filled (for `paths`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from rootseg.utils.config import CONFIG_DIR
+
+    def _compose(config_name: str = "train", overrides: list[str] | None = None):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=overrides or [], return_hydra_config=True)
+
+    return _compose
+
+
+@pytest.fixture
+def segroot() -> Path:
+    if not (SEGROOT / "split.json").is_file():
+        pytest.skip(f"real SegRoot data not found at {SEGROOT}")
+    return SEGROOT
+
+
+def draw_lines_pair(size: tuple[int, int] = (96, 128), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A tiny image with bright lines on dark noise and its exact mask."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    mask = np.zeros((h, w), np.uint8)
+    for _ in range(3):
+        p0 = (int(rng.integers(0, w)), 0)
+        p1 = (int(rng.integers(0, w)), h - 1)
+        cv2.line(mask, p0, p1, 1, thickness=int(rng.integers(3, 7)))
+    image = rng.normal(60, 15, (h, w, 3)).clip(0, 255)
+    image[mask == 1] = 200
+    return image.astype(np.uint8), mask

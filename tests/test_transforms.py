@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from rootseg.data.transforms import SmithElasticGrid, coarse_displacement, smith2020_transform, smith_elastic_params
+
+
+def test_elastic_parameters_are_coupled_by_one_gamma():
+    assert smith_elastic_params(0.0, 1.0) == (15.0, 200.0)
+    sigma, alpha = smith_elastic_params(0.5, 0.4)
+    assert sigma == pytest.approx(37.5) and alpha == pytest.approx((200 + 1150) * 0.4)
+
+
+def test_sampled_parameters_stay_in_the_papers_ranges():
+    transform = SmithElasticGrid(p=1.0)
+    transform.set_random_seed(0)
+    image = np.zeros((64, 64, 3), np.uint8)
+    sigmas, alphas = [], []
+    for _ in range(200):
+        gamma = transform.py_random.random()
+        intensity = transform.py_random.uniform(*transform.intensity_range)
+        sigma, alpha = smith_elastic_params(gamma, intensity)
+        # the coupling: alpha / intensity is a fixed affine function of sigma
+        assert alpha / intensity == pytest.approx(200 + 2300 * (sigma - 15) / 45)
+        sigmas.append(sigma)
+        alphas.append(alpha)
+    assert 15 <= min(sigmas) and max(sigmas) < 60
+    assert 0.4 * 200 <= min(alphas) and max(alphas) < 2500
+    transform(image=image, mask=image[:, :, 0])  # runs through albumentations' own parameter path
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.95])
+def test_coarse_field_matches_full_resolution_statistics(gamma):
+    """The fast field and Smith's full-resolution gaussian_filter field have the same size."""
+    rng = np.random.default_rng(0)
+    sigma, alpha = smith_elastic_params(gamma, 1.0)
+    fast = np.mean([coarse_displacement((300, 300), sigma, alpha, rng)[0].std() for _ in range(30)])
+    ref = np.mean([(gaussian_filter(rng.uniform(-1, 1, (300, 300)), sigma, mode="constant") * alpha).std()
+                   for _ in range(30)])
+    assert fast == pytest.approx(ref, rel=0.2)
+
+
+def test_masks_keep_their_labels_and_shapes():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (120, 100, 3), dtype=np.uint8)
+    mask = rng.choice(np.array([0, 1, 255], np.uint8), size=(120, 100))
+    transform = smith2020_transform(elastic_p=1.0, gauss_noise_p=1.0, salt_pepper_p=1.0)
+    transform.set_random_seed(3)
+    out = transform(image=image, mask=mask)
+    assert out["image"].shape == image.shape and out["image"].dtype == np.uint8
+    assert out["mask"].shape == mask.shape
+    assert set(np.unique(out["mask"])) <= {0, 1, 255}
+    assert not np.array_equal(out["mask"], mask)  # it did deform
