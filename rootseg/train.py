@@ -8,9 +8,15 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from rootseg.utils.config import CONFIG_DIR, instantiate_group, output_dir, save_resolved_config
+from rootseg.utils.config import (
+    CONFIG_DIR,
+    instantiate_group,
+    output_dir,
+    resolved_container,
+    save_resolved_config,
+)
 
 log = logging.getLogger("rootseg.train")
 
@@ -32,12 +38,12 @@ def _resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
     L.seed_everything(cfg.seed, workers=True)
-    run_dir = output_dir()
+    run_dir = output_dir(cfg)
     save_resolved_config(cfg, run_dir)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model = hydra.utils.instantiate(cfg.model)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    model.run_config = resolved_container(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -61,3 +61,54 @@ def draw_lines_pair(size: tuple[int, int] = (96, 128), seed: int = 0) -> tuple[n
     image = rng.normal(60, 15, (h, w, 3)).clip(0, 255)
     image[mask == 1] = 200
     return image.astype(np.uint8), mask
+
+
+def compose_run(config_name: str, overrides: list[str], run_dir: Path):
+    """Compose a task config as the command line would, with the run directory set (in-process runs)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from rootseg.utils.config import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """A small synthetic set (12 images of 192 x 160) shared by the tests that train or predict."""
+    from rootseg.data.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("synthetic") / "set", n=12, size=(192, 160), seed=5)
+
+
+TINY_TRAIN = [
+    "+experiment=unet_demo",
+    "debug=limit",
+    "trainer.max_epochs=2",
+    "data.max_tiles_per_image=2",
+    "data.batch_size=4",
+    "data=folder",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
+    """A unet_tiny checkpoint trained for two short epochs on the small synthetic set."""
+    from rootseg.train import train
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    cfg = compose_run("train", [*TINY_TRAIN, f"data.root={synthetic_dir}", "logger=csv"], run_dir)
+    metrics = train(cfg)
+    path = Path(metrics["best_checkpoint"])
+    assert path.is_file()
+    return path

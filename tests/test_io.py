@@ -28,7 +28,7 @@ def truth():
         ("rgb_jpeg.jpg", lambda m: np.repeat((m * 255)[:, :, None], 3, axis=2)),
         ("rgb_png.png", lambda m: np.repeat((m * 255)[:, :, None], 3, axis=2)),
         ("bool.png", lambda m: m.astype(bool)),
-        ("sixteen_bit.png", lambda m: (m.astype(np.uint16) * 65535)),
+        ("sixteen_bit.png", lambda m: m.astype(np.uint16) * 65535),
     ],
 )
 def test_every_mask_encoding_decodes_to_the_same_labels(tmp_path, truth, name, encode):
@@ -52,7 +52,7 @@ def test_rootpainter_annotation_gives_root_background_and_unlabelled(tmp_path):
 def test_images_become_rgb_uint8(tmp_path):
     grey = (np.arange(20 * 30).reshape(20, 30) % 256).astype(np.uint8)
     assert read_image(_save(tmp_path / "g.png", grey)).shape == (20, 30, 3)
-    deep = (grey.astype(np.uint16) * 257)
+    deep = grey.astype(np.uint16) * 257
     np.testing.assert_array_equal(read_image(_save(tmp_path / "d.png", deep))[:, :, 0], grey)
     rgba = np.dstack([np.repeat(grey[:, :, None], 3, 2), np.full_like(grey, 255)])
     assert read_image(_save(tmp_path / "a.png", rgba)).shape == (20, 30, 3)
@@ -71,7 +71,8 @@ def test_exif_orientation_is_respected(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("content", "message"), [(b"", "empty"), (b"hello, not an image", "cannot decode"), (None, "no such file")]
+    ("content", "message"),
+    [(b"", "empty"), (b"hello, not an image", "cannot decode"), (None, "no such file")],
 )
 def test_bad_files_raise_an_error_naming_the_file(tmp_path, content, message):
     path = tmp_path / "bad image.png"
@@ -84,7 +85,9 @@ def test_bad_files_raise_an_error_naming_the_file(tmp_path, content, message):
 
 def test_truncated_jpeg_is_reported(tmp_path):
     buffer = pyio.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+        buffer, "JPEG"
+    )
     path = tmp_path / "cut.jpg"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     with pytest.raises(ImageReadError, match="cut.jpg"):
@@ -106,3 +109,12 @@ def test_atomic_write_leaves_nothing_on_a_crash(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_image(target, np.zeros((4, 4), np.uint8))
     assert read_mask(target).shape == (4, 4) and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_rootpainter_segmentation_reads_back_as_root(tmp_path):
+    from rootseg.outputs import rootpainter_segmentation_rgba
+
+    truth = np.zeros((6, 7), bool)
+    truth[2:4, 1:6] = True
+    path = _save(tmp_path / "seg.png", rootpainter_segmentation_rgba(truth))
+    np.testing.assert_array_equal(read_mask(path), truth.astype(np.uint8))

@@ -45,6 +45,7 @@ class UNetDataModule(L.LightningDataModule):
         self.tile_in, self.tile_out = tile_in, tile_out
         self.candidates_per_image = candidates_per_image
         self.max_tiles_per_image = max_tiles_per_image
+        self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
@@ -82,7 +83,12 @@ class UNetDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         dataset = TileDataset(
-            self._train_cache, self.draw_corners(epoch), self.tile_in, self.tile_out, self.train_transform
+            self._train_cache,
+            self.draw_corners(epoch),
+            self.tile_in,
+            self.tile_out,
+            self.train_transform,
+            seed=self.seed * 100_003 + epoch,
         )
         return DataLoader(
             dataset,

@@ -49,8 +49,10 @@ class TileDataset(Dataset):
         tile_in: int,
         tile_out: int,
         transform: Callable | None = None,
+        seed: int = 0,
     ) -> None:
         self.cache = cache
+        self.seed = seed
         self.corners = list(corners)
         self.tile_in = tile_in
         self.tile_out = tile_out
@@ -64,6 +66,12 @@ class TileDataset(Dataset):
         image, mask = self.cache[image_index]
         image_tile, mask_tile = cut_training_tile(image, mask, corner, self.tile_in, self.tile_out)
         if self.transform is not None:
+            # albumentations keeps its own RNG: seed it per tile so a run is reproducible whatever the
+            # worker count and order (seed_everything does not reach it)
+            if hasattr(self.transform, "set_random_seed"):
+                self.transform.set_random_seed(
+                    int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+                )
             out = self.transform(image=np.ascontiguousarray(image_tile), mask=np.ascontiguousarray(mask_tile))
             image_tile, mask_tile = out["image"], out["mask"]
         target = center_crop(mask_tile, self.tile_out)

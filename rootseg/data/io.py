@@ -46,10 +46,8 @@ def _load_array(path: Path) -> np.ndarray:
             if image.mode == "CMYK" or image.mode.startswith("YCbCr") or image.mode == "P":
                 image = image.convert("RGBA" if image.mode == "P" and "transparency" in image.info else "RGB")
             elif image.mode in ("I;16", "I;16B", "I;16L"):
-                return np.asarray(image, dtype=np.uint16)
-            array = np.asarray(image)
-            image.load()
-            return array
+                return np.array(image, dtype=np.uint16)
+            return np.array(image)  # a writable copy: torch refuses read-only buffers
     except ImageReadError:
         raise
     except Exception as error:  # PIL and tifffile raise many types for damaged files
@@ -115,8 +113,15 @@ def decode_mask(array: np.ndarray, threshold: int = 127, path: Path | str = "<ar
 
 
 def decode_rootpainter_annotation(rgba: np.ndarray) -> np.ndarray:
-    """RootPainter annotation PNG -> {0, 1, 255}: red = root, green = background, else unlabelled."""
+    """RootPainter annotation PNG -> {0, 1, 255}: red = root, green = background, else unlabelled.
+
+    A RootPainter *segmentation* (cyan root, transparent elsewhere) is recognised too: root where
+    alpha > 0, background elsewhere, as RootPainter reads its own segmentations back.
+    """
     alpha = rgba[:, :, 3] > 0
+    painted = rgba[alpha]
+    if painted.size and (painted[:, 0] <= 127).all() and (painted[:, 2] > 127).all():
+        return alpha.astype(np.uint8)
     root = alpha & (rgba[:, :, 0] > 127)
     background = alpha & (rgba[:, :, 1] > 127) & ~root
     mask = np.full(rgba.shape[:2], IGNORE_INDEX, dtype=np.uint8)
@@ -130,7 +135,9 @@ def read_mask(path: Path | str, threshold: int = 127) -> np.ndarray:
     return decode_mask(_load_array(Path(path)), threshold=threshold, path=path)
 
 
-def read_pair(image_path: Path | str, mask_path: Path | str, threshold: int = 127) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(
+    image_path: Path | str, mask_path: Path | str, threshold: int = 127
+) -> tuple[np.ndarray, np.ndarray]:
     """Read an image and its mask and check they describe the same pixels."""
     image = read_image(image_path)
     mask = read_mask(mask_path, threshold)
@@ -140,6 +147,12 @@ def read_pair(image_path: Path | str, mask_path: Path | str, threshold: int = 12
             f"{image.shape[1]}x{image.shape[0]}; masks must have the image's size"
         )
     return image, mask
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -155,6 +168,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600 files; give the result the permissions any new file would get
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

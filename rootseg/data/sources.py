@@ -136,7 +136,9 @@ class FolderSource:
             k = int(round(fraction * n))
             if k == 0 or len(remaining) <= 1:
                 continue
-            idx = np.unique(np.linspace(0, len(remaining) - 1, min(k, len(remaining) - 1)).round().astype(int))
+            idx = np.unique(
+                np.linspace(0, len(remaining) - 1, min(k, len(remaining) - 1)).round().astype(int)
+            )
             picked[split] = [remaining[i] for i in idx]
             remaining = [s for s in remaining if s not in picked[split]]
         splits = {

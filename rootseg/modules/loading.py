@@ -26,7 +26,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:
-        raise CheckpointLoadError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from error
+        raise CheckpointLoadError(
+            f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(checkpoint, dict) or "rootseg" not in checkpoint or "state_dict" not in checkpoint:
         raise CheckpointLoadError(
             f"{path}: not a rootseg training checkpoint (no 'rootseg' entry). SAM 2.1 weights from Meta go in "

@@ -61,9 +61,13 @@ class UNetModule(RootSegModule):
         """(B, 3, tile_in, tile_in) raw tiles -> (B, tile_out, tile_out) root probability."""
         return torch.softmax(self.net(tiles).float(), dim=1)[:, 1]
 
-    def predict_probs(self, image: torch.Tensor, step: int | None = None, blend: str | None = None,
-                      tta: bool | None = None) -> torch.Tensor:
-        """Smith's non-overlapping grid by default for validation; predict uses blending."""
+    def predict_probs(
+        self, image: torch.Tensor, step: int | None = None, blend: str | None = None, tta: bool | None = None
+    ) -> torch.Tensor:
+        """(H, W, 3) uint8 image -> (H, W) root probability. Smith's non-overlapping grid by default
+        (validation); predict passes blending settings."""
+        if isinstance(image, torch.Tensor) and image.ndim == 3 and image.shape[-1] == 3:
+            image = image.permute(2, 0, 1).float()
         return sliding_window_probs(
             image,
             self.predict_tiles,

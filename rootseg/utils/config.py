@@ -25,12 +25,24 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
+def resolved_container(cfg: DictConfig) -> dict[str, Any]:
+    """The run config as plain data, interpolations filled in, Hydra's own section left out."""
+    keys = [key for key in cfg if key != "hydra"]
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in keys
+    }
+
+
 def save_resolved_config(cfg: DictConfig, output_dir: str | Path) -> Path:
     """The resolved config beside the run's outputs: what actually ran, interpolations filled in."""
     path = Path(output_dir) / "config_resolved.yaml"
-    write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
+    write_text(path, OmegaConf.to_yaml(OmegaConf.create(resolved_container(cfg))))
     return path
 
 
-def output_dir() -> Path:
-    return Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+def output_dir(cfg: DictConfig) -> Path:
+    """The run directory (`paths.output_dir`, Hydra's run dir by default), created if needed."""
+    path = Path(cfg.paths.output_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
