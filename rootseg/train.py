@@ -35,6 +35,16 @@ def _resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     return ckpt_path
 
 
+def _check_data(datamodule: L.LightningDataModule) -> None:
+    """Read every file once before hours of training depend on them (rootseg.data.check)."""
+    from rootseg.data.check import check_source
+
+    report = check_source(datamodule.source)
+    log.info("%s", report.text())
+    if report.errors:
+        raise ValueError(f"the data check found {len(report.errors)} error(s):\n{report.text()}")
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
     L.seed_everything(cfg.seed, workers=True)
@@ -42,6 +52,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     save_resolved_config(cfg, run_dir)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    if cfg.get("check_data"):
+        _check_data(datamodule)
     model = hydra.utils.instantiate(cfg.model)
     model.run_config = resolved_container(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))

@@ -29,20 +29,23 @@ class Sample:
     mask_path: Path | None
 
 
-def _files_by_stem(folder: Path, what: str) -> dict[str, Path]:
+def files_by_stem(folder: Path, what: str) -> tuple[dict[str, Path], list[str]]:
+    """Image files of a folder by stem, and a problem line for every stem used twice."""
     if not folder.is_dir():
         raise DataLayoutError(f"{folder}: no {what} folder here (expected <root>/{folder.name}/)")
     found: dict[str, Path] = {}
+    problems: list[str] = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         if path.stem in found:
-            raise DataLayoutError(
+            problems.append(
                 f"{path} and {found[path.stem]}: two {what} files share the stem {path.stem!r}; "
                 "keep one, since images and masks are matched by stem"
             )
+            continue
         found[path.stem] = path
-    return found
+    return found, problems
 
 
 class FolderSource:
@@ -74,26 +77,34 @@ class FolderSource:
         self.mask_threshold = mask_threshold
         self._splits: dict[str, list[Sample]] | None = None
 
-    def samples(self) -> dict[str, Sample]:
-        """Every image with its mask, by stem; raises on images without masks and masks without images."""
+    def match(self) -> tuple[dict[str, Sample], list[str]]:
+        """Image/mask pairs by stem, and one problem line per unmatched or duplicated file."""
         if not self.root.is_dir():
             raise DataLayoutError(f"{self.root}: data root does not exist (set data.root=DIR)")
-        images = _files_by_stem(self.root / self.images_dir, "image")
-        masks = _files_by_stem(self.root / self.masks_dir, "mask")
+        images, problems = files_by_stem(self.root / self.images_dir, "image")
+        masks, mask_problems = files_by_stem(self.root / self.masks_dir, "mask")
+        problems += mask_problems
         suffix = self.mask_suffix
         by_image = {stem + suffix: stem for stem in images}
         no_mask = [images[stem] for stem in images if stem + suffix not in masks]
         no_image = [masks[m] for m in masks if m not in by_image]
-        problems = [f"{p}: image has no mask {self.masks_dir}/{p.stem}{suffix}.*" for p in no_mask]
+        problems += [f"{p}: image has no mask {self.masks_dir}/{p.stem}{suffix}.*" for p in no_mask]
         problems += [f"{p}: mask has no image in {self.images_dir}/ with a matching stem" for p in no_image]
+        samples = {stem: Sample(stem, images[stem], masks[stem + suffix]) for stem in images if stem + suffix in masks}
+        return samples, problems
+
+    def samples(self) -> dict[str, Sample]:
+        """Every image with its mask, by stem; raises on unmatched or duplicated files."""
+        samples, problems = self.match()
+        suffix = self.mask_suffix
         if problems:
             raise DataLayoutError(
-                f"{len(problems)} unmatched file(s) under {self.root} (mask_suffix={suffix!r}):\n  "
+                f"{len(problems)} unmatched or duplicated file(s) under {self.root} (mask_suffix={suffix!r}):\n  "
                 + "\n  ".join(problems[:20])
             )
-        if not images:
+        if not samples:
             raise DataLayoutError(f"{self.root / self.images_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
-        return {stem: Sample(stem, images[stem], masks[stem + suffix]) for stem in images}
+        return samples
 
     def splits(self) -> dict[str, list[Sample]]:
         if self._splits is None:
