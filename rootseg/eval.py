@@ -42,14 +42,39 @@ def data_config(cfg: DictConfig, module) -> DictConfig:
     return OmegaConf.create(module.run_config["data"])
 
 
+def _samples(source, split: str) -> list:
+    """One split of the source, or every image of it with `split=all` (a held-out folder with no split file
+    would otherwise give only the share that Smith's rule sets aside for testing)."""
+    if split == "all":
+        return [sample for _, sample in sorted(source.samples().items())]
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split={split!r}: use train, val, test or all")
+    return source.split(split)
+
+
+def model_info(module) -> dict[str, Any]:
+    """What the checkpoint is (for `rootseg.report`, which names methods by experiment)."""
+    run_config = module.run_config or {}
+    return {
+        "kind": module.kind,
+        "experiment_name": run_config.get("experiment_name"),
+        "model_target": (run_config.get("model") or {}).get("_target_"),
+    }
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
+        raise ValueError(
+            "ckpt_path is required: python -m rootseg.eval ckpt_path=<run dir>/checkpoints/<name>.ckpt "
+            "[data=folder data.root=DIR]"
+        )
     run_dir = output_dir(cfg)
     save_resolved_config(cfg, run_dir)
     module = load_module(cfg.ckpt_path)
     device = _device(cfg.get("device"))
     module.to(device)
     source = hydra.utils.instantiate(data_config(cfg, module).source)
-    samples = source.split(cfg.split)
+    samples = _samples(source, cfg.split)
     if not samples:
         raise ValueError(f"the {cfg.split} split of {source.root} is empty")
     log.info("evaluating %s on %d %s images of %s", cfg.ckpt_path, len(samples), cfg.split, source.root)
@@ -100,20 +125,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     summary["no_root"] = [{"name": rows[e["index"]]["name"], "fp": e["fp"]} for e in summary["no_root"]]
     result: dict[str, Any] = {
         "checkpoint": str(cfg.ckpt_path),
+        "model": model_info(module),
         "data": str(source.root),
         "split": cfg.split,
         "pooled": pooled,
         "per_image": {"mean": summary["mean"], "sd": summary["sd"], "n": summary["n_with_root"]},
         "no_root_images": summary["no_root"],
         "segroot_soft_dice_mean": float(np.mean([r["segroot_soft_dice"] for r in rows])),
-        "patches": {
-            str(s): metrics.mean_over_images(patch_rows[s], ("iou", "dice", "ap")) for s in PATCH_SIZES
-        },
+        "patches": {str(s): metrics.mean_over_images(patch_rows[s], ("iou", "dice", "ap")) for s in PATCH_SIZES},
     }
-    if len(rows) >= 3:
-        result["length_agreement"] = measure.agreement(
-            [r["length_true_px"] for r in rows], [r["length_pred_px"] for r in rows]
-        )
+    lengths_true = [r["length_true_px"] for r in rows]
+    if len(rows) >= 3 and np.ptp(lengths_true) > 0:  # agreement is undefined for constant annotations
+        result["length_agreement"] = measure.agreement(lengths_true, [r["length_pred_px"] for r in rows])
         measure.scatter_plot(
             [r["length_true_px"] for r in rows],
             [r["length_pred_px"] for r in rows],
@@ -159,8 +182,7 @@ def _write(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) ->
     write_text(run_dir / "per_image.md", per_image_md)
     reports.write_csv(run_dir / "summary.csv", summary_rows(result))
     patches = [
-        {"patch": size, "mIoU": v["iou"], "Dice": v["dice"], "mAP": v["ap"]}
-        for size, v in result["patches"].items()
+        {"patch": size, "mIoU": v["iou"], "Dice": v["dice"], "mAP": v["ap"]} for size, v in result["patches"].items()
     ]
     text = (
         f"# Evaluation of {result['checkpoint']}\n\nData: {result['data']} ({result['split']} split)\n\n"

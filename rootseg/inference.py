@@ -197,9 +197,7 @@ def _as_image(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tens
     return image, int(h), int(w)
 
 
-def _cut_tiles(
-    image: np.ndarray | torch.Tensor, plan: _Plan, corners: Sequence[tuple[int, int]]
-) -> torch.Tensor:
+def _cut_tiles(image: np.ndarray | torch.Tensor, plan: _Plan, corners: Sequence[tuple[int, int]]) -> torch.Tensor:
     """(B, 3, tile_in, tile_in) input tiles (image dtype, image device) for the given output corners."""
     if isinstance(image, np.ndarray):
         tiles = np.stack([image[np.ix_(*plan.input_indices(y, x))] for y, x in corners])

@@ -89,9 +89,7 @@ class SAMLoss(nn.Module):
                 f"and {tuple(iou_pred.shape)}"
             )
         if target.shape != (mask_logits.shape[0], *mask_logits.shape[2:]):
-            raise ValueError(
-                f"target {tuple(target.shape)} does not match mask_logits {tuple(mask_logits.shape)}"
-            )
+            raise ValueError(f"target {tuple(target.shape)} does not match mask_logits {tuple(mask_logits.shape)}")
         logits = mask_logits.float().flatten(2)  # [N, M, P]
         labelled = (target != self.ignore_index).flatten(1)[:, None].float()  # [N, 1, P]
         truth = (target == 1).flatten(1)[:, None].float()  # [N, 1, P]
@@ -130,9 +128,5 @@ class SAMLoss(nn.Module):
             name: (value * weight).sum() / count
             for name, value in (("focal", focal_o), ("dice", dice_o), ("iou", iou_o))
         }
-        loss = (
-            self.focal_weight * terms["focal"]
-            + self.dice_weight * terms["dice"]
-            + self.iou_weight * terms["iou"]
-        )
+        loss = self.focal_weight * terms["focal"] + self.dice_weight * terms["dice"] + self.iou_weight * terms["iou"]
         return {"loss": loss, **terms}

@@ -45,9 +45,7 @@ def _check_target(target: np.ndarray) -> np.ndarray:
         raise ValueError(f"target must be an integer mask {{0, 1, {IGNORE_INDEX}}}, got dtype {target.dtype}")
     values = np.unique(target)
     if not np.isin(values, (0, 1, IGNORE_INDEX)).all():
-        raise ValueError(
-            f"target values must be 0, 1 or {IGNORE_INDEX} (unlabelled), got {values[:10].tolist()}"
-        )
+        raise ValueError(f"target values must be 0, 1 or {IGNORE_INDEX} (unlabelled), got {values[:10].tolist()}")
     return target
 
 
@@ -57,9 +55,7 @@ def _check_pred(pred: np.ndarray) -> np.ndarray:
         return pred
     if np.issubdtype(pred.dtype, np.integer) and np.isin(np.unique(pred), (0, 1)).all():
         return pred.astype(bool)
-    raise ValueError(
-        f"pred must be a boolean (or 0/1) mask, got dtype {pred.dtype}; threshold probabilities first"
-    )
+    raise ValueError(f"pred must be a boolean (or 0/1) mask, got dtype {pred.dtype}; threshold probabilities first")
 
 
 def confusion(pred: np.ndarray, target: np.ndarray) -> dict[str, int]:
@@ -196,9 +192,7 @@ def cut_patches(height: int, width: int, patch_size: int) -> list[tuple[slice, s
     ]
 
 
-def patch_scores(
-    pred_prob: np.ndarray, target: np.ndarray, patch_size: int, threshold: float = 0.5
-) -> list[dict]:
+def patch_scores(pred_prob: np.ndarray, target: np.ndarray, patch_size: int, threshold: float = 0.5) -> list[dict]:
     """One row per patch (see `patch_metrics`): window, has_root, has_pred, iou, dice, ap.
 
     iou and dice are NaN for a patch empty in both truth and prediction, ap is NaN without root in the

@@ -63,9 +63,7 @@ def _as_truth(truth, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     if truth.dtype == bool:
         return truth, np.ones(shape, dtype=bool)
     if not np.issubdtype(truth.dtype, np.integer):
-        raise ValueError(
-            f"truth must be boolean or integer {{0, 1, 255 = unlabelled}}, got dtype {truth.dtype}"
-        )
+        raise ValueError(f"truth must be boolean or integer {{0, 1, 255 = unlabelled}}, got dtype {truth.dtype}")
     labelled = truth != IGNORE_INDEX
     return labelled & (truth != 0), labelled
 

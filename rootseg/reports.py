@@ -99,3 +99,193 @@ def f1_bars(per_method: dict[str, dict[str, float]], path: Path, metric: str = "
     ax.set_ylim(0, 1)
     ax.legend()
     return save_figure(fig, path)
+
+
+# -- comparison of several evaluations (rootseg.report) ------------------------------------------------
+#: (column, where in summary.json, format) of the comparison table, in the order of RootSAM's Table 1
+#: (patch metrics) then Smith et al.'s Tables 3-4 (pixels) and Fig. 12 (root length)
+COMPARISON_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mIoU@512", ("patches", "512", "iou")),
+    ("Dice@512", ("patches", "512", "dice")),
+    ("mAP@512", ("patches", "512", "ap")),
+    ("mIoU@1024", ("patches", "1024", "iou")),
+    ("Dice@1024", ("patches", "1024", "dice")),
+    ("mAP@1024", ("patches", "1024", "ap")),
+    ("F1", ("pooled", "f1")),
+    ("precision", ("pooled", "precision")),
+    ("recall", ("pooled", "recall")),
+    ("IoU", ("pooled", "iou")),
+    ("F1 per-image mean", ("per_image", "mean", "f1")),
+    ("F1 per-image sd", ("per_image", "sd", "f1")),
+    ("length Spearman", ("length_agreement", "spearman")),
+    ("length r2", ("length_agreement", "r2")),
+)
+
+
+class RunReadError(ValueError):
+    """A run directory lacks what `rootseg.report` reads; the message names the file and the command."""
+
+
+def _lookup(data: dict[str, Any], keys: Sequence[str]) -> float:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return math.nan
+        data = data[key]
+    return float(data) if data is not None else math.nan
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text) if any(c in text for c in ".eEn") else int(text)
+    except ValueError:
+        return text
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV written by `write_csv`, numbers parsed back."""
+    with open(path, newline="") as handle:
+        return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def default_method_name(run_dir: Path, summary: dict[str, Any]) -> str:
+    """The experiment the evaluated checkpoint came from: summary.json's, else the config_resolved.yaml of
+    this run or of the training run that wrote the checkpoint (<run>/checkpoints/x.ckpt), else the
+    checkpoint's file name, else the run directory's name."""
+    from omegaconf import OmegaConf
+
+    name = (summary.get("model") or {}).get("experiment_name")
+    checkpoint = Path(str(summary["checkpoint"])) if summary.get("checkpoint") else None
+    configs = [run_dir / "config_resolved.yaml"]
+    if checkpoint is not None and len(checkpoint.parents) > 1:
+        configs.append(checkpoint.parents[1] / "config_resolved.yaml")
+    for config_path in configs:
+        if not name and config_path.is_file():
+            name = OmegaConf.load(config_path).get("experiment_name")
+    if not name and checkpoint is not None:
+        name = checkpoint.stem
+    return str(name or run_dir.name)
+
+
+def load_run(run_dir: Path | str, name: str | None = None) -> dict[str, Any]:
+    """One evaluation: {"name", "dir", "summary" (summary.json), "per_image" (rows of per_image.csv)}."""
+    run_dir = Path(run_dir).expanduser()
+    paths = {file: run_dir / file for file in ("summary.json", "per_image.csv")}
+    for path in paths.values():
+        if not path.is_file():
+            raise RunReadError(
+                f"{path}: not found. Each RUN_DIR must be the output of `python -m rootseg.eval "
+                "ckpt_path=... hydra.run.dir=RUN_DIR`"
+            )
+    try:
+        summary = json.loads(paths["summary.json"].read_text())
+    except json.JSONDecodeError as error:
+        raise RunReadError(f"{paths['summary.json']}: not valid JSON ({error})") from error
+    return {
+        "name": name or default_method_name(run_dir, summary),
+        "dir": run_dir,
+        "summary": summary,
+        "per_image": read_csv(paths["per_image.csv"]),
+    }
+
+
+def _unique_names(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def comparison_rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run: patch metrics at 512 and 1024, pooled pixel scores, per-image F1, length agreement.
+    Missing entries (e.g. no length agreement with fewer than 3 images) are NaN."""
+    rows = []
+    for run, name in zip(runs, _unique_names([run["name"] for run in runs]), strict=True):
+        summary = run["summary"]
+        row: dict[str, Any] = {"method": name}
+        row.update({column: _lookup(summary, keys) for column, keys in COMPARISON_COLUMNS})
+        row["images"] = len(run["per_image"])
+        row["data"] = f"{summary.get('data', '')} ({summary.get('split', '')})"
+        rows.append(row)
+    return rows
+
+
+def _pm(mean: float, sd: float) -> str:
+    if math.isnan(mean):
+        return ""
+    return f"{mean:.4f}" if math.isnan(sd) else f"{mean:.4f} ± {sd:.4f}"
+
+
+def comparison_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """RootSAM Table 1 (patches) and Smith et al. Tables 3-4 (pixels, root length) side by side."""
+    patch_columns = ["method", *(c for c, keys in COMPARISON_COLUMNS if keys[0] == "patches")]
+    pixel_rows = [
+        {
+            **{k: row[k] for k in ("method", "F1", "precision", "recall", "IoU")},
+            "F1 per image (mean ± sd)": _pm(row["F1 per-image mean"], row["F1 per-image sd"]),
+            "length Spearman": row["length Spearman"],
+            "length r2": row["length r2"],
+            "images": row["images"],
+        }
+        for row in rows
+    ]
+    text = "# Comparison\n\n## Patches (RootSAM Table 1; mean over patches)\n\n"
+    text += markdown_table(rows, patch_columns)
+    text += "\n## Pixels pooled over all images, per-image F1, root length (Smith et al. 2020)\n\n"
+    text += markdown_table(pixel_rows)
+    text += "\n## Evaluated on\n\n" + markdown_table([{"method": r["method"], "data": r["data"]} for r in rows])
+    if len({row["data"] for row in rows}) > 1:
+        text += "\nNote: the runs were evaluated on different data or splits; their rows are not comparable.\n"
+    return text
+
+
+def length_scatter(per_method: dict[str, tuple[Sequence[float], Sequence[float]]], path: Path, unit: str) -> Path:
+    """Predicted vs annotated root length per image, one colour per method, with the identity line and each
+    method's Spearman and r^2 in the legend (Smith et al. Fig. 12, several methods at once)."""
+    from rootseg.measure import agreement
+
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    top = 0.0
+    for method, (truth, pred) in per_method.items():
+        truth_arr, pred_arr = np.asarray(truth, float), np.asarray(pred, float)
+        label = method
+        if truth_arr.size >= 3 and np.ptp(truth_arr) > 0:
+            stats = agreement(truth_arr, pred_arr)
+            label += f" (rho {stats['spearman']:.3f}, r² {stats['r2']:.3f})"
+        ax.scatter(truth_arr, pred_arr, s=16, alpha=0.8, label=label)
+        top = max(top, float(np.nanmax(truth_arr, initial=0)), float(np.nanmax(pred_arr, initial=0)))
+    ax.plot([0, top], [0, top], color="black", linewidth=0.8, linestyle="--", label="y = x")
+    ax.set_xlabel(f"annotated root length ({unit})")
+    ax.set_ylabel(f"predicted root length ({unit})")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def write_comparison(runs: Sequence[dict[str, Any]], output: Path | str) -> dict[str, Path]:
+    """comparison.md/.csv, per-image F1 bars and (when the per-image tables hold lengths) a length scatter."""
+    output = Path(output).expanduser()
+    rows = comparison_rows(runs)
+    written = {
+        "csv": write_csv(output / "comparison.csv", rows),
+        "md": write_text(output / "comparison.md", comparison_markdown(rows)),
+    }
+    names = [row["method"] for row in rows]
+    written["f1_per_image"] = f1_bars(
+        {name: {str(r["name"]): float(r["f1"]) for r in run["per_image"]} for name, run in zip(names, runs)},
+        output / "f1_per_image.png",
+    )
+    for unit in ("mm", "px"):
+        true_key, pred_key = f"length_true_{unit}", f"length_pred_{unit}"
+        if all(run["per_image"] and {true_key, pred_key} <= run["per_image"][0].keys() for run in runs):
+            written["length"] = length_scatter(
+                {
+                    name: ([r[true_key] for r in run["per_image"]], [r[pred_key] for r in run["per_image"]])
+                    for name, run in zip(names, runs)
+                },
+                output / "root_length_agreement.png",
+                unit,
+            )
+            break
+    return written

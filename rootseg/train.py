@@ -35,6 +35,15 @@ def _resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     return ckpt_path
 
 
+def _keep_earlier_logs(run_dir: Path) -> None:
+    """The CSV logger starts metrics.csv afresh; on resume keep the rows of the earlier part beside it."""
+    for metrics in run_dir.glob("csv/metrics.csv"):
+        part = 1
+        while (kept := metrics.with_name(f"metrics_part{part}.csv")).exists():
+            part += 1
+        metrics.rename(kept)
+
+
 def _check_data(datamodule: L.LightningDataModule) -> None:
     """Read every file once before hours of training depend on them (rootseg.data.check)."""
     from rootseg.data.check import check_source
@@ -62,7 +71,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg.get("ckpt_path"), run_dir))
+        resume = _resume_path(cfg.get("ckpt_path"), run_dir)
+        if resume:
+            _keep_earlier_logs(run_dir)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -86,9 +98,24 @@ def _print_summary(metrics: dict[str, Any]) -> None:
     print(f"run directory: {metrics['run_dir']}")
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    """Run one training; in a sweep, a crashed trial is logged and scored NaN so the others go on."""
+    try:
+        metrics = train(cfg)
+    except Exception as error:
+        if not _in_multirun():
+            raise
+        log.exception("trial failed; the sweep goes on")
+        (output_dir(cfg) / "FAILED.txt").write_text(f"{type(error).__name__}: {error}\n")
+        return float("nan")
     metric = cfg.get("optimized_metric")
     return float(metrics[metric]) if metric and metric in metrics else None
 

@@ -45,7 +45,10 @@ def test_check_reports_every_problem_with_its_file(tmp_path):
 def test_check_command_on_a_good_set_exits_zero(synthetic_dir):
     run = subprocess.run(
         [sys.executable, "-m", "rootseg.data.check", "data=folder", f"data.root={synthetic_dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "0 error(s)" in run.stdout and "train" in run.stdout

@@ -85,9 +85,7 @@ def test_bad_files_raise_an_error_naming_the_file(tmp_path, content, message):
 
 def test_truncated_jpeg_is_reported(tmp_path):
     buffer = pyio.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
-        buffer, "JPEG"
-    )
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
     path = tmp_path / "cut.jpg"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     with pytest.raises(ImageReadError, match="cut.jpg"):

@@ -177,8 +177,6 @@ def test_agreement_rejects_bad_input() -> None:
 
 def test_scatter_plot_writes_png(tmp_path) -> None:
     pytest.importorskip("matplotlib")
-    path = scatter_plot(
-        [1, 2, 3, 4], [1.1, 2.3, 2.9, 4.2], tmp_path / "fig" / "agreement.png", "counts", "px", "t"
-    )
+    path = scatter_plot([1, 2, 3, 4], [1.1, 2.3, 2.9, 4.2], tmp_path / "fig" / "agreement.png", "counts", "px", "t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["agreement.png"]  # no temporary file left behind

@@ -37,9 +37,7 @@ TORCHMETRICS = {
 }
 
 
-def random_pair(
-    rng: np.random.Generator, shape=(37, 53), root=0.2, ignore=0.1
-) -> tuple[np.ndarray, np.ndarray]:
+def random_pair(rng: np.random.Generator, shape=(37, 53), root=0.2, ignore=0.1) -> tuple[np.ndarray, np.ndarray]:
     target = (rng.random(shape) < root).astype(np.uint8)
     target[rng.random(shape) < ignore] = IGNORE_INDEX
     pred = rng.random(shape) < 0.25

@@ -216,9 +216,7 @@ def test_checkpoint_errors(micro_sam, checkpoint, tmp_path):
     del missing["sam_mask_decoder.iou_token.weight"]
     path = tmp_path / "missing.pt"
     torch.save({"model": missing}, path)
-    with pytest.raises(
-        CheckpointError, match=r"missing\.pt.*1 missing keys: sam_mask_decoder\.iou_token\.weight"
-    ):
+    with pytest.raises(CheckpointError, match=r"missing\.pt.*1 missing keys: sam_mask_decoder\.iou_token\.weight"):
         load_sam2_checkpoint(model, path)
 
     path = tmp_path / "unexpected.pt"
@@ -228,9 +226,7 @@ def test_checkpoint_errors(micro_sam, checkpoint, tmp_path):
 
     path = tmp_path / "shape.pt"
     torch.save({"model": {**state, "sam_mask_decoder.iou_token.weight": torch.zeros(1, 32)}}, path)
-    with pytest.raises(
-        CheckpointError, match=r"shape mismatches: sam_mask_decoder\.iou_token\.weight \(1, 32\)"
-    ):
+    with pytest.raises(CheckpointError, match=r"shape mismatches: sam_mask_decoder\.iou_token\.weight \(1, 32\)"):
         load_sam2_checkpoint(model, path)
 
     # a checkpoint of another architecture: the message says which config to choose
@@ -283,9 +279,7 @@ def test_encode_decode_shapes_and_batching(micro):
                 "input_size": 64,
             }
             for n in range(3):
-                one, one_iou = micro.decode(
-                    single, coords[b : b + 1, n : n + 1], labels[b : b + 1, n : n + 1]
-                )
+                one, one_iou = micro.decode(single, coords[b : b + 1, n : n + 1], labels[b : b + 1, n : n + 1])
                 assert torch.allclose(one[0, 0], logits[b, n], atol=1e-4)
                 assert torch.allclose(one_iou[0, 0], iou[b, n], atol=1e-5)
         single_mask, _ = micro.decode(emb, coords, labels, multimask_output=False)
@@ -307,9 +301,7 @@ def test_projection_in_encode_matches_predictor_path(micro):
     with torch.no_grad():
         emb = other.encode(tile_tensor(image))
         assert emb["high_res_feats"][0].shape[1] == 32  # projected to 256 / 8 channels
-        assert torch.allclose(
-            other.decode(emb, coords, labels)[0], micro(tile_tensor(image), coords, labels)[0]
-        )
+        assert torch.allclose(other.decode(emb, coords, labels)[0], micro(tile_tensor(image), coords, labels)[0])
     assert other.encoder_fingerprint() != micro.encoder_fingerprint()
 
 
@@ -383,9 +375,7 @@ def test_freezing_keeps_encoder_fixed_and_optimizer_trainable_only(micro):
 
 
 def test_freeze_by_patterns_rules(micro):
-    summary = freeze_by_patterns(
-        micro, ["re:sam\\.image_encoder\\..*"], ["sam.image_encoder.neck.*", "sam.sam_*"]
-    )
+    summary = freeze_by_patterns(micro, ["re:sam\\.image_encoder\\..*"], ["sam.image_encoder.neck.*", "sam.sam_*"])
     assert not any(n.startswith("sam.image_encoder.") for n in summary.trainable_names)  # frozen wins
     assert any(n.startswith("sam.sam_prompt_encoder.") for n in summary.trainable_names)
     assert not micro.sam.memory_encoder.out_proj.weight.requires_grad  # matched by no trainable pattern
@@ -426,9 +416,7 @@ def test_sam_loss_ignore_index_and_valid():
     unlabelled[:, 6:] = 255
     flipped = logits.clone()
     flipped[:, :, 6:] = 50.0
-    assert loss(flipped, iou, unlabelled)["loss"].item() == pytest.approx(
-        loss(logits, iou, unlabelled)["loss"].item()
-    )
+    assert loss(flipped, iou, unlabelled)["loss"].item() == pytest.approx(loss(logits, iou, unlabelled)["loss"].item())
     # an invalid (padding) object does not count
     garbage = torch.cat([logits[:1], torch.full((1, 1, 8, 8), 30.0)])
     masked = loss(garbage, iou, target, valid=torch.tensor([True, False]))

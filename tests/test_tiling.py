@@ -9,9 +9,7 @@ def test_sampler_keeps_at_most_max_tiles_and_only_tiles_with_root():
     mask = np.zeros((1000, 900), np.uint8)
     mask[100:110, 50:800] = 1  # one horizontal root
     for seed in range(5):
-        corners = sample_training_tiles(
-            mask, 388, candidates=90, max_tiles=40, rng=np.random.default_rng(seed)
-        )
+        corners = sample_training_tiles(mask, 388, candidates=90, max_tiles=40, rng=np.random.default_rng(seed))
         assert len(corners) <= 40
         for y, x in corners:
             assert mask[y : y + 388, x : x + 388].any()

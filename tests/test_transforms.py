@@ -41,10 +41,7 @@ def test_coarse_field_matches_full_resolution_statistics(gamma):
     sigma, alpha = smith_elastic_params(gamma, 1.0)
     fast = np.mean([coarse_displacement((300, 300), sigma, alpha, rng)[0].std() for _ in range(30)])
     ref = np.mean(
-        [
-            (gaussian_filter(rng.uniform(-1, 1, (300, 300)), sigma, mode="constant") * alpha).std()
-            for _ in range(30)
-        ]
+        [(gaussian_filter(rng.uniform(-1, 1, (300, 300)), sigma, mode="constant") * alpha).std() for _ in range(30)]
     )
     assert fast == pytest.approx(ref, rel=0.2)
 

@@ -58,9 +58,7 @@ def main() -> None:
         figure.paste(panel, (x, y + label))
         draw.text((x + 2, y + 3), title, fill="black", font=font)
     # A 256-colour palette keeps the figure under 1 MB with no visible loss at this scale.
-    figure.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        args.out, optimize=True
-    )
+    figure.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(args.out, optimize=True)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -66,9 +66,7 @@ class FrangiParams:
 
     def sigmas(self, downscale: int = 1) -> np.ndarray:
         low, high = sorted((self.sigma_min, self.sigma_max))
-        return (
-            np.geomspace(low, high, self.n_sigmas) / downscale if high > low else np.array([low / downscale])
-        )
+        return np.geomspace(low, high, self.n_sigmas) / downscale if high > low else np.array([low / downscale])
 
     def to_unit(self) -> np.ndarray:
         """Position in the [0, 1]^5 box that CMA-ES searches."""
@@ -154,9 +152,7 @@ def segment_grey(
     height, width = full_shape
     resize = vesselness.shape != (height, width)
     if resize and upsample == "linear":
-        vesselness = cv2.resize(
-            vesselness.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR
-        )
+        vesselness = cv2.resize(vesselness.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
         return remove_small(vesselness > params.threshold, params.min_object_size)
     mask = remove_small(vesselness > params.threshold, params.min_object_size / downscale**2)
     if resize:
@@ -183,9 +179,7 @@ def evaluate_params(
 _DATA: dict = {}
 
 
-def _init_worker(
-    greys: Sequence[np.ndarray], masks: Sequence[np.ndarray], downscale: int, upsample: str
-) -> None:
+def _init_worker(greys: Sequence[np.ndarray], masks: Sequence[np.ndarray], downscale: int, upsample: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _DATA.update(greys=greys, masks=masks, downscale=downscale, upsample=upsample)
 
@@ -235,9 +229,7 @@ def tune_frangi(
         import cma
 
     if len(images) != len(masks) or not images:
-        raise ValueError(
-            f"need the same non-zero number of images and masks, got {len(images)} and {len(masks)}"
-        )
+        raise ValueError(f"need the same non-zero number of images and masks, got {len(images)} and {len(masks)}")
     start = start or FrangiParams()
     settings = {"downscale": downscale, "upsample": upsample, "seed": seed, "n_sigmas": start.n_sigmas}
     fingerprint = _fingerprint(images, masks, settings)

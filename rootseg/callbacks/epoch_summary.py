@@ -21,6 +21,4 @@ class EpochSummary(L.Callback):
         metrics = trainer.callback_metrics
         shown = "  ".join(f"{k}={float(metrics[k]):.4f}" for k in self.keys if k in metrics)
         elapsed = time.perf_counter() - self._start
-        print(
-            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}  ({elapsed:.0f} s)", flush=True
-        )
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}  ({elapsed:.0f} s)", flush=True)

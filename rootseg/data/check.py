@@ -50,11 +50,14 @@ class CheckReport:
             sizes = ", ".join(f"{w}x{h} ({n})" for (h, w), n in stats["sizes"].most_common(4))
             fractions = stats["root_fractions"]
             root = (
-                f"root {100 * np.mean(fractions):.2f} % (min {100 * min(fractions):.2f}, max {100 * max(fractions):.2f})"
+                f"root {100 * np.mean(fractions):.2f} % "
+                f"(min {100 * min(fractions):.2f}, max {100 * max(fractions):.2f})"
                 if fractions
                 else "root -"
             )
-            lines.append(f"  {split:5s}: {stats['n']:4d} images, {stats['readable']:4d} readable; sizes {sizes}; {root}")
+            lines.append(
+                f"  {split:5s}: {stats['n']:4d} images, {stats['readable']:4d} readable; sizes {sizes}; {root}"
+            )
         lines += [f"  {p}" for p in self.problems]
         n_warn = len(self.problems) - len(self.errors)
         lines.append(f"{len(self.errors)} error(s), {n_warn} warning(s)")

@@ -8,13 +8,30 @@ from collections.abc import Callable
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler
 
 from rootseg.data.datasets import FullImageDataset, ImageCache, TileDataset
 from rootseg.data.sources import FolderSource
 from rootseg.data.tiling import sample_training_tiles
 
 log = logging.getLogger(__name__)
+
+
+class SeededShuffle(Sampler[int]):
+    """A shuffle that depends on the seed alone, however often the loader is iterated: Lightning iterates a
+    fresh loader more than once when it resumes, and a shared generator would then give another order."""
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length, self.seed = length, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
 
 
 class UNetDataModule(L.LightningDataModule):
@@ -69,31 +86,37 @@ class UNetDataModule(L.LightningDataModule):
         corners = []
         for index in range(len(self._train_cache)):
             mask = self._train_cache.mask(index)
-            kept = sample_training_tiles(
-                mask, self.tile_out, self.candidates_per_image, self.max_tiles_per_image, rng
-            )
+            kept = sample_training_tiles(mask, self.tile_out, self.candidates_per_image, self.max_tiles_per_image, rng)
             corners += [(index, corner) for corner in kept]
         if not corners:
             raise ValueError(
                 f"no training tile of {self.tile_out} px holds root in {len(self._train_cache)} training images "
                 f"of {self.source.root}; check the masks (root must be 1 or > threshold)"
             )
+        return self._fill_to_world_size(corners, rng)
+
+    def _fill_to_world_size(
+        self, corners: list[tuple[int, tuple[int, int]]], rng: np.random.Generator
+    ) -> list[tuple[int, tuple[int, int]]]:
+        """Under DDP every rank needs as many tiles: top up with fresh tiles (never repeats, never drops)."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        while len(corners) % world:
+            index = int(rng.integers(len(self._train_cache)))
+            extra = sample_training_tiles(self._train_cache.mask(index), self.tile_out, 1, 1, rng)
+            corners += [(index, corner) for corner in extra]
         return corners
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        epoch_seed = self.seed * 100_003 + epoch
         dataset = TileDataset(
-            self._train_cache,
-            self.draw_corners(epoch),
-            self.tile_in,
-            self.tile_out,
-            self.train_transform,
-            seed=self.seed * 100_003 + epoch,
+            self._train_cache, self.draw_corners(epoch), self.tile_in, self.tile_out, self.train_transform, epoch_seed
         )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=True,
+            # tiles, augmentation and batch order depend on (seed, epoch) only: a resumed run replays its epochs
+            sampler=SeededShuffle(len(dataset), epoch_seed),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=False,  # a new tile list each epoch
@@ -101,9 +124,18 @@ class UNetDataModule(L.LightningDataModule):
         )
 
     def _full_image_loader(self, split: str) -> DataLoader:
+        dataset = FullImageDataset(self.source.split(split), self.source.mask_threshold)
+        sampler = None
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # each image on exactly one rank: Lightning's default sampler would repeat images to even out
+            # the ranks and count them twice in the synchronised metrics
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
+            )
         return DataLoader(
-            FullImageDataset(self.source.split(split), self.source.mask_threshold),
+            dataset,
             batch_size=1,
+            sampler=sampler,
             shuffle=False,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

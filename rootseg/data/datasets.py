@@ -69,9 +69,7 @@ class TileDataset(Dataset):
             # albumentations keeps its own RNG: seed it per tile so a run is reproducible whatever the
             # worker count and order (seed_everything does not reach it)
             if hasattr(self.transform, "set_random_seed"):
-                self.transform.set_random_seed(
-                    int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
-                )
+                self.transform.set_random_seed(int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0]))
             out = self.transform(image=np.ascontiguousarray(image_tile), mask=np.ascontiguousarray(mask_tile))
             image_tile, mask_tile = out["image"], out["mask"]
         target = center_crop(mask_tile, self.tile_out)

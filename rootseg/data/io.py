@@ -135,9 +135,7 @@ def read_mask(path: Path | str, threshold: int = 127) -> np.ndarray:
     return decode_mask(_load_array(Path(path)), threshold=threshold, path=path)
 
 
-def read_pair(
-    image_path: Path | str, mask_path: Path | str, threshold: int = 127
-) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(image_path: Path | str, mask_path: Path | str, threshold: int = 127) -> tuple[np.ndarray, np.ndarray]:
     """Read an image and its mask and check they describe the same pixels."""
     image = read_image(image_path)
     mask = read_mask(mask_path, threshold)

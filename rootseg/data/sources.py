@@ -125,8 +125,7 @@ class FolderSource:
             unknown = sorted({s for split in names.values() for s in split} - samples.keys())
             if unknown:
                 raise DataLayoutError(
-                    f"{split_path}: names {len(unknown)} image(s) not in {self.root / self.images_dir}: "
-                    f"{unknown[:10]}"
+                    f"{split_path}: names {len(unknown)} image(s) not in {self.root / self.images_dir}: {unknown[:10]}"
                 )
             splits = {k: [samples[s] for s in names.get(k, [])] for k in SPLITS}
             if not splits["test"]:
@@ -147,9 +146,7 @@ class FolderSource:
             k = int(round(fraction * n))
             if k == 0 or len(remaining) <= 1:
                 continue
-            idx = np.unique(
-                np.linspace(0, len(remaining) - 1, min(k, len(remaining) - 1)).round().astype(int)
-            )
+            idx = np.unique(np.linspace(0, len(remaining) - 1, min(k, len(remaining) - 1)).round().astype(int))
             picked[split] = [remaining[i] for i in idx]
             remaining = [s for s in remaining if s not in picked[split]]
         splits = {

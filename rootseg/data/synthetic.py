@@ -99,14 +99,10 @@ def _blobs(
     for (cx, cy), r, q, a, v in zip(centres, radii, ratios, angles, vals):
         colour = tuple(float(c) for c in np.atleast_1d(v))
         axes = (max(1, int((r + grow) * _ONE)), max(1, int((r * q + grow) * _ONE)))
-        cv2.ellipse(
-            canvas, (int(cx * _ONE), int(cy * _ONE)), axes, float(a), 0, 360, colour, -1, cv2.LINE_AA, _SHIFT
-        )
+        cv2.ellipse(canvas, (int(cx * _ONE), int(cy * _ONE)), axes, float(a), 0, 360, colour, -1, cv2.LINE_AA, _SHIFT)
 
 
-def _jitter(
-    rng: np.random.Generator, base: np.ndarray, n: int, lum: tuple[float, float], hue: float
-) -> np.ndarray:
+def _jitter(rng: np.random.Generator, base: np.ndarray, n: int, lum: tuple[float, float], hue: float) -> np.ndarray:
     """n colours around `base`: mostly brightness changes, a little hue, as soil colours vary."""
     cols = base[None, :] * rng.uniform(*lum, (n, 1)) + rng.normal(0, hue, (n, 1)) * np.array([1.0, 0.2, -0.6])
     return np.clip(cols, 0, 255).astype(np.float32)
@@ -135,9 +131,7 @@ def _soil(rng: np.random.Generator, shape: tuple[int, int], k: float) -> np.ndar
         crumb = np.minimum((field[inside] - level) * 3, 1)[:, None]
         img[inside] += (colour * (1 + 0.15 * shade[inside])[:, None] - img[inside]) * crumb
     n_agg = int(rng.uniform(150, 400) * area)
-    _blobs(
-        rng, img, n_agg, (1.5 * k, 6 * k), _jitter(rng, _AGGREGATE, n_agg, (0.55, 1.05), 6), aspect=(0.3, 1)
-    )
+    _blobs(rng, img, n_agg, (1.5 * k, 6 * k), _jitter(rng, _AGGREGATE, n_agg, (0.55, 1.05), 6), aspect=(0.3, 1))
     n_pore = int(rng.uniform(200, 500) * area)
     _blobs(rng, img, n_pore, (1.0 * k, 4 * k), _jitter(rng, _PORE, n_pore, (0.7, 1.5), 2))
     # Pale sand grains: root-coloured but round, the main brightness distractor.
@@ -280,9 +274,7 @@ def _draw_roots(roots: list[_Root], shape: tuple[int, int]) -> tuple[np.ndarray,
     return cover, bright, opacity, core
 
 
-def generate_sample(
-    seed: int | np.random.SeedSequence, size: tuple[int, int] = (512, 512)
-) -> SyntheticSample:
+def generate_sample(seed: int | np.random.SeedSequence, size: tuple[int, int] = (512, 512)) -> SyntheticSample:
     """One synthetic scan of `size` (H, W) with its visible-root mask and true centreline length."""
     h, w = int(size[0]), int(size[1])
     if h < 16 or w < 16:
@@ -351,9 +343,7 @@ def _manifest(n: int, size: tuple[int, int], seed: int, val_fraction: float, tes
 def _split(stems: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
     """Seeded shuffle; val and test get at least one image each when asked for and n >= 3."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
-            f"val_fraction {val_fraction} + test_fraction {test_fraction} must leave training data"
-        )
+        raise ValueError(f"val_fraction {val_fraction} + test_fraction {test_fraction} must leave training data")
     n = len(stems)
     n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
     if n >= 3:
@@ -464,9 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=0.2)
     args = parser.parse_args(argv)
     try:
-        out = write_dataset(
-            args.out, args.n, tuple(args.size), args.seed, args.val_fraction, args.test_fraction
-        )
+        out = write_dataset(args.out, args.n, tuple(args.size), args.seed, args.val_fraction, args.test_fraction)
     except ValueError as error:
         parser.error(str(error))
     print(f"wrote {args.n} synthetic images ({args.size[0]}x{args.size[1]}) to {out}")

@@ -65,9 +65,7 @@ class SmithElasticGrid(A.DualTransform):
     def apply(self, img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, **params: Any) -> np.ndarray:
         return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
-    def apply_to_mask(
-        self, mask: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, **params: Any
-    ) -> np.ndarray:
+    def apply_to_mask(self, mask: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, **params: Any) -> np.ndarray:
         return cv2.remap(mask, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:

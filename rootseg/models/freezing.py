@@ -60,9 +60,7 @@ def match_names(names: Iterable[str], patterns: Iterable[str], strict: bool = Tr
         hits = {n for n in names if _matcher(pattern)(n)}
         if strict and not hits:
             example = ", ".join(names[:3])
-            raise ValueError(
-                f"freezing pattern {pattern!r} matches no parameter (names look like: {example})"
-            )
+            raise ValueError(f"freezing pattern {pattern!r} matches no parameter (names look like: {example})")
         matched |= hits
     return matched
 
@@ -157,7 +155,5 @@ def assert_frozen_unchanged(model: nn.Module, snapshot: Mapping[str, str]) -> No
         parts = []
         for label, names in (("missing", missing), ("now trainable", thawed), ("changed", changed)):
             if names:
-                parts.append(
-                    f"{len(names)} {label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
-                )
+                parts.append(f"{len(names)} {label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
         raise AssertionError("frozen parameters were touched: " + "; ".join(parts))

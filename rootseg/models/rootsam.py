@@ -97,6 +97,9 @@ class RootSAM(nn.Module):
             load_sam2_checkpoint(sam, ckpt_path)
         self.sam = sam
         self.config_name = config_name
+        #: the Meta checkpoint the weights came from (None: random or caller-provided weights); RootSAMModule
+        #: reloads frozen weights from it instead of storing them in every checkpoint
+        self.ckpt_path = str(ckpt_path) if ckpt_path is not None else None
         self.project_high_res_in_decode = project_high_res_in_decode
 
     # ------------------------------------------------------------------ sizes
@@ -189,8 +192,7 @@ class RootSAM(nn.Module):
             raise ValueError(f"point_coords must be [B, N_obj, K, 2], got {tuple(point_coords.shape)}")
         if point_labels.shape != point_coords.shape[:-1]:
             raise ValueError(
-                f"point_labels {tuple(point_labels.shape)} does not match point_coords "
-                f"{tuple(point_coords.shape)}"
+                f"point_labels {tuple(point_labels.shape)} does not match point_coords {tuple(point_coords.shape)}"
             )
         sam = self.sam
         image_embed = embeddings["image_embed"]
@@ -233,9 +235,7 @@ class RootSAM(nn.Module):
         if side:
             low_res = F.interpolate(low_res, size=(side, side), mode="bilinear", align_corners=False)
         m = low_res.shape[1]
-        return low_res.reshape(batch, n_obj, m, *low_res.shape[-2:]), iou_pred.float().reshape(
-            batch, n_obj, m
-        )
+        return low_res.reshape(batch, n_obj, m, *low_res.shape[-2:]), iou_pred.float().reshape(batch, n_obj, m)
 
     def forward(
         self,

@@ -166,15 +166,13 @@ def read_sam2_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"{path}: no such checkpoint file; download it from Meta (e.g. sam2.1_hiera_large.pt) "
-            "and give its path"
+            f"{path}: no such checkpoint file; download it from Meta (e.g. sam2.1_hiera_large.pt) and give its path"
         )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and unpickler errors of many kinds
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {str(error)[:200]}); "
-            "is the download complete?"
+            f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {str(error)[:200]}); is the download complete?"
         ) from error
     if isinstance(data, dict) and "model" in data and isinstance(data["model"], dict):
         data = data["model"]

@@ -59,8 +59,7 @@ class UNet(nn.Module):
         channels = [base_channels * 2**level for level in range(depth + 1)]
         self.inc = _conv_block(in_channels, channels[0], groups)
         self.down = nn.ModuleList(
-            nn.Sequential(nn.MaxPool2d(2), _conv_block(channels[i], channels[i + 1], groups))
-            for i in range(depth)
+            nn.Sequential(nn.MaxPool2d(2), _conv_block(channels[i], channels[i + 1], groups)) for i in range(depth)
         )
         self.up = nn.ModuleList(
             nn.Sequential(
@@ -70,9 +69,7 @@ class UNet(nn.Module):
             )
             for i in reversed(range(depth))
         )
-        self.up_conv = nn.ModuleList(
-            _conv_block(2 * channels[i], channels[i], groups) for i in reversed(range(depth))
-        )
+        self.up_conv = nn.ModuleList(_conv_block(2 * channels[i], channels[i], groups) for i in reversed(range(depth)))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
         self._init_weights()
 

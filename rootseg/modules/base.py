@@ -4,6 +4,7 @@ so eval and predict can rebuild the model from the checkpoint alone."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from torchmetrics.classification import (
 )
 
 from rootseg.data.io import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
 
 
 def pixel_metrics() -> MetricCollection:
@@ -60,8 +63,12 @@ class RootSegModule(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
         threshold: float = 0.5,
+        nonfinite_loss: str = "skip",
     ) -> None:
         super().__init__()
+        if nonfinite_loss not in ("skip", "stop"):
+            raise ValueError(f"model.nonfinite_loss must be 'skip' or 'stop', got {nonfinite_loss!r}")
+        self.nonfinite_loss = nonfinite_loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
@@ -71,6 +78,10 @@ class RootSegModule(L.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.test_records: list[dict[str, Any]] = []
+        self.val_records: list[dict[str, Any]] = []
+        #: the first few validation images (image, prediction, target) for dashboards; see callbacks
+        self.val_examples: list[dict[str, Any]] = []
+        self.keep_val_examples = 0
         self.test_outputs: list[dict[str, np.ndarray]] = []
         self.keep_test_outputs = False
         #: the resolved run config; set by rootseg.train, saved into every checkpoint
@@ -88,8 +99,38 @@ class RootSegModule(L.LightningModule):
         return probs, target
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate_image(batch, self.val_metrics)
+        probs, target = self._evaluate_image(batch, self.val_metrics)
+        pred = probs >= self.threshold
+        self.val_records.append({"name": batch["name"][0], **confusion_counts(pred, target)})
+        if len(self.val_examples) < self.keep_val_examples:
+            self.val_examples.append(
+                {
+                    "name": batch["name"][0],
+                    "image": batch["image"][0].cpu().numpy(),
+                    "pred": pred.cpu().numpy(),
+                    "target": target.cpu().numpy(),
+                }
+            )
         self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_records.clear()
+        self.val_examples.clear()
+
+    def checked_loss(self, loss: torch.Tensor, batch_idx: int) -> torch.Tensor | None:
+        """A NaN or infinite loss skips its batch (returning None skips the optimizer step) or stops the run,
+        as `model.nonfinite_loss` says, naming the step and batch either way."""
+        if torch.isfinite(loss):
+            return loss
+        where = f"epoch {self.current_epoch}, global step {self.global_step}, batch {batch_idx}"
+        if self.nonfinite_loss == "stop":
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at {where}; lower model.optimizer.lr, check the inputs of that "
+                "batch, or set model.nonfinite_loss=skip to skip such batches"
+            )
+        log.warning("training loss is %s at %s: batch skipped (model.nonfinite_loss=skip)", loss.item(), where)
+        self.log("train/skipped_batches", 1.0, on_step=False, on_epoch=True, reduce_fx="sum", batch_size=1)
+        return None
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         probs, target = self._evaluate_image(batch, self.test_metrics)

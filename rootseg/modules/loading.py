@@ -47,6 +47,11 @@ def load_module(path: str | Path, expected_kind: str | None = None) -> RootSegMo
         )
     config = OmegaConf.create(meta["config"])
     module: RootSegModule = hydra.utils.instantiate(config.model)
+    # as Lightning does before loading: a module may put back weights it left out (RootSAM's frozen encoder)
+    try:
+        module.on_load_checkpoint(checkpoint)
+    except CheckpointLoadError as error:
+        raise CheckpointLoadError(f"{path}: {error}") from error
     try:
         module.load_state_dict(checkpoint["state_dict"], strict=True)
     except RuntimeError as error:

@@ -28,8 +28,9 @@ class UNetModule(RootSegModule):
         eval_tta: bool = False,
         eval_batch_size: int = 4,
         threshold: float = 0.5,
+        nonfinite_loss: str = "skip",
     ) -> None:
-        super().__init__(optimizer=optimizer, scheduler=scheduler, threshold=threshold)
+        super().__init__(optimizer=optimizer, scheduler=scheduler, threshold=threshold, nonfinite_loss=nonfinite_loss)
         self.net = net
         self.loss = loss
         expected = net.output_size(tile_in) if hasattr(net, "output_size") else tile_out
@@ -47,9 +48,11 @@ class UNetModule(RootSegModule):
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
         return self.net(tiles)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         logits = self.net(batch["image"])
-        loss = self.loss(logits, batch["mask"])
+        loss = self.checked_loss(self.loss(logits, batch["mask"]), batch_idx)
+        if loss is None:
+            return None
         probs = torch.softmax(logits.detach().float(), dim=1)[:, 1]
         self.train_metrics.update(probs.flatten(), batch["mask"].flatten())
         batch_size = batch["image"].shape[0]

@@ -14,6 +14,17 @@ from rootseg.data.io import write_text
 
 log = logging.getLogger(__name__)
 
+
+def run_id(run_dir: str) -> str:
+    """A stable id for a run directory: the same directory (a resumed run) gives the same W&B run."""
+    import hashlib
+
+    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
+
+
+if not OmegaConf.has_resolver("run_id"):
+    OmegaConf.register_new_resolver("run_id", run_id)
+
 #: conf/ at the repository root (installed editable, as the Makefile does)
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 

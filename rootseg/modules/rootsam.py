@@ -1,0 +1,439 @@
+"""RootSAM training task (Parth et al.): SAM 2.1, image encoder frozen, prompt encoder + mask decoder trained on
+point prompts, first on 512 px tiles (stage 1), then on 1024 px tiles starting from stage 1 (stage 2).
+
+Training, validation and test run on tiles with prompts sampled from the ground truth
+(`rootseg.data.rootsam_data`); the metrics compare the union of the predicted object masks with the tile's
+prompted root (root that got no prompt is ignored, see `tile_target`). Whole images without prompts go
+through `predict_probs`: a grid of clicks per tile, or clicks on the skeleton of a U-Net probability map.
+
+Checkpoints: the frozen weights (the ~210 M-parameter Hiera-L encoder) are left out of every checkpoint when
+they come from Meta's file (`model.net.ckpt_path`), which is reloaded when the model is rebuilt; a fingerprint
+stored in the checkpoint proves it is the same file. With random weights (no ckpt_path) they are stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from rootseg.data.embedding_cache import EmbeddingCache, encoder_fingerprint, split_embeddings, stack_embeddings
+from rootseg.data.io import IGNORE_INDEX
+from rootseg.data.rootsam_data import object_targets, resize_image, tile_origins, tile_target
+from rootseg.models.freezing import freeze_by_patterns, freeze_rootsam
+from rootseg.models.rootsam import Embeddings, RootSAM, sam_normalize
+from rootseg.modules.base import RootSegModule, confusion_counts
+from rootseg.modules.loading import CheckpointLoadError, read_checkpoint
+from rootseg.prompts import correction_points, grid_points, skeleton_points
+
+log = logging.getLogger(__name__)
+
+RANDOM_WEIGHTS_WARNING = (
+    "model.net.ckpt_path is null: SAM 2.1 ({config}) has RANDOM weights. The pipeline runs, but accuracy "
+    "means nothing. Give Meta's checkpoint: model.net.ckpt_path=/path/to/sam2.1_hiera_large.pt"
+)
+
+
+def select_best(mask_logits: Tensor, iou_pred: Tensor) -> Tensor:
+    """[B, N, M, H, W] logits -> [B, N, H, W]: the mask with the highest predicted IoU (SAM's choice)."""
+    if mask_logits.shape[2] == 1:
+        return mask_logits[:, :, 0]
+    best = iou_pred.argmax(-1)[..., None, None, None].expand(-1, -1, 1, *mask_logits.shape[-2:])
+    return mask_logits.gather(2, best).squeeze(2)
+
+
+def patch_scores(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-tile IoU and Dice of boolean predictions [B, H, W] against {0, 1, 255} targets (1 when both empty)."""
+    labelled = target != IGNORE_INDEX
+    truth = (target == 1) & labelled
+    pred = pred.bool() & labelled
+    inter = (pred & truth).sum((-2, -1)).float()
+    union = (pred | truth).sum((-2, -1)).float()
+    total = (pred.sum((-2, -1)) + truth.sum((-2, -1))).float()
+    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+    dice = torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+    return iou, dice
+
+
+class RootSAMModule(RootSegModule):
+    """SAM 2.1 fine-tuned for roots. Hyper-parameters are documented in `conf/model/rootsam.yaml`."""
+
+    kind = "rootsam"
+
+    def __init__(
+        self,
+        net: RootSAM,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        frozen_patterns: Sequence[str] | None = None,
+        trainable_patterns: Sequence[str] | None = None,
+        multimask_output: bool = True,
+        correction_clicks: int = 0,
+        resize: int | None = None,
+        tile: int = 512,
+        grid_points_per_side: int = 16,
+        prompt_batch: int = 64,
+        min_predicted_iou: float = 0.0,
+        init_ckpt: str | None = None,
+        expect_init_ckpt: bool = False,
+        save_frozen_weights: bool | str = "auto",
+        threshold: float = 0.5,
+    ) -> None:
+        super().__init__(
+            optimizer=optimizer, scheduler=scheduler, scheduler_interval=scheduler_interval, threshold=threshold
+        )
+        self.net = net
+        self.loss = loss
+        if frozen_patterns is None and trainable_patterns is None:
+            summary = freeze_rootsam(net)
+        else:
+            summary = freeze_by_patterns(
+                net, list(frozen_patterns or ()), trainable_patterns and list(trainable_patterns)
+            )
+            net.train(net.training)  # RootSAM.train keeps a frozen encoder in eval mode
+        log.info("RootSAM freezing: %s", summary)
+        if summary.trainable == 0:
+            raise ValueError("the freezing patterns leave no parameter trainable")
+        self.multimask_output = multimask_output
+        self.correction_clicks = int(correction_clicks)
+        self.resize, self.tile = resize, int(tile)
+        self.grid_points_per_side = grid_points_per_side
+        self.prompt_batch = prompt_batch
+        self.min_predicted_iou = min_predicted_iou
+        self.init_ckpt = str(init_ckpt) if init_ckpt else None
+        self.expect_init_ckpt = expect_init_ckpt
+        sam_ckpt = getattr(net, "ckpt_path", None)
+        if save_frozen_weights == "auto":
+            save_frozen_weights = sam_ckpt is None
+        elif not isinstance(save_frozen_weights, bool):
+            raise ValueError(f"model.save_frozen_weights must be auto, true or false, not {save_frozen_weights!r}")
+        if not save_frozen_weights and sam_ckpt is None:
+            raise ValueError(
+                "model.save_frozen_weights=false needs model.net.ckpt_path: without Meta's file the frozen "
+                "weights could not be restored from a checkpoint"
+            )
+        self.save_frozen_weights = save_frozen_weights
+        if sam_ckpt is None:
+            log.warning(RANDOM_WEIGHTS_WARNING.format(config=getattr(net, "config_name", "?")))
+        self.patch_metrics = nn.ModuleDict(
+            {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in ("patch_miou", "patch_dice")}
+        )
+        self.embedding_cache: EmbeddingCache | None = None
+        self._frozen_fingerprint: str | None = None
+        self._init_loaded = False
+
+    # -- frozen weights ----------------------------------------------------------------------------
+    def frozen_keys(self) -> set[str]:
+        """state_dict keys of the frozen parameters (they never change, so checkpoints may omit them)."""
+        return {f"net.{name}" for name, p in self.net.named_parameters() if not p.requires_grad}
+
+    def frozen_fingerprint(self) -> str:
+        """sha256 of the frozen weights: proves that a reloaded SAM file is the one a checkpoint was trained on."""
+        if self._frozen_fingerprint is None:
+            params = dict(self.named_parameters())
+            self._frozen_fingerprint = encoder_fingerprint({k: params[k] for k in sorted(self.frozen_keys())})
+        return self._frozen_fingerprint
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.save_frozen_weights:
+            return
+        frozen = self.frozen_keys()
+        state = checkpoint["state_dict"]
+        for key in frozen:
+            state.pop(key, None)
+        checkpoint["rootseg"]["frozen_omitted"] = {
+            "count": len(frozen),
+            "fingerprint": self.frozen_fingerprint(),
+            "sam_checkpoint": self.net.ckpt_path,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Put back the frozen weights a checkpoint left out (from model.net.ckpt_path), so loading is strict.
+
+        Called by Lightning before it loads a state dict, and by `load_module` and `load_init_checkpoint`.
+        """
+        self._frozen_fingerprint = None
+        state = checkpoint["state_dict"]
+        own = self.state_dict()
+        missing = [k for k in own if k not in state]
+        if not missing:
+            return
+        frozen = self.frozen_keys()
+        other = [k for k in missing if k not in frozen]
+        if other:
+            raise CheckpointLoadError(
+                f"the checkpoint lacks {len(other)} weights that are not frozen ({', '.join(other[:4])}"
+                f"{', ...' if len(other) > 4 else ''}): was it trained with other freezing patterns?"
+            )
+        omitted = (checkpoint.get("rootseg") or {}).get("frozen_omitted") or {}
+        if self.net.ckpt_path is None:
+            raise CheckpointLoadError(
+                f"the checkpoint leaves out {len(missing)} frozen SAM weights, to be read from Meta's file "
+                f"({omitted.get('sam_checkpoint')}), but model.net.ckpt_path is null"
+            )
+        if omitted.get("fingerprint") and omitted["fingerprint"] != self.frozen_fingerprint():
+            raise CheckpointLoadError(
+                f"model.net.ckpt_path={self.net.ckpt_path} holds other frozen weights than the SAM file this "
+                f"checkpoint was trained on ({omitted.get('sam_checkpoint')})"
+            )
+        state.update({k: own[k] for k in missing})
+
+    def load_init_checkpoint(self, path: str | Path) -> None:
+        """Weights only (no optimizer, no epoch) from a rootseg RootSAM checkpoint: stage 2 starts from stage 1."""
+        checkpoint = read_checkpoint(path)
+        kind = checkpoint["rootseg"].get("kind")
+        if kind != self.kind:
+            raise CheckpointLoadError(f"{path}: model.init_ckpt must be a RootSAM checkpoint, this is a {kind!r} one")
+        self.on_load_checkpoint(checkpoint)
+        try:
+            self.load_state_dict(checkpoint["state_dict"], strict=True)
+        except RuntimeError as error:
+            raise CheckpointLoadError(
+                f"{path}: weights do not fit this model ({str(error).splitlines()[0]}); use the model/net of the "
+                "run that wrote it"
+            ) from error
+        self._init_loaded = True
+        log.info("weights loaded from %s (model.init_ckpt)", path)
+
+    def setup(self, stage: str) -> None:
+        """Load `init_ckpt` once, before Lightning restores a resumed run's checkpoint (which then wins)."""
+        if self.init_ckpt and not self._init_loaded:
+            self.load_init_checkpoint(self.init_ckpt)
+        elif self.expect_init_ckpt and not self.init_ckpt and stage == "fit" and not self._init_loaded:
+            message = (
+                "\n" + "!" * 100 + "\nmodel.init_ckpt is null: this stage 2 run starts from the SAM checkpoint, NOT "
+                "from stage 1. Pass model.init_ckpt=<stage 1 run>/checkpoints/last.ckpt to follow the paper.\n"
+                + "!"
+                * 100
+            )
+            log.warning(message)
+            warnings.warn(message, stacklevel=2)
+            self._init_loaded = True
+
+    # -- embeddings --------------------------------------------------------------------------------
+    def enable_embedding_cache(self, cache_dir: str | Path) -> EmbeddingCache | None:
+        """Cache frozen-encoder embeddings under `cache_dir` (keyed by the current encoder weights)."""
+        if not self.net.encoder_frozen:
+            log.warning("data.cache_embeddings ignored: the image encoder trains, its embeddings change")
+            self.embedding_cache = None
+            return None
+        self.embedding_cache = EmbeddingCache(cache_dir, self.net.encoder_fingerprint())
+        return self.embedding_cache
+
+    def _attach_datamodule_cache(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and getattr(datamodule, "cache_embeddings", False):
+            self.enable_embedding_cache(datamodule.cache_dir)
+
+    def on_fit_start(self) -> None:
+        self._attach_datamodule_cache()
+
+    def on_test_start(self) -> None:
+        self._attach_datamodule_cache()
+
+    def on_validation_start(self) -> None:
+        if self.embedding_cache is None:
+            self._attach_datamodule_cache()
+
+    def embeddings(self, images: Tensor) -> Embeddings:
+        """Encoder features of uint8 tiles [B, 3, T, T], from the embedding cache when one is attached."""
+        cache = self.embedding_cache
+        if cache is None:
+            return self.net.encode(sam_normalize(images))
+        pixels = images.detach().cpu()
+        keys = [cache.key(pixels[i], what="rootsam-tile") for i in range(len(pixels))]
+        found: list[dict[str, Any] | None] = [cache.get(key, device=images.device) for key in keys]
+        missing = [i for i, item in enumerate(found) if item is None]
+        if missing:
+            fresh = self.net.encode(sam_normalize(images[missing]))
+            for i, item in zip(missing, split_embeddings(fresh)):
+                cache.put(keys[i], item)
+                found[i] = item
+        return stack_embeddings(found)  # type: ignore[arg-type]
+
+    # -- training and prompted evaluation ----------------------------------------------------------
+    def _step(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], Tensor, Tensor] | None:
+        """Loss terms, union probabilities [B, T, T] and the tile targets [B, T, T] of a batch of tiles."""
+        valid = batch["valid"]
+        n = int(valid.sum(1).max()) if valid.numel() else 0
+        if n == 0:
+            return None
+        coords, labels, valid = batch["coords"][:, :n].float(), batch["labels"][:, :n], valid[:, :n]
+        targets = object_targets(batch["objects"], batch["mask"], n)
+        embeddings = self.embeddings(batch["image"])
+        logits, iou = self.net.decode(embeddings, coords, labels, self.multimask_output)
+        passes = [self.loss(logits.flatten(0, 1), iou.flatten(0, 1), targets.flatten(0, 1), valid.flatten())]
+        for _ in range(self.correction_clicks):
+            coords, labels = self._add_correction_clicks(select_best(logits, iou), targets, valid, coords, labels)
+            logits, iou = self.net.decode(embeddings, coords, labels, multimask_output=False)
+            passes.append(self.loss(logits.flatten(0, 1), iou.flatten(0, 1), targets.flatten(0, 1), valid.flatten()))
+        terms = {name: torch.stack([p[name] for p in passes]).mean() for name in passes[0]}
+        with torch.no_grad():
+            probs = select_best(logits.detach(), iou.detach()).sigmoid() * valid[..., None, None]
+            union = probs.amax(1)
+        return terms, union, tile_target(batch["objects"], batch["mask"])
+
+    def _add_correction_clicks(
+        self, logits: Tensor, targets: Tensor, valid: Tensor, coords: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """One more click per object at the centre of its largest error (sam2's `get_next_point`)."""
+        pred = (logits.detach() > 0).cpu().numpy()
+        truth = (targets == 1).cpu().numpy()
+        new_xy = torch.zeros(*labels.shape[:2], 1, 2)
+        new_label = torch.full((*labels.shape[:2], 1), -1, dtype=labels.dtype)
+        rng = np.random.default_rng(int(self.global_step))
+        for b, i in zip(*np.nonzero(valid.cpu().numpy())):
+            xy, label = correction_points(pred[b, i], truth[b, i], rng=rng)
+            new_xy[b, i, 0], new_label[b, i, 0] = torch.from_numpy(xy[0]), int(label[0])
+        return (
+            torch.cat([coords, new_xy.to(coords)], dim=2),
+            torch.cat([labels, new_label.to(labels.device)], dim=2),
+        )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
+        out = self._step(batch)
+        if out is None:
+            return None  # no prompt in the whole batch: nothing to learn
+        terms, union, target = out
+        batch_size = batch["image"].shape[0]
+        self.train_metrics.update(union.flatten(), target.flatten())
+        self.log("train/loss", terms["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log_dict(
+            {f"train/loss_{k}": v for k, v in terms.items() if k != "loss"},
+            on_step=False,
+            on_epoch=True,
+            batch_size=batch_size,
+        )
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True, batch_size=batch_size)
+        return terms["loss"]
+
+    def _evaluate_tiles(self, batch: dict[str, Any], split: str) -> tuple[Tensor, Tensor] | None:
+        out = self._step(batch)
+        if out is None:
+            return None
+        terms, union, target = out
+        batch_size = batch["image"].shape[0]
+        metrics = self.val_metrics if split == "val" else self.test_metrics
+        metrics.update(union.flatten(), target.flatten())
+        miou, dice = patch_scores(union >= self.threshold, target)
+        self.patch_metrics[f"{split}_patch_miou"].update(miou)
+        self.patch_metrics[f"{split}_patch_dice"].update(dice)
+        self.log(f"{split}/loss", terms["loss"], on_step=False, on_epoch=True, batch_size=batch_size)
+        for name in ("patch_miou", "patch_dice"):
+            metric = self.patch_metrics[f"{split}_{name}"]
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, batch_size=batch_size)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=batch_size)
+        return union, target
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Prompted evaluation on tiles (prompts from the ground truth, fixed seeds), not on whole images."""
+        self._evaluate_tiles(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        out = self._evaluate_tiles(batch, "test")
+        if out is None:
+            return
+        union, target = out
+        for name, probs, truth in zip(batch["name"], union, target):
+            self.test_records.append({"name": name, **confusion_counts(probs >= self.threshold, truth)})
+            if self.keep_test_outputs:
+                self.test_outputs.append({"name": name, "probs": probs.cpu().numpy(), "target": truth.cpu().numpy()})
+
+    # -- optimisation ------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        """As sam2's fine-tuning: no weight decay on biases and norm weights (1-D parameters)."""
+        decay = [p for p in self.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.ndim <= 1]
+        groups = [{"params": decay}] + ([{"params": no_decay, "weight_decay": 0.0}] if no_decay else [])
+        optimizer = self.optimizer_factory(params=groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    # -- whole images without prompts --------------------------------------------------------------
+    def _tile_prompts(self, prompt_map: np.ndarray | None, points: np.ndarray | None, x: int, y: int) -> np.ndarray:
+        t = self.tile
+        if points is not None:
+            inside = (points[:, 0] >= x) & (points[:, 0] < x + t) & (points[:, 1] >= y) & (points[:, 1] < y + t)
+            return points[inside] - np.array([x, y], np.float32)
+        if prompt_map is not None:
+            return skeleton_points(prompt_map[y : y + t, x : x + t], n=self.grid_points_per_side**2)
+        return grid_points(t, t, self.grid_points_per_side)
+
+    @torch.no_grad()
+    def predict_probs(self, image: Tensor | np.ndarray, prompts: Tensor | np.ndarray | None = None, **_: Any) -> Tensor:
+        """(H, W, 3) uint8 image -> (H, W) root probability, with no human click.
+
+        The image is resized to the stage's `resize` (the scale the model was trained at) and cut into the
+        stage's tiles (edge-aligned grid). Each tile is prompted with, per object, one positive click:
+        - `prompts=None`: a `grid_points_per_side`^2 grid (SAM's automatic mode, without its filtering);
+        - `prompts` (H, W) float: a probability map, e.g. a U-Net's: up to grid_points_per_side^2 points
+          spread along the skeleton of `prompts > 0.5` in each tile (`rootseg.prompts.skeleton_points`);
+        - `prompts` (P, 2): (x, y) clicks in image pixels.
+        Per click the mask with the highest predicted IoU is kept (dropped below `min_predicted_iou`); masks
+        and tiles are merged by the maximum probability; the result is resized back to H x W (bilinear).
+        Other keyword arguments (the U-Net's step / blend / tta) are accepted and ignored.
+        """
+        array = image.cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"predict_probs expects an (H, W, 3) image, got shape {array.shape}")
+        array = array.astype(np.uint8, copy=False)
+        height, width = array.shape[:2]
+        size = int(self.resize or max(height, width))
+        resized = resize_image(array, size)
+        prompt_map = points = None
+        if prompts is not None:
+            prompts_np = prompts.detach().cpu().numpy() if isinstance(prompts, Tensor) else np.asarray(prompts)
+            if prompts_np.shape == (height, width):
+                prompt_map = cv2.resize(prompts_np.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+            elif prompts_np.ndim == 2 and prompts_np.shape[1] == 2:
+                points = prompts_np.astype(np.float32) * np.array([size / width, size / height], np.float32)
+            else:
+                raise ValueError(f"prompts must be an (H, W) probability map or (P, 2) points, got {prompts_np.shape}")
+        side = max(size, self.tile)  # a small image is padded to one tile
+        canvas = np.zeros((side, side, 3), np.uint8)
+        canvas[:size, :size] = resized
+        if prompt_map is not None:
+            prompt_map = np.pad(prompt_map, ((0, side - size), (0, side - size)))
+        out = np.zeros((side, side), np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            for x, y in tile_origins(side, self.tile):
+                clicks = self._tile_prompts(prompt_map, points, x, y)
+                if len(clicks) == 0:
+                    continue
+                tile = torch.from_numpy(
+                    np.ascontiguousarray(canvas[y : y + self.tile, x : x + self.tile].transpose(2, 0, 1))
+                )
+                embeddings = self.embeddings(tile[None].to(self.device))
+                tile_probs = torch.zeros(self.tile, self.tile, device=self.device)
+                for start in range(0, len(clicks), self.prompt_batch):
+                    chunk = torch.from_numpy(clicks[start : start + self.prompt_batch]).to(self.device)
+                    coords = chunk[None, :, None, :]
+                    labels = torch.ones(coords.shape[:3], dtype=torch.int64, device=self.device)
+                    logits, iou = self.net.decode(embeddings, coords, labels, self.multimask_output)
+                    best = select_best(logits, iou)[0].sigmoid()  # [n, T, T]
+                    keep = iou.amax(-1)[0] >= self.min_predicted_iou
+                    if keep.any():
+                        tile_probs = torch.maximum(tile_probs, best[keep].amax(0))
+                region = out[y : y + self.tile, x : x + self.tile]
+                np.maximum(region, tile_probs.float().cpu().numpy(), out=region)
+        finally:
+            self.train(was_training)
+        probs = out[:size, :size]
+        if (height, width) != (size, size):
+            probs = cv2.resize(probs, (width, height), interpolation=cv2.INTER_LINEAR)
+        return torch.from_numpy(np.clip(probs, 0.0, 1.0))

@@ -1,0 +1,514 @@
+"""`python -m rootseg.predict ckpt_path=CKPT input=DIR_OR_GLOB output=DIR`: segment a folder of scans.
+
+For every image `<stem>.<ext>` the output folder gets
+
+- `<stem>.png`: the binary mask (0 background, 255 root), written *last*: it marks the image as done;
+- `<stem>_rootpainter.png`: RootPainter's segmentation format (RGBA, cyan root), if `save_rootpainter`;
+- `<stem>_overlay.jpg`: the prediction drawn over the photo, if `save_overlay`;
+- `<stem>_prob.png` (grey 0-255) or `<stem>_prob.npy` (float32), if `save_probs` is png or npy;
+
+and `results.csv` one row per image (size, root pixels and fraction, skeleton root length in px and, with
+`resolution=` mm/px or `dpi=`, in mm; seconds). Every file is written to a temporary name and renamed, and
+results.csv is rewritten after each image, so a killed run leaves only whole files and the rows of the
+images it finished. Re-running the same command skips every image whose mask exists (`overwrite=true`
+redoes them) and keeps their rows, so it resumes where the last run stopped. One run per output folder:
+a run removes temporary files other runs left there.
+
+An unreadable image is reported by name and skipped; the others are still segmented, the failures are
+listed at the end and in `failures.csv`, and the command exits with status 1.
+
+Paths holding spaces or non-ASCII characters must be quoted for Hydra's override parser, quotes inside
+the shell's: `'input="/data/my scans"'`, `"output='/data/Wurzel é'"`.
+
+Each model kind has a predictor factory in `PREDICTORS` (`kind -> (module, cfg, device) -> image ->
+probabilities`); adding RootSAM means adding one entry.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from rootseg.data.io import (
+    IMAGE_SUFFIXES,
+    ImageReadError,
+    atomic_path,
+    read_image,
+    read_mask,
+    write_image,
+    write_text,
+)
+from rootseg.inference import BLEND_MODES, sliding_window_probs
+from rootseg.measure import mm_per_pixel_from_dpi, skeleton_length
+from rootseg.modules.loading import load_module
+from rootseg.outputs import probability_to_uint8, write_overlay, write_rootpainter_segmentation
+from rootseg.utils.config import CONFIG_DIR
+
+log = logging.getLogger("rootseg.predict")
+
+CSV_NAME = "results.csv"
+FAILURES_NAME = "failures.csv"
+CONFIG_NAME = "predict_config.yaml"
+CSV_COLUMNS = (
+    "name",
+    "path",
+    "height",
+    "width",
+    "root_pixels",
+    "root_fraction",
+    "root_length_px",
+    "root_length_mm",
+    "seconds",
+)
+SAVE_PROBS = ("none", "png", "npy")
+LENGTH_METHODS = ("corrected", "pixels")
+# settings that change what is written: a resumed run with different ones mixes two predictions
+_OUTPUT_SETTINGS = ("ckpt_path", "step", "blend", "tta", "threshold")
+# temporary files of rootseg.data.io.atomic_path: ".<stem>.<random>.tmp<suffix>"
+_TEMPORARY = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
+
+Predictor = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W) float32 root probability
+
+
+# ------------------------------------------------------------------------------------------------ models
+def _unet_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
+    """Blended sliding window over the U-Net; half-tile steps unless `step` is given."""
+    module.to(device)
+    step = int(cfg.step) if cfg.get("step") else max(module.tile_out // 2, 1)
+
+    def predict_image(image: np.ndarray) -> np.ndarray:
+        probs = sliding_window_probs(
+            image,
+            module.predict_tiles,
+            tile_in=module.tile_in,
+            tile_out=module.tile_out,
+            step=step,
+            blend=cfg.blend,
+            tta=bool(cfg.tta),
+            batch_size=int(cfg.batch_size),
+            device=device,
+            model=module,
+        )
+        return probs.numpy()
+
+    return predict_image
+
+
+def _rootsam_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
+    raise NotImplementedError(
+        f"{cfg.ckpt_path} is a RootSAM checkpoint: RootSAM segments from point prompts, and reading "
+        "prompt files for prediction comes with the RootSAM issue. rootseg.predict handles U-Net "
+        "checkpoints for now."
+    )
+
+
+#: model kind (`module.kind`, stored in the checkpoint) -> factory of a whole-image predictor
+PREDICTORS: dict[str, Callable[[Any, DictConfig, torch.device], Predictor]] = {
+    "unet": _unet_predictor,
+    "rootsam": _rootsam_predictor,
+}
+
+
+def build_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
+    kind = getattr(module, "kind", None)
+    if kind not in PREDICTORS:
+        known = sorted(PREDICTORS)
+        raise ValueError(f"{cfg.ckpt_path}: no predictor for model kind {kind!r}; known kinds: {known}")
+    return PREDICTORS[kind](module, cfg, device)
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+@dataclass(frozen=True)
+class Job:
+    path: Path  # the input image
+    stem: str  # output file stem
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def find_images(spec: str | Path) -> list[Path]:
+    """A folder's images (non-recursive, sorted, hidden files skipped), a glob's images, or one file."""
+    text = str(spec)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        found = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+        images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            raise FileNotFoundError(f"input={text}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return sorted(images)
+    if path.is_file():
+        return [path]
+    if glob.has_magic(text):
+        matches = [Path(p) for p in glob.glob(str(Path(text).expanduser()), recursive=True)]
+        images = sorted(p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise FileNotFoundError(f"input={text}: the pattern matches no image files")
+        return images
+    raise FileNotFoundError(f"input={text}: no such folder or file, and not a glob pattern")
+
+
+def plan_jobs(images: list[Path], output: Path) -> list[Job]:
+    """Output stems for the images; `a.jpg` beside `a.png` become `a_jpg` and `a_png`."""
+    output_resolved = output.resolve()
+    for image in images:
+        if image.resolve().parent == output_resolved:
+            raise ValueError(
+                f"output={output} is the folder the input image {image} is in: masks would overwrite or be "
+                "read as inputs; choose another output folder"
+            )
+    stems = [p.stem for p in images]
+    counts: dict[str, int] = {}
+    for stem in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    jobs = []
+    for image, stem in zip(images, stems):
+        if counts[stem] > 1:
+            stem = f"{stem}_{image.suffix.lstrip('.').lower()}"
+        jobs.append(Job(image, stem))
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.stem in seen:
+            raise ValueError(
+                f"{seen[job.stem]} and {job.path} would write the same outputs ({job.stem}.png); "
+                "predict them into separate output folders"
+            )
+        seen[job.stem] = job.path
+    return jobs
+
+
+# ----------------------------------------------------------------------------------------------- outputs
+def output_paths(output: Path, stem: str, save_probs: str) -> dict[str, Path]:
+    paths = {
+        "mask": output / f"{stem}.png",
+        "rootpainter": output / f"{stem}_rootpainter.png",
+        "overlay": output / f"{stem}_overlay.jpg",
+    }
+    if save_probs != "none":
+        paths["probs"] = output / f"{stem}_prob.{save_probs}"
+    return paths
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
+
+
+def _format_row(row: dict[str, Any]) -> dict[str, str]:
+    return {key: "" if row.get(key) is None else str(row[key]) for key in CSV_COLUMNS}
+
+
+def read_results(path: Path) -> dict[str, dict[str, str]]:
+    """Rows of an earlier run's results.csv by image name (empty when there is none or it is unreadable)."""
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return {row["name"]: row for row in csv.DictReader(handle) if row.get("name")}
+    except (OSError, csv.Error, UnicodeDecodeError, KeyError) as error:
+        log.warning("%s: unreadable earlier results (%s); skipped images are re-measured", path, error)
+        return {}
+
+
+def write_results(path: Path, rows: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(_format_row(row) for row in rows)
+    _write_if_changed(path, buffer.getvalue())
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Atomic write that leaves an identical file untouched, so a run with nothing to do changes nothing."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
+
+
+def measure_row(
+    job: Job, mask: np.ndarray, mm_per_pixel: float | None, method: str, seconds: float | None
+) -> dict[str, Any]:
+    """The CSV row of one image from its boolean mask."""
+    height, width = mask.shape
+    root_pixels = int(np.count_nonzero(mask))
+    length_px = skeleton_length(mask, method=method)
+    return {
+        "name": job.name,
+        "path": str(job.path),
+        "height": height,
+        "width": width,
+        "root_pixels": root_pixels,
+        "root_fraction": f"{root_pixels / (height * width):.6f}",
+        "root_length_px": f"{length_px:.3f}",
+        "root_length_mm": None if mm_per_pixel is None else f"{length_px * mm_per_pixel:.3f}",
+        "seconds": None if seconds is None else f"{seconds:.3f}",
+    }
+
+
+def _kept_row(
+    job: Job, old: dict[str, str] | None, mask_path: Path, mm_per_pixel: float | None, method: str
+) -> dict[str, Any] | None:
+    """Row of an image done earlier: from the old CSV, else re-measured from its mask (None: unreadable).
+
+    root_length_mm follows this run's resolution, so adding `resolution=` to a finished run fills it in.
+    """
+    if old is not None and old.get("root_length_px"):
+        row: dict[str, Any] = dict(old)
+        row["path"] = str(job.path)
+        length_px = float(old["root_length_px"])
+        row["root_length_mm"] = None if mm_per_pixel is None else f"{length_px * mm_per_pixel:.3f}"
+        return row
+    try:
+        mask = read_mask(mask_path) == 1
+    except ImageReadError:
+        return None
+    return measure_row(job, mask, mm_per_pixel, method, None)
+
+
+def _remove_temporaries(output: Path) -> None:
+    """Temporary files a killed run (SIGKILL, power cut) left behind; a clean exit leaves none."""
+    for path in output.iterdir():
+        if path.is_file() and _TEMPORARY.match(path.name):
+            path.unlink(missing_ok=True)
+
+
+# -------------------------------------------------------------------------------------------- settings
+def resolve_device(name: str | None) -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name}, but CUDA is not available here; use device=cpu or device=auto")
+    return device
+
+
+def resolve_mm_per_pixel(cfg: DictConfig) -> float | None:
+    resolution, dpi = cfg.get("resolution"), cfg.get("dpi")
+    if resolution is not None and dpi is not None:
+        raise ValueError(f"give resolution= (mm per pixel) or dpi=, not both (got {resolution} and {dpi})")
+    if dpi is not None:
+        return mm_per_pixel_from_dpi(float(dpi))
+    if resolution is not None:
+        if float(resolution) <= 0:
+            raise ValueError(f"resolution is mm per pixel and must be positive, got {resolution}")
+        return float(resolution)
+    return None
+
+
+def _save_probs_mode(value: Any) -> str:
+    mode = "none" if value in (None, False) else str(value).lower()
+    if mode not in SAVE_PROBS:
+        raise ValueError(f"save_probs must be one of {SAVE_PROBS}, got {value!r}")
+    return mode
+
+
+def _check_settings(cfg: DictConfig) -> None:
+    """Fail on a bad option before the checkpoint is loaded, not after the first image."""
+    if not 0.0 < float(cfg.threshold) < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {cfg.threshold}")
+    if cfg.blend not in BLEND_MODES:
+        raise ValueError(f"blend must be one of {BLEND_MODES}, got {cfg.blend!r}")
+    if cfg.length_method not in LENGTH_METHODS:
+        raise ValueError(f"length_method must be one of {LENGTH_METHODS}, got {cfg.length_method!r}")
+    if isinstance(cfg.batch_size, bool) or not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {cfg.batch_size!r}")
+    if cfg.get("step") is not None and (not isinstance(cfg.step, int) or cfg.step < 1):
+        raise ValueError(f"step must be a positive int (output pixels between tiles) or null: {cfg.step!r}")
+
+
+def _write_config(output: Path, cfg: DictConfig, overwrite: bool) -> None:
+    """Record what produced the outputs; warn when a resumed run would mix different settings."""
+    keep = ("ckpt_path", "input", "step", "blend", "tta", "threshold", "save_probs", "resolution", "dpi")
+    current = {key: cfg.get(key) for key in keep}
+    current["ckpt_path"] = str(Path(str(cfg.ckpt_path)).expanduser().resolve())
+    path = output / CONFIG_NAME
+    if path.is_file() and not overwrite:
+        try:
+            earlier = OmegaConf.to_container(OmegaConf.load(path))
+        except Exception:  # an unreadable record only loses the warning
+            earlier = {}
+        changed = [k for k in _OUTPUT_SETTINGS if isinstance(earlier, dict) and earlier.get(k) != current[k]]
+        if changed:
+            log.warning(
+                "%s: %s differ from the earlier run into this folder; images done then are kept as they are "
+                "(overwrite=true redoes them)",
+                output,
+                ", ".join(changed),
+            )
+    _write_if_changed(path, OmegaConf.to_yaml(OmegaConf.create(current)))
+
+
+# ------------------------------------------------------------------------------------------------- run
+def _segment(
+    job: Job,
+    predictor: Predictor,
+    paths: dict[str, Path],
+    cfg: DictConfig,
+    mm_per_pixel: float | None,
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    image = read_image(job.path)
+    probs = predictor(image)
+    mask = probs >= float(cfg.threshold)
+    if "probs" in paths:
+        if paths["probs"].suffix == ".npy":
+            _write_npy(paths["probs"], probs.astype(np.float32, copy=False))
+        else:
+            write_image(paths["probs"], probability_to_uint8(probs))
+    if cfg.save_rootpainter:
+        write_rootpainter_segmentation(paths["rootpainter"], mask)
+    if cfg.save_overlay:
+        write_overlay(paths["overlay"], image, mask, quality=90)
+    row = measure_row(job, mask, mm_per_pixel, cfg.length_method, None)
+    write_image(paths["mask"], mask.astype(np.uint8) * np.uint8(255))  # last: the image is now done
+    row["seconds"] = f"{time.perf_counter() - start:.3f}"
+    return row
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img", desc="segmenting", dynamic_ncols=True, file=sys.stderr)
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Segment every input image into `cfg.output`; returns counts, failures and the CSV path.
+
+    Resumable: images whose mask exists are skipped (unless `overwrite`) and keep their CSV rows.
+    """
+    _check_settings(cfg)
+    save_probs = _save_probs_mode(cfg.get("save_probs"))
+    mm_per_pixel = resolve_mm_per_pixel(cfg)
+    device = resolve_device(cfg.get("device"))
+    output = Path(str(cfg.output)).expanduser()
+    images = find_images(cfg.input)
+    jobs = plan_jobs(images, output)
+    output.mkdir(parents=True, exist_ok=True)
+    _remove_temporaries(output)
+    overwrite = bool(cfg.overwrite)
+
+    module = load_module(cfg.ckpt_path)
+    predictor = build_predictor(module, cfg, device)
+    _write_config(output, cfg, overwrite)
+
+    csv_path = output / CSV_NAME
+    old_rows = read_results(csv_path)
+    rows: dict[str, dict[str, Any]] = {}  # by image name, in input order
+    todo: list[tuple[Job, dict[str, Path]]] = []
+    for job in jobs:
+        paths = output_paths(output, job.stem, save_probs)
+        row = None
+        if paths["mask"].is_file() and not overwrite:
+            row = _kept_row(job, old_rows.get(job.name), paths["mask"], mm_per_pixel, cfg.length_method)
+        if row is None:
+            todo.append((job, paths))
+        else:
+            rows[job.name] = row
+    skipped = len(rows)
+    # rows of images not in this run's input (an earlier run over a larger glob) stay in the CSV
+    names = {job.name for job in jobs}
+    extra = [row for name, row in old_rows.items() if name not in names]
+
+    def ordered_rows() -> list[dict[str, Any]]:
+        return [rows[job.name] for job in jobs if job.name in rows] + extra
+
+    write_results(csv_path, ordered_rows())
+    log.info(
+        "%d images in %s: %d to segment, %d done earlier; %s on %s",
+        len(jobs),
+        cfg.input,
+        len(todo),
+        skipped,
+        module.kind,
+        device,
+    )
+
+    failures: list[dict[str, str]] = []
+    segmented = 0
+    pixels = 0
+    started = time.perf_counter()
+    bar = _progress(len(todo))
+    try:
+        for job, paths in todo:
+            try:
+                row = _segment(job, predictor, paths, cfg, mm_per_pixel)
+            except ImageReadError as error:
+                failures.append({"name": job.name, "path": str(job.path), "error": str(error)})
+                log.error("skipped unreadable image %s (%s)", job.name, error)
+            except Exception:
+                log.error("failed on %s", job.path)
+                raise
+            else:
+                rows[job.name] = row
+                write_results(csv_path, ordered_rows())
+                segmented += 1
+                pixels += int(row["height"]) * int(row["width"])
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                bar.set_postfix(MP_s=f"{pixels / 1e6 / elapsed:.2f}", refresh=False)
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"interrupted: {segmented} segmented in this run; run the same command again to resume "
+            f"(outputs in {output})",
+            file=sys.stderr,
+        )
+        raise
+    bar.close()
+    seconds = time.perf_counter() - started
+
+    failures_path = output / FAILURES_NAME
+    if failures:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=("name", "path", "error"), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(failures)
+        _write_if_changed(failures_path, buffer.getvalue())
+    else:
+        failures_path.unlink(missing_ok=True)
+
+    summary = {
+        "segmented": segmented,
+        "skipped": skipped,
+        "failed": len(failures),
+        "failures": failures,
+        "images": len(jobs),
+        "output": str(output),
+        "csv": str(csv_path),
+        "seconds": seconds,
+        "megapixels_per_s": pixels / 1e6 / seconds if segmented and seconds > 0 else None,
+    }
+    for failure in failures:
+        print(f"FAILED {failure['name']}: {failure['error']}")
+    failed = len(failures)
+    print(f"{segmented} segmented, {skipped} skipped (already done), {failed} failed; output: {output}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    summary = predict(cfg)
+    if summary["failed"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

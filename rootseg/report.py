@@ -1,0 +1,47 @@
+"""`python -m rootseg.report RUN_DIR... [--output DIR] [--names A B ...]`: one table for several evaluations.
+
+Each RUN_DIR is the output of `python -m rootseg.eval` (summary.json, per_image.csv). Writes comparison.md
+and comparison.csv (one row per method, RootSAM Table 1 and Smith et al. Tables 3-4 columns),
+f1_per_image.png and, when the per-image tables hold root lengths, root_length_agreement.png. It takes run
+directories rather than configs, so it is a plain argparse command, not a Hydra app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rootseg.reports import RunReadError, load_run, write_comparison
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m rootseg.report", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="rootseg.eval output folders")
+    parser.add_argument("--output", "-o", type=Path, default=Path("comparison"), help="where to write (./comparison)")
+    parser.add_argument(
+        "--names", nargs="+", metavar="NAME", help="method names, one per RUN_DIR (default: experiment names)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.names is not None and len(args.names) != len(args.run_dirs):
+        print(f"error: {len(args.names)} --names for {len(args.run_dirs)} run directories", file=sys.stderr)
+        return 2
+    names = args.names or [None] * len(args.run_dirs)
+    try:
+        runs = [load_run(run_dir, name) for run_dir, name in zip(args.run_dirs, names, strict=True)]
+    except RunReadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    written = write_comparison(runs, args.output)
+    print((args.output / "comparison.md").read_text())
+    print("written: " + ", ".join(str(path) for path in written.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""rootseg.predict: every output written whole, CSV rows, resume after a kill, bad files reported by name."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import rootseg.predict as predict_mod
+from rootseg.data.io import atomic_path, read_image
+from rootseg.data.synthetic import generate_sample
+from rootseg.outputs import decode_rootpainter_segmentation
+
+REPO = Path(__file__).resolve().parents[1]
+SIZES = {"a scan é": (200, 160), "b": (96, 230), "c": (80, 100), "d": (150, 150)}  # c: smaller than a tile
+
+
+@pytest.fixture(scope="session")
+def unet_ckpt(tmp_path_factory) -> Path:
+    """A unet_demo checkpoint with random weights, written by Lightning as rootseg.train would."""
+    import hydra
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from rootseg.utils.config import CONFIG_DIR
+
+    root = tmp_path_factory.mktemp("ckpt")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        paths = [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
+        cfg = compose("train", ["+experiment=unet_demo", *paths])
+    GlobalHydra.instance().clear()
+    L.seed_everything(0, verbose=False)
+    model = hydra.utils.instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
+    trainer.strategy.connect(model)
+    path = root / "last.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture
+def images_dir(tmp_path) -> Path:
+    folder = tmp_path / "in put é"
+    folder.mkdir()
+    for i, (stem, size) in enumerate(SIZES.items()):
+        sample = generate_sample(i, (max(size[0], 16), max(size[1], 16)))
+        Image.fromarray(sample.image).save(folder / f"{stem}.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+@pytest.fixture
+def run(compose, unet_ckpt):
+    def _run(input_dir: Path, output: Path, *overrides: str) -> dict:
+        args = [f"ckpt_path={unet_ckpt}", f"input='{input_dir}'", f"output='{output}'", *overrides]
+        return predict_mod.predict(compose("predict", args))
+
+    return _run
+
+
+def _rows(output: Path) -> list[dict[str, str]]:
+    with open(output / "results.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every file: an atomic rewrite changes the inode even within one clock tick."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_predict_writes_every_output(run, images_dir, tmp_path):
+    output = tmp_path / "out"
+    summary = run(images_dir, output, "save_probs=npy", "resolution=0.05")
+    assert (summary["segmented"], summary["skipped"], summary["failed"]) == (4, 0, 0)
+    rows = {row["name"]: row for row in _rows(output)}
+    assert sorted(rows) == sorted(f"{stem}.png" for stem in SIZES)
+    for stem, (h, w) in SIZES.items():
+        mask = np.array(Image.open(output / f"{stem}.png"))
+        assert mask.shape == (h, w) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+        probs = np.load(output / f"{stem}_prob.npy")
+        assert probs.shape == (h, w) and probs.dtype == np.float32
+        np.testing.assert_array_equal(mask == 255, probs >= 0.5)
+        rgba = np.array(Image.open(output / f"{stem}_rootpainter.png"))
+        assert rgba.shape == (h, w, 4)
+        np.testing.assert_array_equal(decode_rootpainter_segmentation(rgba), mask == 255)
+        assert read_image(output / f"{stem}_overlay.jpg").shape == (h, w, 3)
+        row = rows[f"{stem}.png"]
+        assert (int(row["height"]), int(row["width"])) == (h, w)
+        assert int(row["root_pixels"]) == int((mask == 255).sum())
+        assert float(row["root_fraction"]) == pytest.approx((mask == 255).mean(), abs=1e-6)
+        assert float(row["root_length_mm"]) == pytest.approx(float(row["root_length_px"]) * 0.05, abs=1e-3)
+        assert Path(row["path"]) == images_dir / f"{stem}.png" and float(row["seconds"]) > 0
+    assert _leftovers(output) == []
+
+
+def test_rerun_skips_everything_and_overwrite_redoes(run, images_dir, tmp_path):
+    output = tmp_path / "out"
+    run(images_dir, output, "save_probs=png")
+    before = _stamps(output)
+    rows_before = _rows(output)
+    summary = run(images_dir, output, "save_probs=png")
+    assert (summary["segmented"], summary["skipped"]) == (0, 4)
+    assert _stamps(output) == before
+    assert _rows(output) == rows_before and rows_before[0]["root_length_mm"] == ""
+
+    summary = run(images_dir, output, "save_probs=png", "overwrite=true", "dpi=254")
+    assert (summary["segmented"], summary["skipped"]) == (4, 0)
+    after = _stamps(output)
+    for stem in SIZES:
+        for name in (f"{stem}.png", f"{stem}_prob.png", f"{stem}_rootpainter.png", f"{stem}_overlay.jpg"):
+            assert after[name] != before[name], name
+    assert all(float(row["root_length_mm"]) >= 0 for row in _rows(output))
+
+
+def test_killed_run_resumes_without_redoing_finished_images(run, images_dir, tmp_path, monkeypatch):
+    output = tmp_path / "out"
+    real_overlay = predict_mod.write_overlay
+    calls = []
+
+    def overlay_then_kill(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:  # killed while writing the third image's overlay
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(b"half a jpeg")
+                raise KeyboardInterrupt
+        return real_overlay(path, *args, **kwargs)
+
+    monkeypatch.setattr(predict_mod, "write_overlay", overlay_then_kill)
+    with pytest.raises(KeyboardInterrupt):
+        run(images_dir, output)
+    monkeypatch.setattr(predict_mod, "write_overlay", real_overlay)
+
+    stems = list(SIZES)  # "a scan é", "b", "c", "d" are processed in sorted order
+    assert [row["name"] for row in _rows(output)] == [f"{s}.png" for s in stems[:2]]
+    assert (output / f"{stems[2]}_rootpainter.png").exists() and not (output / f"{stems[2]}.png").exists()
+    assert _leftovers(output) == []
+    (output / f".{stems[3]}.x1y2z3.tmp.png").write_bytes(b"left by kill -9")
+    done = {k: v for k, v in _stamps(output).items() if k.startswith(tuple(stems[:2]))}
+
+    summary = run(images_dir, output)
+    assert (summary["segmented"], summary["skipped"], summary["failed"]) == (2, 2, 0)
+    assert {k: v for k, v in _stamps(output).items() if k in done} == done
+    assert [row["name"] for row in _rows(output)] == [f"{s}.png" for s in stems]
+    assert all((output / f"{s}.png").exists() for s in stems)
+    assert _leftovers(output) == []
+
+
+def test_corrupt_files_are_reported_and_the_run_fails(unet_ckpt, images_dir, tmp_path):
+    (images_dir / "broken.png").write_text("this is not a PNG")
+    (images_dir / "empty.jpg").write_bytes(b"")
+    output = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rootseg.predict",
+            f"ckpt_path={unet_ckpt}",
+            f"input='{images_dir}'",
+            f"output='{output}'",
+            f"hydra.run.dir='{tmp_path / 'hydra'}'",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "FAILED broken.png" in result.stdout and "FAILED empty.jpg" in result.stdout
+    assert "4 segmented, 0 skipped (already done), 2 failed" in result.stdout
+    assert [row["name"] for row in _rows(output)] == [f"{stem}.png" for stem in SIZES]
+    with open(output / "failures.csv", newline="", encoding="utf-8") as handle:
+        assert [row["name"] for row in csv.DictReader(handle)] == ["broken.png", "empty.jpg"]
+    assert not (output / "broken.png").exists() and _leftovers(output) == []
+
+
+def test_inputs_globs_and_stem_collisions(tmp_path):
+    folder = tmp_path / "my scans"
+    folder.mkdir()
+    for name in ("x.jpg", "x.png", "y.TIF", ".hidden.png", "._y.jpg", "z.txt"):
+        (folder / name).write_bytes(b"")
+    assert [p.name for p in predict_mod.find_images(folder)] == ["x.jpg", "x.png", "y.TIF"]
+    assert [p.name for p in predict_mod.find_images(str(folder / "x.*"))] == ["x.jpg", "x.png"]
+    jobs = predict_mod.plan_jobs(predict_mod.find_images(folder), tmp_path / "out")
+    assert [job.stem for job in jobs] == ["x_jpg", "x_png", "y"]
+    with pytest.raises(ValueError, match="folder the input image"):
+        predict_mod.plan_jobs(predict_mod.find_images(folder), folder)
+    with pytest.raises(FileNotFoundError, match="matches no image"):
+        predict_mod.find_images(str(folder / "*.bmp"))
+
+
+def test_bad_options_fail_before_any_work(compose, tmp_path):
+    base = ["ckpt_path=/nonexistent.ckpt", f"input={tmp_path}", f"output={tmp_path}/o"]
+    for option, message in (
+        ("threshold=1.5", "threshold"),
+        ("save_probs=tiff", "save_probs"),
+        ("blend=max", "blend"),
+        ("dpi=600 resolution=0.1", "not both"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            predict_mod.predict(compose("predict", [*base, *option.split()]))
+
+
+def test_rootsam_checkpoints_get_a_clear_message():
+    cfg = SimpleNamespace(ckpt_path="rootsam.ckpt")
+    with pytest.raises(NotImplementedError, match="prompt files"):
+        predict_mod.build_predictor(SimpleNamespace(kind="rootsam"), cfg, None)
+    with pytest.raises(ValueError, match="no predictor for model kind"):
+        predict_mod.build_predictor(SimpleNamespace(kind="other"), cfg, None)
