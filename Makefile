@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# optional extras installed into the development environment (sweep: Optuna sweeper, slurm: submitit)
+EXTRAS ?= dev sweep slurm
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 0
@@ -22,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	# 1. torch first, pinned (CPU build here; TORCH=... or a CUDA torch you installed yourself on a GPU box)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==$(TORCH)"
 	# 2. every dependency but sam2 (sam2 declares torchvision: no CPU build on PyPI, breaks lightning)
-	$(PY) .ci/requirements.py --without sam2 --extra dev > $(VENV)/requirements.txt
+	$(PY) .ci/requirements.py --without sam2 --extra $(EXTRAS) > $(VENV)/requirements.txt
 	$(PIP) install -q -r $(VENV)/requirements.txt
 	# 3. sam2 without its torchvision and without the 2.5 GB isolated CUDA build
 	$(PY) -c "import sam2" 2>/dev/null || SAM2_BUILD_CUDA=0 $(PIP) install -q --no-build-isolation --no-deps "sam2==$(SAM2)"

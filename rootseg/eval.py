@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from rootseg import measure, metrics, reports
 from rootseg.data.io import read_pair, write_text
 from rootseg.modules.loading import load_module
+from rootseg.utils import cli
 from rootseg.utils.config import CONFIG_DIR, output_dir, save_resolved_config
 
 log = logging.getLogger("rootseg.eval")
@@ -216,9 +217,10 @@ def _print(result: dict[str, Any], run_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> float:
-    result = evaluate(cfg)
+    with cli.user_errors():
+        result = evaluate(cfg)
     return float(result["pooled"]["f1"]) if not math.isnan(result["pooled"]["f1"]) else 0.0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "eval")

@@ -42,6 +42,7 @@ from torch import nn
 
 from rootseg.data.io import atomic_path, read_image
 from rootseg.modules.loading import load_module
+from rootseg.utils import cli
 from rootseg.utils.config import CONFIG_DIR
 
 log = logging.getLogger("rootseg.export")
@@ -223,8 +224,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    export(cfg)
+    with cli.user_errors():
+        export(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "export")

@@ -21,7 +21,9 @@ Paths holding spaces or non-ASCII characters must be quoted for Hydra's override
 the shell's: `'input="/data/my scans"'`, `"output='/data/Wurzel é'"`.
 
 Each model kind has a predictor factory in `PREDICTORS` (`kind -> (module, cfg, device) -> image ->
-probabilities`); adding RootSAM means adding one entry.
+probabilities`): the U-Net (blended sliding window), RootSAM (clicks from `prompts=FILE`, a CSV with
+columns image,x,y or a JSON {image: [[x, y], ...]}; prompt-free grid clicks for images without any) and
+the Frangi baseline.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from rootseg.inference import BLEND_MODES, sliding_window_probs
 from rootseg.measure import mm_per_pixel_from_dpi, skeleton_length
 from rootseg.modules.loading import load_module
 from rootseg.outputs import probability_to_uint8, write_overlay, write_rootpainter_segmentation
+from rootseg.utils import cli
+from rootseg.utils.cli import check_writable
 from rootseg.utils.config import CONFIG_DIR
 
 log = logging.getLogger("rootseg.predict")
@@ -81,7 +85,7 @@ _OUTPUT_SETTINGS = ("ckpt_path", "step", "blend", "tta", "threshold")
 # temporary files of rootseg.data.io.atomic_path: ".<stem>.<random>.tmp<suffix>"
 _TEMPORARY = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
 
-Predictor = Callable[[np.ndarray], np.ndarray]  # (H, W, 3) uint8 -> (H, W) float32 root probability
+Predictor = Callable[[np.ndarray, str], np.ndarray]  # (H, W, 3) uint8 image, its stem -> (H, W) root probability
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -90,7 +94,7 @@ def _unet_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predi
     module.to(device)
     step = int(cfg.step) if cfg.get("step") else max(module.tile_out // 2, 1)
 
-    def predict_image(image: np.ndarray) -> np.ndarray:
+    def predict_image(image: np.ndarray, stem: str) -> np.ndarray:
         probs = sliding_window_probs(
             image,
             module.predict_tiles,
@@ -108,18 +112,59 @@ def _unet_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predi
     return predict_image
 
 
+def read_prompt_file(path: str | Path) -> dict[str, np.ndarray]:
+    """Clicks per image from a CSV (columns image, x, y; image = file name or stem) or a JSON
+    ({"image stem or name": [[x, y], ...]}); pixel coordinates of the original image."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"prompts={path}: no such file (a CSV with columns image,x,y or a JSON of clicks)")
+    clicks: dict[str, list[list[float]]] = {}
+    try:
+        if path.suffix.lower() == ".json":
+            import json
+
+            for name, points in json.loads(path.read_text()).items():
+                clicks.setdefault(Path(name).stem, []).extend([float(p[0]), float(p[1])] for p in points)
+        else:
+            with path.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    clicks.setdefault(Path(row["image"]).stem, []).append([float(row["x"]), float(row["y"])])
+    except (KeyError, ValueError, TypeError, IndexError) as error:
+        raise ValueError(
+            f"prompts={path}: cannot read clicks ({type(error).__name__}: {error}); expected "
+            "CSV columns image,x,y or JSON {image: [[x, y], ...]}"
+        ) from error
+    return {name: np.asarray(points, np.float32).reshape(-1, 2) for name, points in clicks.items()}
+
+
 def _rootsam_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
-    raise NotImplementedError(
-        f"{cfg.ckpt_path} is a RootSAM checkpoint: RootSAM segments from point prompts, and reading "
-        "prompt files for prediction comes with the RootSAM issue. rootseg.predict handles U-Net "
-        "checkpoints for now."
-    )
+    """Clicks from `prompts=FILE` where an image has them; otherwise prompt-free (a grid of clicks per
+    tile), as RootSAM's module defines it."""
+    module.to(device)
+    clicks = read_prompt_file(cfg.get("prompts")) if cfg.get("prompts") else {}
+
+    def predict_image(image: np.ndarray, stem: str) -> np.ndarray:
+        with torch.inference_mode():
+            return module.predict_probs(image, prompts=clicks.get(stem)).float().cpu().numpy()
+
+    return predict_image
+
+
+def _whole_image_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
+    """Models that segment a whole image at once (the Frangi baseline)."""
+    module.to(device)
+
+    def predict_image(image: np.ndarray, stem: str) -> np.ndarray:
+        return module.predict_probs(image).float().cpu().numpy()
+
+    return predict_image
 
 
 #: model kind (`module.kind`, stored in the checkpoint) -> factory of a whole-image predictor
 PREDICTORS: dict[str, Callable[[Any, DictConfig, torch.device], Predictor]] = {
     "unet": _unet_predictor,
     "rootsam": _rootsam_predictor,
+    "frangi": _whole_image_predictor,
 }
 
 
@@ -322,6 +367,12 @@ def _save_probs_mode(value: Any) -> str:
 
 def _check_settings(cfg: DictConfig) -> None:
     """Fail on a bad option before the checkpoint is loaded, not after the first image."""
+    for key in ("ckpt_path", "input", "output"):
+        if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+            raise ValueError(
+                f"{key} is required: python -m rootseg.predict ckpt_path=<run dir>/checkpoints/<name>.ckpt "
+                "input=<folder or glob of images> output=<folder for the masks>"
+            )
     if not 0.0 < float(cfg.threshold) < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {cfg.threshold}")
     if cfg.blend not in BLEND_MODES:
@@ -366,7 +417,7 @@ def _segment(
 ) -> dict[str, Any]:
     start = time.perf_counter()
     image = read_image(job.path)
-    probs = predictor(image)
+    probs = predictor(image, Path(job.path).stem)
     mask = probs >= float(cfg.threshold)
     if "probs" in paths:
         if paths["probs"].suffix == ".npy":
@@ -401,7 +452,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     output = Path(str(cfg.output)).expanduser()
     images = find_images(cfg.input)
     jobs = plan_jobs(images, output)
-    output.mkdir(parents=True, exist_ok=True)
+    check_writable(output, float(cfg.get("min_free_disk_mb") or 0), "output folder")
     _remove_temporaries(output)
     overwrite = bool(cfg.overwrite)
 
@@ -505,10 +556,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    summary = predict(cfg)
+    with cli.user_errors():
+        summary = predict(cfg)
     if summary["failed"]:
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "predict")

@@ -10,6 +10,8 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
+from rootseg.utils import cli
+from rootseg.utils.cli import check_writable
 from rootseg.utils.config import (
     CONFIG_DIR,
     instantiate_group,
@@ -58,6 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
     L.seed_everything(cfg.seed, workers=True)
     run_dir = output_dir(cfg)
+    check_writable(run_dir, float(cfg.get("min_free_disk_mb") or 0), "run directory")
     save_resolved_config(cfg, run_dir)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
@@ -109,7 +112,11 @@ def _in_multirun() -> bool:
 def main(cfg: DictConfig) -> float | None:
     """Run one training; in a sweep, a crashed trial is logged and scored NaN so the others go on."""
     try:
-        metrics = train(cfg)
+        if _in_multirun():
+            metrics = train(cfg)
+        else:
+            with cli.user_errors():
+                metrics = train(cfg)
     except Exception as error:
         if not _in_multirun():
             raise
@@ -121,4 +128,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "train")

@@ -32,8 +32,11 @@ def test_unet_demo_instantiates_matching_model_and_data(compose, tmp_path):
     cfg = compose("train", ["+experiment=unet_demo", f"paths.data_dir={tmp_path}"])
     model = hydra.utils.instantiate(cfg.model)
     assert model.net.output_size(cfg.data.tile_in) == cfg.data.tile_out
-    optimizer = model.configure_optimizers()["optimizer"]
+    assert type(model.configure_optimizers()).__name__ == "AdamW"  # the demo's short-run optimizer
+    paper = hydra.utils.instantiate(compose("train", ["+experiment=unet_smith2020"]).model)
+    optimizer = paper.configure_optimizers()["optimizer"]
     assert optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.99
+    assert optimizer.defaults["lr"] == 0.01 and optimizer.defaults["weight_decay"] == 1e-5
 
 
 def test_segroot_and_folder_data_configs(compose, tmp_path):

@@ -218,9 +218,34 @@ def test_bad_options_fail_before_any_work(compose, tmp_path):
             predict_mod.predict(compose("predict", [*base, *option.split()]))
 
 
-def test_rootsam_checkpoints_get_a_clear_message():
-    cfg = SimpleNamespace(ckpt_path="rootsam.ckpt")
-    with pytest.raises(NotImplementedError, match="prompt files"):
-        predict_mod.build_predictor(SimpleNamespace(kind="rootsam"), cfg, None)
+def test_rootsam_gets_each_images_clicks_from_a_prompt_file(tmp_path):
+    """CSV and JSON click files reach RootSAM per image; images without clicks go prompt-free (None)."""
+    import torch
+
+    class FakeRootSAM(torch.nn.Module):
+        kind = "rootsam"
+
+        def __init__(self):
+            super().__init__()
+            self.seen = {}
+
+        def predict_probs(self, image, prompts=None):
+            self.seen[image.shape] = None if prompts is None else prompts.tolist()
+            return torch.zeros(image.shape[:2])
+
+    (tmp_path / "clicks.csv").write_text("image,x,y\nscan_a.jpg,10,20\nscan_a.jpg,30,5.5\n")
+    (tmp_path / "clicks.json").write_text('{"scan_a": [[10, 20], [30, 5.5]]}')
+    for name in ("clicks.csv", "clicks.json"):
+        module = FakeRootSAM()
+        cfg = SimpleNamespace(
+            ckpt_path="r.ckpt", get=lambda key, default=None, n=name: {"prompts": tmp_path / n}.get(key)
+        )
+        predictor = predict_mod.build_predictor(module, cfg, torch.device("cpu"))
+        predictor(np.zeros((40, 50, 3), np.uint8), "scan_a")
+        predictor(np.zeros((41, 50, 3), np.uint8), "scan_b")
+        assert module.seen == {(40, 50, 3): [[10.0, 20.0], [30.0, 5.5]], (41, 50, 3): None}
+    (tmp_path / "bad.csv").write_text("image,x\nscan_a,1\n")
+    with pytest.raises(ValueError, match="bad.csv.*image,x,y"):
+        predict_mod.read_prompt_file(tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="no predictor for model kind"):
-        predict_mod.build_predictor(SimpleNamespace(kind="other"), cfg, None)
+        predict_mod.build_predictor(SimpleNamespace(kind="other", ckpt_path="x"), SimpleNamespace(ckpt_path="x"), None)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from rootseg.data.io import ImageReadError, _load_array, decode_mask, read_image
 from rootseg.data.sources import DataLayoutError, FolderSource, Sample
+from rootseg.utils import cli
 from rootseg.utils.config import CONFIG_DIR
 
 LOSSLESS = (".png", ".tif", ".tiff", ".bmp")
@@ -121,7 +122,10 @@ def check_source(source: FolderSource) -> CheckReport:
         report.problems.append(Problem(path, message))
     try:
         splits = source.splits() if not problems else {"all": list(samples.values())}
-    except (DataLayoutError, ImageReadError) as error:
+    except ImageReadError:
+        # a mask the split rule could not read: check_sample reports it below, once, under its own name
+        splits = {"all": list(samples.values())}
+    except DataLayoutError as error:
         report.problems.append(Problem(str(source.root), str(error)))
         splits = {"all": list(samples.values())}
     seen: dict[str, tuple] = {}
@@ -147,12 +151,13 @@ def check_source(source: FolderSource) -> CheckReport:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="check")
 def main(cfg: DictConfig) -> None:
-    source = hydra.utils.instantiate(cfg.data.source)
-    report = check_source(source)
+    with cli.user_errors():
+        source = hydra.utils.instantiate(cfg.data.source)
+        report = check_source(source)
     print(report.text())
     if report.errors:
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "check")

@@ -1,0 +1,259 @@
+"""U-Net training throughput: tiles/s of forward + backward + SGD step, fp32 eager vs the fast paths.
+
+Modes (each on random tiles and masks; speed does not depend on the values):
+- `fp32`: eager, float32, NCHW - the baseline;
+- `bf16`: `torch.autocast(bfloat16)` around forward and loss;
+- `channels_last`: bf16 autocast + channels_last weights and inputs (cuDNN / oneDNN NHWC kernels);
+- `compile`: bf16 + channels_last + `torch.compile` - the configuration the issue's GPU goal refers to.
+  Compile time (first steps) is timed separately and excluded from tiles/s; with `--quick` it is skipped
+  when a probe compile exceeds `--compile-budget` s.
+
+Loss and optimiser are the paper's: Dice + 0.3 CE (`rootseg.losses.DiceCELoss`), SGD Nesterov momentum 0.99.
+Peak memory: GPU `torch.cuda.max_memory_allocated`; CPU peak resident set (VmHWM, reset per run through
+/proc/self/clear_refs) minus the resident set before the run. Prints one JSON object per device; `ratio` of
+each mode = its tiles/s / fp32 tiles/s at the same batch size.
+
+    python benchmarks/train_step.py --quick                  # tiny net, batch 4 and 8, CPU (< 3 min)
+    python benchmarks/train_step.py --net smith --device cuda --batch-sizes 4 8 16 32
+
+RootSAM decoder steps with and without the embedding cache: benchmarks/rootsam_cache.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import torch  # noqa: E402
+
+from rootseg.losses import DiceCELoss  # noqa: E402
+from rootseg.models.unet import UNet  # noqa: E402
+
+# name -> (UNet kwargs, tile_in, tile_out), as benchmarks/predict.py
+NETS: dict[str, tuple[dict[str, int], int, int]] = {
+    "tiny": ({"base_channels": 8, "depth": 3, "groups": 8}, 276, 188),
+    "smith": ({"base_channels": 64, "depth": 4, "groups": 32}, 572, 388),
+}
+MODES = ("fp32", "bf16", "channels_last", "compile")
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak(device: torch.device) -> int:
+    """Start a peak-memory window; returns the baseline (bytes)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device)
+    gc.collect()
+    with contextlib.suppress(OSError):  # hand freed heap back to the OS: a cache must not inflate the baseline
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    return _rss_kib("VmRSS") * 1024
+
+
+def _peak(device: torch.device, baseline: int) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) - baseline
+    return _rss_kib("VmHWM") * 1024 - baseline
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class Runner:
+    """One (mode, batch size) training setup: fresh net and optimiser, so modes do not share state."""
+
+    def __init__(self, net_name: str, mode: str, batch_size: int, device: torch.device) -> None:
+        kwargs, self.tile_in, self.tile_out = NETS[net_name]
+        torch.manual_seed(0)
+        self.device, self.mode = device, mode
+        self.net = UNet(**kwargs).to(device)
+        self.channels_last = mode in ("channels_last", "compile")
+        self.autocast = mode != "fp32"
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.loss = DiceCELoss()
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.01, momentum=0.99, nesterov=True)
+        generator = torch.Generator().manual_seed(1)
+        images = torch.rand(batch_size, 3, self.tile_in, self.tile_in, generator=generator) * 255
+        masks = (torch.rand(batch_size, self.tile_out, self.tile_out, generator=generator) < 0.1).long()
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        self.images = images.to(device, memory_format=layout)
+        self.masks = masks.to(device)
+        self.step_fn = torch.compile(self._step) if mode == "compile" else self._step
+
+    def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            loss = self.loss(self.net(images), masks)
+        loss.backward()
+        return loss
+
+    def step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step_fn(self.images, self.masks)
+        self.optimizer.step()
+
+
+def bench(net_name: str, mode: str, batch_size: int, device: torch.device, steps: int, warmup: int) -> dict[str, Any]:
+    """Tiles/s over `steps` timed steps after `warmup` (compile and kernel selection happen in warm-up)."""
+    baseline = _reset_peak(device)
+    runner = Runner(net_name, mode, batch_size, device)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(warmup):
+        runner.step()
+    _sync(device)
+    warmup_s = time.perf_counter() - start
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        runner.step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    median = times[len(times) // 2]
+    out = {
+        "tiles_per_s": round(batch_size / median, 3),
+        "step_s_median": round(median, 4),
+        "step_s_best": round(times[0], 4),
+        "warmup_s": round(warmup_s, 2),
+        "peak_mem_mib": round(_peak(device, baseline) / 2**20, 1),
+    }
+    if mode == "compile":
+        out["compile_s"] = out["warmup_s"]  # first steps: tracing + codegen, excluded from tiles/s
+    del runner
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+def compile_probe(net_name: str, device: torch.device, budget: float) -> tuple[bool, float, str]:
+    """Compile one batch-1 step in a subprocess killed after `budget` s (CPU inductor can take minutes);
+    a finished probe also fills inductor's on-disk cache, which shortens the timed compile after it."""
+    start = time.perf_counter()
+    command = [sys.executable, __file__, "--probe-compile", "--net", net_name, "--device", str(device)]
+    try:
+        done = subprocess.run(command, timeout=budget, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        return False, time.perf_counter() - start, f"probe compile did not finish in {budget:.0f} s"
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        return False, seconds, f"probe compile failed: {done.stderr.strip()[-300:]}"
+    return True, seconds, ""
+
+
+def run_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "benchmark": "train_step",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "net": args.net,
+        "tile_in": NETS[args.net][1],
+        "tile_out": NETS[args.net][2],
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "load_average_1min_start": round(os.getloadavg()[0], 2),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    modes = list(args.modes)
+    if "compile" in modes and args.quick:
+        ok, seconds, why = compile_probe(args.net, device, args.compile_budget)
+        result["compile_probe_s"] = round(seconds, 1)
+        if not ok:
+            modes.remove("compile")
+            result["compile_skipped"] = why
+    rows: dict[str, dict[str, Any]] = {}
+    for batch_size in args.batch_sizes:
+        row: dict[str, Any] = {}
+        for mode in modes:
+            try:
+                row[mode] = bench(args.net, mode, batch_size, device, args.steps, args.warmup)
+            except torch.OutOfMemoryError:
+                row[mode] = {"error": "out of memory"}
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        base = row.get("fp32", {}).get("tiles_per_s")
+        for figures in row.values():
+            if base and "tiles_per_s" in figures:
+                figures["ratio"] = round(figures["tiles_per_s"] / base, 3)
+        rows[str(batch_size)] = row
+        print(json.dumps({"batch_size": batch_size, **row}), flush=True, file=sys.stderr)
+    result["batch_sizes"] = rows
+    best = {
+        mode: max((r[mode].get("tiles_per_s", 0.0) for r in rows.values() if mode in r), default=0.0) for mode in modes
+    }
+    result["best_tiles_per_s"] = best
+    if best.get("fp32"):
+        result["best_ratio_to_fp32"] = {mode: round(v / best["fp32"], 3) for mode, v in best.items()}
+    result["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    result["rootsam_cache"] = "see benchmarks/rootsam_cache.py (decoder epochs with vs without the embedding cache)"
+    print(json.dumps(result, indent=1), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny net, batch 4 and 8, few steps (< 3 min CPU)")
+    parser.add_argument("--net", choices=sorted(NETS), default=None, help="tiny (default on CPU) or smith")
+    parser.add_argument("--device", default="all", help="all (CPU, and GPU when present), cpu, cuda")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed first steps (compile happens here)")
+    parser.add_argument("--compile-budget", type=float, default=60.0, help="--quick: skip compile above this (s)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: all; a loaded shared machine: try 1)"
+    )
+    parser.add_argument("--probe-compile", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.probe_compile:  # internal: compile_probe's subprocess
+        Runner(args.net or "tiny", "compile", 1, torch.device(args.device)).step()
+        return 0
+    if args.quick:
+        if args.net == "smith":
+            parser.error("--quick times the tiny net; drop --quick for --net smith")
+        args.net = "tiny"
+        args.batch_sizes = args.batch_sizes or [4, 8]
+        args.steps = args.steps or 3
+        args.warmup = args.warmup or 2
+    args.net = args.net or "tiny"
+    args.batch_sizes = args.batch_sizes or [4, 8, 16, 32]
+    args.steps = args.steps or 5
+    args.warmup = args.warmup or 3
+    if args.device == "all":
+        devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    else:
+        devices = [torch.device(args.device)]
+    if any(d.type == "cuda" for d in devices):
+        torch.backends.cudnn.benchmark = True
+    for device in devices:
+        run_device(args, device)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,509 @@
+"""A corpus of bad inputs, generated (never committed): the files real root image collections hold.
+
+`make_bad_corpus(root)` writes one folder per case (`<root>/<case>/images/`, `masks/`) and returns the
+cases with what must happen to each: an error that names the file, or correct handling checked by
+`verify`. `combine` puts several cases into one folder for commands that continue past errors.
+
+Expected outcomes by command (check, train, eval read image and mask; predict reads only the image):
+
+- `data_error`: check, train (`check_data=true`) and eval fail with this text and the file's name;
+- `predict_error`: predict reports this text with the file's name and skips the image (None: segmented);
+- `warning`: check warns with this text (and names the mask);
+- `verify`: for readable cases, asserts the decoded image and mask are right (no silent wrong result).
+
+EXIF orientation: a camera JPEG stores its sensor pixels and an orientation tag; every viewer and
+annotation tool (RootPainter, GIMP, browsers) shows it rotated, so a mask is drawn in *display*
+orientation. rootseg applies the tag when reading (`ImageOps.exif_transpose`), so image and mask agree and
+a prediction has the displayed shape.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from rootseg.data.io import read_image, read_mask
+
+SIZE = (96, 128)  # (H, W) of the ordinary cases
+LARGE = (9000, 12000)  # a stitched rhizotron panel: 108 MP
+
+
+@dataclass
+class Case:
+    name: str
+    root: Path  # <root>/<name>, holding images/ and masks/
+    image: Path
+    mask: Path
+    files: list[Path]
+    data_error: str | None = None
+    predict_error: str | None = None
+    bad_files: tuple[Path, ...] = ()  # the files an error message must name
+    warning: str | None = None
+    verify: Callable[[Case], None] | None = None
+    display_shape: tuple[int, int] = SIZE  # (H, W) a prediction must have
+    #: commands not run on this case, with the reason (the 108 MP image on a CPU)
+    skip: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expects_error(self) -> bool:
+        return self.data_error is not None
+
+
+def scene(size: tuple[int, int] = SIZE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Bright vertical 'roots' on dark noisy soil, and the exact 0/1 mask."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    mask = np.zeros((h, w), np.uint8)
+    for x in rng.integers(4, max(w - 8, 5), size=3):
+        mask[:, x : x + 4] = 1
+    image = rng.normal(60, 12, (h, w, 3)).clip(0, 255).astype(np.uint8)
+    image[mask == 1] = 210
+    return image, mask
+
+
+def _save(array: np.ndarray, path: Path, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _jpeg_bytes(array: np.ndarray, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=95, **kwargs)
+    return buffer.getvalue()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ verifiers
+def _expect_mask(expected: np.ndarray) -> Callable[[Case], None]:
+    def verify(case: Case) -> None:
+        got = read_mask(case.mask)
+        assert got.shape == expected.shape, (case.name, got.shape)
+        assert (got == expected).all(), f"{case.name}: {(got != expected).sum()} mask pixels decoded wrongly"
+
+    return verify
+
+
+def _verify_grey(case: Case) -> None:
+    image = read_image(case.image)
+    assert image.shape == (*SIZE, 3)
+    assert (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+
+
+def _verify_16bit(case: Case) -> None:
+    image = read_image(case.image)
+    assert image.dtype == np.uint8 and image.shape == (*SIZE, 3)
+    # the ramp spans 0..65535: it must read as 0..255, not clipped at 255 nor left dark
+    assert image[:, 0].max() == 0 and image[:, -1].min() == 255, (image[:, 0].max(), image[:, -1].min())
+    assert abs(int(image[0, SIZE[1] // 2, 0]) - 128) <= 2
+
+
+def _verify_like(expected: np.ndarray, tolerance: float) -> Callable[[Case], None]:
+    def verify(case: Case) -> None:
+        image = read_image(case.image)
+        assert image.shape == expected.shape, (case.name, image.shape, expected.shape)
+        error = np.abs(image.astype(float) - expected).mean()
+        assert error < tolerance, f"{case.name}: mean abs difference {error:.1f} from the source pixels"
+
+    return verify
+
+
+def _verify_exif(expected: np.ndarray, mask: np.ndarray) -> Callable[[Case], None]:
+    def verify(case: Case) -> None:
+        _verify_like(expected, 8)(case)
+        image = read_image(case.image).astype(float).mean(axis=2)
+        # the roots of the displayed image lie where the (display-orientation) mask says
+        assert image[mask == 1].mean() > image[mask == 0].mean() + 80
+
+    return verify
+
+
+# ------------------------------------------------------------------------------------------------ corpus
+def make_bad_corpus(root: Path, large: bool = True) -> list[Case]:
+    """Write every case under `root` and return them; `large=False` leaves out the 108 MP image."""
+    root = Path(root)
+    cases: list[Case] = []
+
+    def case(name: str, image_name: str = "", mask_name: str = "") -> tuple[Path, Path, Path]:
+        folder = root / name
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (folder / "masks").mkdir(parents=True, exist_ok=True)
+        image = folder / "images" / (image_name or f"{name}.png")
+        return folder, image, folder / "masks" / (mask_name or f"{name}.png")
+
+    def add(name: str, folder: Path, image: Path, mask: Path, **kwargs) -> None:
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        cases.append(Case(name, folder, image, mask, files, **kwargs))
+
+    image, mask = scene(seed=1)
+
+    folder, ip, mp = case("truncated_jpeg", "truncated_jpeg.jpg")
+    data = _jpeg_bytes(image)
+    _write(ip, data[: len(data) * 6 // 10])
+    _save(mask * 255, mp)
+    add("truncated_jpeg", folder, ip, mp, data_error="cannot decode", predict_error="cannot decode", bad_files=(ip,))
+
+    folder, ip, mp = case("truncated_png")
+    _save(image, ip)
+    data = _png_bytes(mask * 255)
+    _write(mp, data[: len(data) * 6 // 10])
+    add("truncated_png", folder, ip, mp, data_error="cannot decode", bad_files=(mp,))
+
+    folder, ip, mp = case("zero_byte")
+    _write(ip, b"")
+    _save(mask * 255, mp)
+    add("zero_byte", folder, ip, mp, data_error="empty (0 bytes)", predict_error="empty (0 bytes)", bad_files=(ip,))
+
+    folder, ip, mp = case("text_as_png")
+    _write(ip, b"tube,depth,date\n1,10,2024-05-01\n")
+    _save(mask * 255, mp)
+    add("text_as_png", folder, ip, mp, data_error="cannot decode", predict_error="cannot decode", bad_files=(ip,))
+
+    folder, ip, mp = case("mask_other_size")
+    _save(image, ip)
+    _save(np.zeros((SIZE[0] + 7, SIZE[1]), np.uint8), mp)
+    add("mask_other_size", folder, ip, mp, data_error="mask is", bad_files=(mp,))
+
+    folder, ip, mp = case("mask_0_128_255")
+    _save(image, ip)
+    grey = (mask * 255).astype(np.uint8)
+    grey[:, : SIZE[1] // 2][grey[:, : SIZE[1] // 2] == 255] = 128  # anti-aliased or half-painted root
+    grey[0, 0] = 0
+    _save(grey, mp)
+    add("mask_0_128_255", folder, ip, mp, warning="not binary: values [0, 128, 255]", verify=_expect_mask(mask))
+
+    folder, ip, mp = case("rgb_mask")
+    _save(image, ip)
+    rgb = np.zeros((*SIZE, 3), np.uint8)
+    rgb[mask == 1] = (255, 0, 0)  # red root on black, as drawn in a paint program
+    _save(rgb, mp)
+    add("rgb_mask", folder, ip, mp, verify=_expect_mask(mask))
+
+    folder, ip, mp = case("rootpainter_rgba")
+    _save(image, ip)
+    rgba = np.zeros((*SIZE, 4), np.uint8)
+    painted = np.zeros(SIZE, bool)
+    painted[: SIZE[0] // 2] = True  # the lower half is not annotated
+    rgba[painted & (mask == 0)] = (0, 255, 0, 180)
+    rgba[painted & (mask == 1)] = (255, 0, 0, 180)
+    _save(rgba, mp)
+    expected = np.full(SIZE, 255, np.uint8)
+    expected[painted] = mask[painted]
+    add("rootpainter_rgba", folder, ip, mp, verify=_expect_mask(expected))
+
+    folder, ip, mp = case("all_zero_mask")
+    _save(image, ip)
+    _save(np.zeros(SIZE, np.uint8), mp)
+    add("all_zero_mask", folder, ip, mp, warning="no root", verify=_expect_mask(np.zeros(SIZE, np.uint8)))
+
+    folder, ip, mp = case("all_root_mask")
+    _save(image, ip)
+    _save(np.full(SIZE, 255, np.uint8), mp)
+    add("all_root_mask", folder, ip, mp, warning="root everywhere", verify=_expect_mask(np.ones(SIZE, np.uint8)))
+
+    folder, ip, mp = case("grey_image")
+    _save(image[..., 0], ip)
+    _save(mask * 255, mp)
+    add("grey_image", folder, ip, mp, verify=_verify_grey)
+
+    import tifffile
+
+    folder, ip, mp = case("tiff_16bit", "tiff_16bit.tif")
+    ramp = np.round(np.linspace(0, 65535, SIZE[1])).astype(np.uint16)
+    tifffile.imwrite(ip, np.repeat(np.repeat(ramp[None, :, None], SIZE[0], 0), 3, 2), photometric="rgb")
+    _save(mask * 255, mp)
+    add("tiff_16bit", folder, ip, mp, verify=_verify_16bit)
+
+    folder, ip, mp = case("cmyk_jpeg", "cmyk_jpeg.jpg")
+    _save(image, ip.with_suffix(".tmp.png"))
+    Image.fromarray(image).convert("CMYK").save(ip, quality=95)
+    ip.with_suffix(".tmp.png").unlink()
+    _save(mask * 255, mp)
+    add("cmyk_jpeg", folder, ip, mp, verify=_verify_like(image.astype(float), 8))
+
+    folder, ip, mp = case("exif_rotated_jpeg", "exif_rotated_jpeg.jpg")
+    shown, shown_mask = scene((SIZE[1], SIZE[0]), seed=2)  # portrait as displayed
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(shown, 1)))  # the sensor's landscape pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    stored.save(ip, quality=95, exif=exif.tobytes())
+    _save(shown_mask * 255, mp)
+    add(
+        "exif_rotated_jpeg",
+        folder,
+        ip,
+        mp,
+        verify=_verify_exif(shown.astype(float), shown_mask),
+        display_shape=shown.shape[:2],
+    )
+
+    folder, ip, mp = case("smaller_than_tile")
+    small, small_mask = scene((40, 30), seed=3)
+    _save(small, ip)
+    _save(small_mask * 255, mp)
+    add("smaller_than_tile", folder, ip, mp, verify=_expect_mask(small_mask), display_shape=(40, 30))
+
+    folder, ip, mp = case("nan_float_tiff", "nan_float_tiff.tif")
+    floats = image.astype(np.float32) / 255
+    floats[5, 7] = np.nan
+    tifffile.imwrite(ip, floats, photometric="rgb")
+    _save(mask * 255, mp)
+    add("nan_float_tiff", folder, ip, mp, data_error="NaN", predict_error="NaN", bad_files=(ip,))
+
+    folder, ip, mp = case("unicode paths é 根", "tube 1 é 根.jpg", "tube 1 é 根.png")
+    _save(image, ip, quality=95)
+    _save(mask * 255, mp)
+    add("unicode paths é 根", folder, ip, mp, verify=_verify_like(image.astype(float), 8))
+
+    folder, ip, mp = case("duplicate_stems", "duplicate_stems.png")
+    _save(image, ip)
+    second = _save(image, folder / "images" / "duplicate_stems.jpg", quality=95)
+    _save(mask * 255, mp)
+    add("duplicate_stems", folder, ip, mp, data_error="share the stem", bad_files=(ip, second))
+
+    if large:
+        folder, ip, mp = case("large_12000x9000", "large_12000x9000.jpg")
+        big = np.full((*LARGE, 3), 60, np.uint8)  # constant soil compresses to ~1 MB
+        big_mask = np.zeros(LARGE, np.uint8)
+        for x in (1000, 5000, 9000):
+            big_mask[:, x : x + 12] = 1
+        big[big_mask == 1] = 210
+        _save(big, ip, quality=90)
+        _save(big_mask * 255, mp, optimize=False)
+        del big
+        reason = "108 MP is ~12,000 sliding-window tiles: minutes on a CPU (reading it is checked by check/train)"
+        add(
+            "large_12000x9000",
+            folder,
+            ip,
+            mp,
+            verify=_verify_large,
+            display_shape=LARGE,
+            skip={"eval": reason, "predict": reason},
+        )
+    return cases
+
+
+def _verify_large(case: Case) -> None:
+    image = read_image(case.image)
+    assert image.shape == (*LARGE, 3)
+    assert abs(int(image[10, 1005, 0]) - 210) < 10 and abs(int(image[10, 3000, 0]) - 60) < 10
+
+
+def combine(cases: list[Case], dest: Path, split: dict[str, list[str]] | None = None) -> Path:
+    """One images/ + masks/ folder holding every file of `cases` (hard links where possible)."""
+    for case in cases:
+        for path in case.files:
+            target = dest / path.relative_to(case.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy2(path, target)
+    if split is not None:
+        (dest / "split.json").write_text(json.dumps(split))
+    return dest
+
+
+def add_good_pairs(dest: Path, n: int = 3, size: tuple[int, int] = (192, 160)) -> list[str]:
+    """Ordinary pairs beside the cases, so a folder can train and validate; returns their stems."""
+    stems = []
+    for i in range(n):
+        image, mask = scene(size, seed=100 + i)
+        _save(image, dest / "images" / f"good_{i}.png")
+        _save(mask * 255, dest / "masks" / f"good_{i}.png")
+        stems.append(f"good_{i}")
+    return stems
+
+
+def names_file(message: str, path: Path) -> bool:
+    """Whether an error message names the file (its full path or at least its name)."""
+    return str(path) in message or path.name in message
+
+
+# ------------------------------------------------------------------------------------- running the corpus
+#: a command's verdict per case: (met the expected outcome, what happened)
+Verdicts = dict[str, tuple[bool, str]]
+
+
+def compose_run(config_name: str, overrides: list[str], run_dir: Path):
+    """Compose a task config as the command line would, with the run directory set (in-process runs)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from rootseg.utils.config import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def _quoted(path: Path) -> str:
+    return f"'{path}'"  # Hydra's override parser needs quotes around spaces and non-ASCII
+
+
+def _error_verdict(case: Case, message: str, expected: str | None) -> tuple[bool, str]:
+    named = all(names_file(message, path) for path in case.bad_files)
+    ok = expected is not None and expected in message and named
+    return ok, message.splitlines()[0][:300] if message else ""
+
+
+def run_check(cases: list[Case], work: Path) -> Verdicts:
+    """All cases in one folder through `check_source`: errors and warnings name each file."""
+    from rootseg.data.check import check_source
+    from rootseg.data.sources import FolderSource
+
+    folder = combine(cases, work / "check é corpus")
+    report = check_source(FolderSource(folder))
+    verdicts: Verdicts = {}
+    unnamed = [str(p) for p in report.problems if not Path(p.path.split(" and ")[0]).exists()]
+    for case in cases:
+        mine = [p for p in report.problems if any(f.name in p.path or f.name in p.message for f in case.files)]
+        errors = [p for p in mine if p.error]
+        text = " | ".join(str(p) for p in mine)
+        if case.expects_error:
+            ok = any(
+                case.data_error in p.message and all(names_file(str(p), f) for f in case.bad_files) for p in errors
+            )
+        else:
+            ok = not errors and (case.warning is None or any(case.warning in p.message for p in mine if not p.error))
+            if ok and case.verify is not None:
+                try:
+                    case.verify(case)
+                except AssertionError as failure:
+                    ok, text = False, f"read wrongly: {failure}"
+        verdicts[case.name] = (ok and not unnamed, text or "no problem reported")
+    return verdicts
+
+
+def run_train(cases: list[Case], work: Path) -> Verdicts:
+    """`debug=fdr` training: bad files refused up front by `check_data=true` (every one named in one error);
+    readable cases trained on, each in the train split so the data module reads every one of them."""
+    from rootseg.train import train
+
+    base = ["+experiment=unet_demo", "debug=fdr", "data=folder", "data.batch_size=2", "logger=csv"]
+    verdicts: Verdicts = {}
+    bad = [c for c in cases if c.expects_error and "train" not in c.skip]
+    good = [c for c in cases if not c.expects_error and "train" not in c.skip]
+    if bad:
+        folder = combine(bad, work / "train bad é")
+        add_good_pairs(folder)
+        cfg = compose_run("train", [*base, f"data.root={_quoted(folder)}", "check_data=true"], work / "run_bad")
+        try:
+            train(cfg)
+            message = ""
+        except ValueError as error:
+            message = str(error)
+        for case in bad:
+            lines = "\n".join(line for line in message.splitlines() if any(f.name in line for f in case.bad_files))
+            verdicts[case.name] = _error_verdict(case, lines, case.data_error) if message else (False, "trained")
+        assert not (work / "run_bad" / "checkpoints").exists(), "training started despite bad data"
+    if good:
+        folder = combine(good, work / "train ok é")
+        stems = add_good_pairs(folder)
+        split = {"train": [c.image.stem for c in good], "val": stems[:1], "test": stems[1:2]}
+        (folder / "split.json").write_text(json.dumps(split))
+        cfg = compose_run("train", [*base, f"data.root={_quoted(folder)}"], work / "run_ok")
+        try:
+            metrics = train(cfg)
+            result = (True, f"trained: {sorted(k for k in metrics if k.startswith('test/'))[:2]}")
+        except Exception as error:  # a failure here is the finding, not a test crash
+            result = (False, f"{type(error).__name__}: {error}"[:300])
+        verdicts.update({case.name: result for case in good})
+    return verdicts
+
+
+def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
+    """`rootseg.eval.evaluate` with `split=all`: each bad case alone (eval stops at the first bad file),
+    the readable ones together; a row per image, of the displayed size."""
+    from rootseg.eval import evaluate
+
+    verdicts: Verdicts = {}
+    base = [f"ckpt_path={_quoted(ckpt)}", "data=folder", "split=all", "figures=0", "device=cpu"]
+    for case in cases:
+        if not case.expects_error or "eval" in case.skip:
+            continue
+        cfg = compose_run("eval", [*base, f"data.root={_quoted(case.root)}"], work / f"eval_{len(verdicts)}")
+        try:
+            evaluate(cfg)
+            verdicts[case.name] = (False, "evaluated without an error")
+        except ValueError as error:
+            verdicts[case.name] = _error_verdict(case, str(error), case.data_error)
+    good = [c for c in cases if not c.expects_error and "eval" not in c.skip]
+    if good:
+        folder = combine(good, work / "eval ok é 根")
+        cfg = compose_run("eval", [*base, f"data.root={_quoted(folder)}"], work / "eval_ok")
+        try:
+            evaluate(cfg)
+            import csv
+
+            with open(work / "eval_ok" / "per_image.csv", newline="", encoding="utf-8") as handle:
+                rows = {row["name"]: row for row in csv.DictReader(handle)}
+            for case in good:
+                row = rows.get(case.image.stem)
+                verdicts[case.name] = (row is not None, f"f1={row['f1']}" if row else "no row in per_image.csv")
+        except Exception as error:
+            verdicts.update({c.name: (False, f"{type(error).__name__}: {error}"[:300]) for c in good})
+    return verdicts
+
+
+def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
+    """`rootseg.predict.predict` over one folder of every case's images: unreadable ones reported by name
+    and skipped, every other mask written with the displayed size."""
+    import rootseg.predict as predict_mod
+
+    todo = [c for c in cases if "predict" not in c.skip]
+    folder = combine(todo, work / "predict in é")
+    output = work / "predict out é"
+    overrides = [f"ckpt_path={_quoted(ckpt)}", f"input={_quoted(folder / 'images')}", f"output={_quoted(output)}"]
+    cfg = compose_run("predict", [*overrides, "device=cpu", "save_overlay=false"], work / "predict_run")
+    summary = predict_mod.predict(cfg)
+    failures = {Path(f["path"]).name: f["error"] for f in summary["failures"]}
+    jobs = {
+        job.path.name: job.stem for job in predict_mod.plan_jobs(predict_mod.find_images(folder / "images"), output)
+    }
+    verdicts: Verdicts = {}
+    for case in todo:
+        images = [f for f in case.files if f.parent.name == "images"]
+        results = []
+        for image in images:
+            if image.name in failures:
+                results.append(_error_verdict(case, failures[image.name], case.predict_error))
+                continue
+            if case.predict_error is not None:
+                results.append((False, f"{image.name}: not reported ({case.predict_error} expected)"))
+                continue
+            mask = output / f"{jobs[image.name]}.png"
+            if not mask.is_file():
+                results.append((False, f"{image.name}: no output mask"))
+                continue
+            shape = Image.open(mask).size[::-1]
+            results.append((shape == case.display_shape, f"{mask.name}: {shape[1]}x{shape[0]} (WxH)"))
+        verdicts[case.name] = (all(r[0] for r in results), "; ".join(r[1] for r in results))
+    return verdicts

@@ -1,0 +1,347 @@
+"""RootSAM end to end on CPU: configs, stage 1 / stage 2 / baseline runs, freezing, checkpoints, cache, predict.
+
+Everything uses `model/net=sam2.1_micro` (sam2.1_hiera_t shrunk to image_size 128, random weights) on a tiny
+synthetic set (6 images of 256 x 256) resized to 256 and cut into 128 px tiles, so each run takes seconds.
+A random-weight "Meta" checkpoint of the micro model is written by the tests (none can be downloaded here).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import hydra
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, compose_run
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from rootseg.models.freezing import assert_frozen_unchanged, snapshot_frozen
+from rootseg.modules.loading import CheckpointLoadError, load_module
+from rootseg.utils.config import CONFIG_DIR, instantiate_group, resolved_container
+
+EXPERIMENTS = ["rootsam_baseline", "rootsam_stage1", "rootsam_stage2"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("rootsam_data")
+
+
+@pytest.fixture(scope="module")
+def sam_file(tmp_path_factory) -> Path:
+    """A Meta-format ({"model": state_dict}) checkpoint of the micro model with random weights."""
+    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES, build_sam2_model
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("sam") / "sam2.1_micro_random.pt"
+    torch.save({"model": build_sam2_model("sam2.1_hiera_t", SAM2_MICRO_OVERRIDES).state_dict()}, path)
+    return path
+
+
+def small(data_dir: Path, *extra: str) -> list[str]:
+    return [
+        "model/net=sam2.1_micro",
+        "data=synthetic",
+        "data.source.n=6",
+        "data.source.size=[256,256]",
+        f"paths.data_dir={data_dir}",
+        "data.resize=256",
+        "data.tile=128",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "logger=csv",
+        "model.grid_points_per_side=4",
+        *extra,
+    ]
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=overrides, return_hydra_config=True)
+
+
+# ---------------------------------------------------------------------------------------------- configs
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("data", ["synthetic", "segroot"])
+def test_every_rootsam_experiment_composes(experiment, data):
+    cfg = compose([f"+experiment={experiment}", f"data={data}"])
+    assert cfg.experiment_name == experiment
+    assert cfg.data._target_ == "rootseg.data.rootsam_data.RootSAMDataModule"
+    assert cfg.model._target_ == "rootseg.modules.rootsam.RootSAMModule"
+    assert cfg.model.net.config_name == "sam2.1_hiera_l" and cfg.model.net.ckpt_path is None
+    assert "tile_in" not in cfg.data and "train_transform" not in cfg.data  # no U-Net keys
+    resize, tile = (2048, 1024) if experiment == "rootsam_stage2" else (2560, 512)
+    assert (cfg.data.resize, cfg.data.tile, cfg.model.resize, cfg.model.tile) == (resize, tile, resize, tile)
+    assert cfg.train is (experiment != "rootsam_baseline")
+    if data == "segroot":
+        assert cfg.data.source.mask_suffix == "-mask"
+
+
+def test_stage_and_net_choices_compose():
+    cfg = compose(["+experiment=rootsam_baseline", "stage=stage2", "model/net=sam2.1_hiera_b+"])
+    assert (cfg.data.resize, cfg.data.tile, cfg.stage_name) == (2048, 1024, "stage2")
+    for name in ("t", "s", "b+", "l"):
+        cfg = compose(["+experiment=rootsam_stage1", f"model/net=sam2.1_hiera_{name}"])
+        assert cfg.model.net.config_name == f"sam2.1_hiera_{name}"
+    # the U-Net experiments keep their datamodule whatever the source
+    cfg = compose(["+experiment=unet_demo", "data=segroot"])
+    assert cfg.data._target_.endswith("UNetDataModule") and cfg.data.tile_in == 276
+
+
+def test_micro_net_config_equals_the_builder_constant():
+    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES
+
+    yaml = OmegaConf.load(Path(CONFIG_DIR) / "model" / "net" / "sam2.1_micro.yaml")
+    expected = OmegaConf.create()
+    for key, value in SAM2_MICRO_OVERRIDES.items():
+        OmegaConf.update(expected, key, value, force_add=True)
+    assert yaml.overrides == expected
+
+
+def test_resizing_invents_no_mask_values_and_tiles_cover_the_image():
+    from rootseg.data.rootsam_data import resize_pair, tile_origins
+
+    rng = np.random.default_rng(0)
+    mask = rng.choice(np.array([0, 1, 255], np.uint8), size=(216, 255))
+    image = rng.integers(0, 255, (216, 255, 3), dtype=np.uint8)
+    for size in (256, 100):
+        resized, resized_mask = resize_pair(image, mask, size)
+        assert resized.shape == (size, size, 3) and resized_mask.shape == (size, size)
+        assert set(np.unique(resized_mask)) == {0, 1, 255}
+    assert tile_origins(2560, 512)[-1] == (2048, 2048) and len(tile_origins(2560, 512)) == 25
+    assert tile_origins(600, 256) == [(x, y) for y in (0, 256, 344) for x in (0, 256, 344)]  # last edge-aligned
+    with pytest.raises(ValueError, match="larger than the resized image"):
+        tile_origins(256, 512)
+
+
+def test_datamodule_tiles_prompts_and_masks(data_dir):
+    cfg = compose(small(data_dir, "+experiment=rootsam_stage1", "data.max_objects=4", "data.points_per_object=2"))
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    item = datamodule.train_dataset(0)[0]
+    assert item["image"].dtype == torch.uint8 and item["image"].shape == (3, 128, 128)
+    assert set(item["mask"].unique().tolist()) <= {0, 1, 255}
+    assert item["coords"].shape == (4, 2, 2) and item["labels"].shape == (4, 2) and item["valid"].any()
+    for i in torch.nonzero(item["valid"]).flatten():  # every click lies on its own object
+        x, y = item["coords"][i].long().T
+        assert (item["objects"][y, x] == i + 1).all()
+    assert (item["labels"][~item["valid"]] == -1).all()
+    # validation prompts are fixed; training prompts change with the epoch
+    val = datamodule.eval_dataset("val")
+    assert torch.equal(val[0]["coords"], datamodule.eval_dataset("val")[0]["coords"])
+    assert not torch.equal(datamodule.train_dataset(0)[0]["coords"], datamodule.train_dataset(1)[0]["coords"])
+    # empty tiles, when kept, carry one click on soil whose target is an empty mask
+    _, with_root, empty = datamodule._split("train")
+    assert len(datamodule.training_tiles(0)) == len(with_root)
+    datamodule.empty_tile_fraction = 1.0
+    tiles = datamodule.training_tiles(0)
+    assert len(tiles) == len(with_root) + len(empty)
+    if empty:
+        item = datamodule.train_dataset(0)[tiles.index(empty[0])]
+        assert item["valid"].sum() == 1 and item["labels"][0, 0] == 1 and not item["objects"].any()
+        x, y = item["coords"][0, 0].long()
+        assert item["mask"][y, x] == 0
+
+
+# ---------------------------------------------------------------------------------------------- stage 1
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory, data_dir, sam_file):
+    """Stage 1 trained for two batches from the written SAM file, as rootseg.train does it."""
+    run_dir = tmp_path_factory.mktemp("stage1")
+    overrides = small(
+        data_dir,
+        "+experiment=rootsam_stage1",
+        f"model.net.ckpt_path={sam_file}",
+        "debug=limit",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "model.optimizer.lr=1e-3",
+    )
+    cfg = compose_run("train", overrides, run_dir)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    module = hydra.utils.instantiate(cfg.model)
+    module.run_config = resolved_container(cfg)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    snapshot = snapshot_frozen(module)
+    callbacks, loggers = instantiate_group(cfg.callbacks), instantiate_group(cfg.logger)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer.fit(module, datamodule=datamodule)
+    ckpt = Path(trainer.checkpoint_callback.last_model_path)
+    assert ckpt.is_file()
+    return SimpleNamespace(cfg=cfg, module=module, trainer=trainer, snapshot=snapshot, before=before, ckpt=ckpt)
+
+
+def test_frozen_encoder_unchanged_and_not_in_the_optimizer(stage1):
+    module = stage1.module
+    assert_frozen_unchanged(module, stage1.snapshot)
+    optimised = {id(p) for group in stage1.trainer.optimizers[0].param_groups for p in group["params"]}
+    names = {id(p): n for n, p in module.named_parameters()}
+    assert optimised and all(module.get_parameter(names[i]).requires_grad for i in optimised)
+    assert not any(names[i].startswith("net.sam.image_encoder") for i in optimised)
+    decoder = [k for k in stage1.before if k.startswith("net.sam.sam_mask_decoder") and k.endswith("weight")]
+    assert any(not torch.equal(stage1.before[k], module.state_dict()[k]) for k in decoder)  # it did train
+
+
+def test_checkpoint_leaves_out_the_frozen_encoder_and_loads_back(stage1, data_dir):
+    checkpoint = torch.load(stage1.ckpt, map_location="cpu", weights_only=False)
+    assert checkpoint["rootseg"]["kind"] == "rootsam"
+    assert not any(k.startswith("net.sam.image_encoder.") for k in checkpoint["state_dict"])
+    assert checkpoint["rootseg"]["frozen_omitted"]["count"] > 0
+    loaded = load_module(stage1.ckpt, expected_kind="rootsam")
+    for key, value in stage1.module.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    image = np.random.default_rng(0).integers(0, 255, (200, 232, 3), dtype=np.uint8)
+    stage1.module.eval()
+    np.testing.assert_array_equal(stage1.module.predict_probs(image).numpy(), loaded.predict_probs(image).numpy())
+
+
+def test_checkpoint_without_encoder_needs_the_same_sam_file(stage1, tmp_path):
+    checkpoint = torch.load(stage1.ckpt, map_location="cpu", weights_only=False)
+    checkpoint["rootseg"]["config"]["model"]["net"]["ckpt_path"] = None
+    torch.save(checkpoint, tmp_path / "no_sam.ckpt")
+    with pytest.raises(CheckpointLoadError, match="ckpt_path is null"):
+        load_module(tmp_path / "no_sam.ckpt")
+    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES, build_sam2_model
+
+    torch.manual_seed(7)
+    torch.save({"model": build_sam2_model("sam2.1_hiera_t", SAM2_MICRO_OVERRIDES).state_dict()}, tmp_path / "o.pt")
+    checkpoint["rootseg"]["config"]["model"]["net"]["ckpt_path"] = str(tmp_path / "o.pt")
+    torch.save(checkpoint, tmp_path / "other_sam.ckpt")
+    with pytest.raises(CheckpointLoadError, match="other frozen weights"):
+        load_module(tmp_path / "other_sam.ckpt")
+    del checkpoint["state_dict"]["net.sam.sam_mask_decoder.iou_token.weight"]
+    torch.save(checkpoint, tmp_path / "broken.ckpt")
+    with pytest.raises(CheckpointLoadError, match="not frozen"):
+        load_module(tmp_path / "broken.ckpt")
+
+
+def test_random_weights_are_stored_in_the_checkpoint(data_dir, tmp_path):
+    cfg = compose_run("train", small(data_dir, "+experiment=rootsam_stage1"), tmp_path)
+    module = hydra.utils.instantiate(cfg.model)
+    assert module.save_frozen_weights
+    module.run_config = resolved_container(cfg)
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    assert any(k.startswith("net.sam.image_encoder.") for k in checkpoint["state_dict"])
+    torch.save(checkpoint, tmp_path / "random.ckpt")
+    loaded = load_module(tmp_path / "random.ckpt")
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+# ---------------------------------------------------------------------------------------------- runs
+def test_stage2_starts_from_stage1_and_runs(stage1, data_dir, sam_file, tmp_path):
+    from rootseg.train import train
+
+    overrides = small(
+        data_dir,
+        "+experiment=rootsam_stage2",
+        f"model.net.ckpt_path={sam_file}",
+        f"model.init_ckpt={stage1.ckpt}",
+        "data.resize=256",
+        "data.tile=256",
+        "debug=fdr",
+    )
+    cfg = compose_run("train", overrides, tmp_path)
+    module = hydra.utils.instantiate(cfg.model)
+    module.setup("fit")
+    trained = torch.load(stage1.ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    decoder = [k for k in trained if k.startswith("net.sam.sam_mask_decoder.")]
+    assert decoder and all(torch.equal(module.state_dict()[k], trained[k]) for k in decoder)
+    metrics = train(cfg)
+    assert 0 <= metrics["test/f1"] <= 1
+
+
+@pytest.mark.parametrize("experiment", ["rootsam_stage1", "rootsam_baseline"])
+def test_fast_dev_runs(experiment, data_dir, tmp_path):
+    from rootseg.train import train
+
+    metrics = train(compose_run("train", small(data_dir, f"+experiment={experiment}", "debug=fdr"), tmp_path))
+    assert 0 <= metrics["test/f1"] <= 1 and 0 <= metrics["test/patch_miou"] <= 1
+    assert ("val/f1" in metrics) is (experiment != "rootsam_baseline")
+
+
+def test_cli_stage2_without_init_ckpt_warns_loudly(data_dir, tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "rootseg.train", "+experiment=rootsam_stage2", "debug=fdr", *small(data_dir)]
+        + [f"hydra.run.dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    output = run.stdout + run.stderr
+    assert "test/f1=" in output
+    assert "starts from the SAM checkpoint, NOT from stage 1" in output
+    assert "RANDOM weights" in output
+
+
+# ---------------------------------------------------------------------------------------------- cache, predict
+def test_embedding_cache_gives_the_same_loss(stage1, tmp_path):
+    module = stage1.module.eval()
+    datamodule = stage1.trainer.datamodule
+    batch = next(iter(torch.utils.data.DataLoader(datamodule.eval_dataset("val"), batch_size=2)))
+    module.embedding_cache = None
+    with torch.no_grad():
+        plain = module._step(batch)[0]["loss"]
+        cache = module.enable_embedding_cache(tmp_path / "cache")
+        first = module._step(batch)[0]["loss"]  # misses: encodes and stores
+        assert len(list(cache.directory.rglob("meta.json"))) == 2
+        second = module._step(batch)[0]["loss"]  # hits: fp16 features from disk
+    module.embedding_cache = None
+    assert first == pytest.approx(float(plain), rel=1e-6)
+    assert second == pytest.approx(float(plain), rel=2e-2)
+
+
+def test_correction_clicks_add_a_decoder_pass(stage1):
+    module = stage1.module.eval()
+    batch = next(iter(torch.utils.data.DataLoader(stage1.trainer.datamodule.eval_dataset("val"), batch_size=2)))
+    n = int(batch["valid"].sum(1).max())
+    calls = []
+    decode = module.net.decode
+
+    def counting_decode(embeddings, coords, labels, *args, **kwargs):
+        calls.append(coords.shape)
+        return decode(embeddings, coords, labels, *args, **kwargs)
+
+    module.net.decode = counting_decode
+    try:
+        module.correction_clicks = 2
+        with torch.no_grad():
+            terms = module._step(batch)[0]
+    finally:
+        module.correction_clicks = 0
+        del module.net.decode
+    assert [shape[1:3] for shape in calls] == [(n, 1), (n, 2), (n, 3)]
+    assert torch.isfinite(terms["loss"])
+
+
+def test_prompt_free_prediction_of_a_whole_image(stage1):
+    module = stage1.module.eval()
+    image = np.random.default_rng(1).integers(0, 255, (180, 300, 3), dtype=np.uint8)
+    for prompts in (None, np.random.default_rng(2).random((180, 300)), np.array([[10.0, 20.0], [250.0, 90.0]])):
+        probs = module.predict_probs(torch.from_numpy(image), prompts=prompts, step=None, blend=None)
+        assert probs.shape == (180, 300) and probs.dtype == torch.float32
+        assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
