@@ -445,7 +445,7 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
     from rootseg.eval import evaluate
 
     verdicts: Verdicts = {}
-    base = [f"ckpt_path={_quoted(ckpt)}", "data=folder", "split=all", "figures=0", "device=cpu"]
+    base = [f"ckpt_path={_quoted(ckpt)}", "data=folder", "split=all", "figures=0", "+device=cpu"]
     for case in cases:
         if not case.expects_error or "eval" in case.skip:
             continue
