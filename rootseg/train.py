@@ -59,8 +59,8 @@ def _check_data(datamodule: L.LightningDataModule) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
     L.seed_everything(cfg.seed, workers=True)
+    check_writable(cfg.paths.output_dir, float(cfg.get("min_free_disk_mb") or 0), "run directory")
     run_dir = output_dir(cfg)
-    check_writable(run_dir, float(cfg.get("min_free_disk_mb") or 0), "run directory")
     save_resolved_config(cfg, run_dir)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)

@@ -1,0 +1,119 @@
+"""Config and run-setup mistakes: each a one-paragraph error that says what to do, never a bare traceback.
+Also: an unwritable or full output disk is refused before training, and a non-finite loss is skipped or
+stops the run by config, naming the step and batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, TINY_TRAIN, compose_run
+
+from rootseg.modules.loading import CheckpointLoadError, load_module
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+
+
+def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True, timeout=120, env=ENV
+    )
+
+
+def test_unknown_experiment_lists_the_known_ones():
+    run = _cli("rootseg.train", "+experiment=nope")
+    assert run.returncode != 0
+    assert "Could not find 'experiment/nope'" in run.stderr and "unet_smith2020" in run.stderr
+
+
+def test_override_typo_says_which_key_was_meant():
+    run = _cli("rootseg.train", "+experiment=unet_demo", "trainer.max_epoch=3")
+    assert run.returncode != 0
+    assert "did you mean trainer.max_epochs?" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_missing_ckpt_path_is_one_line_not_a_traceback(tmp_path):
+    run = _cli("rootseg.predict", f"input={tmp_path}", f"output={tmp_path / 'out'}")
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "error: ckpt_path is required" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_incompatible_checkpoint_names_the_file_and_the_mismatch(tmp_path, tiny_checkpoint):
+    checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
+    name = next(k for k, v in checkpoint["state_dict"].items() if v.ndim == 4)
+    checkpoint["state_dict"][name] = torch.zeros(1, 1, 1, 1)
+    bad = tmp_path / "other net.ckpt"
+    torch.save(checkpoint, bad)
+    run = _cli("rootseg.eval", f"ckpt_path='{bad}'", "hydra.run.dir=" + str(tmp_path / "eval"))
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "other net.ckpt: weights do not fit" in run.stderr and "Traceback" not in run.stderr
+    with pytest.raises(CheckpointLoadError, match="a 'unet' checkpoint, but this command needs a 'rootsam' one"):
+        load_module(tiny_checkpoint, expected_kind="rootsam")
+
+
+def test_unwritable_or_full_run_directory_is_refused_before_training(tmp_path, synthetic_dir):
+    from rootseg.train import train
+    from rootseg.utils.cli import OSErrorNoSpace
+
+    args = [*TINY_TRAIN, f"data.root={synthetic_dir}"]
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        train(compose_run("train", args, Path("/dev/null/run")))
+    with pytest.raises(OSErrorNoSpace, match="min_free_disk_mb"):
+        train(compose_run("train", [*args, "min_free_disk_mb=1e12"], tmp_path / "full"))
+    assert not (tmp_path / "full" / "checkpoints").exists()
+    if os.geteuid() != 0:  # root writes through 0o500
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(PermissionError, match="not writable"):
+            train(compose_run("train", args, locked / "run"))
+
+
+def _nan_on_batch(monkeypatch, bad_batch: int) -> None:
+    from rootseg.modules.base import RootSegModule
+
+    original = RootSegModule.checked_loss
+
+    def poisoned(self, loss, batch_idx):
+        return original(self, loss * float("nan") if batch_idx == bad_batch else loss, batch_idx)
+
+    monkeypatch.setattr(RootSegModule, "checked_loss", poisoned)
+
+
+def test_nonfinite_loss_skip_keeps_weights_finite(tmp_path, synthetic_dir, monkeypatch, caplog):
+    from rootseg.train import train
+
+    _nan_on_batch(monkeypatch, 1)
+    args = [*TINY_TRAIN, f"data.root={synthetic_dir}", "trainer.max_epochs=1", "model.nonfinite_loss=skip"]
+    with caplog.at_level("WARNING"):
+        metrics = train(compose_run("train", args, tmp_path / "skip"))
+    assert "global step 1, batch 1: batch skipped" in caplog.text
+    best = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in best["state_dict"].values() if v.is_floating_point())
+    assert np.isfinite(metrics["val/f1"])
+
+
+def test_nonfinite_loss_stop_names_the_batch(tmp_path, synthetic_dir, monkeypatch):
+    from rootseg.train import train
+
+    _nan_on_batch(monkeypatch, 1)
+    args = [*TINY_TRAIN, f"data.root={synthetic_dir}", "trainer.max_epochs=1", "model.nonfinite_loss=stop"]
+    with pytest.raises(FloatingPointError, match="epoch 0, global step 1, batch 1"):
+        train(compose_run("train", args, tmp_path / "stop"))
+
+
+def test_nan_monitor_is_never_the_best_checkpoint():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    trainer = SimpleNamespace(strategy=SimpleNamespace(reduce_boolean_decision=lambda decision, **_: decision))
+    callback = ModelCheckpoint(monitor="val/f1", mode="max", save_top_k=1)
+    callback.best_k_models = {"a.ckpt": torch.tensor(0.2)}
+    callback.kth_best_model_path = "a.ckpt"
+    assert not callback.check_monitor_top_k(trainer, current=torch.tensor(float("nan")))
+    assert callback.check_monitor_top_k(trainer, current=torch.tensor(0.3))
