@@ -3,7 +3,8 @@
 Times `UNetDataModule.train_dataloader()` with the real training transform (`smith2020_transform`: elastic
 grid, colour jitter; 572 px tiles cut from cached images, masks cropped to 388) at each worker count, on
 synthetic images written to a temporary folder (`rootseg.data.synthetic.write_dataset`) or, with `--segroot`,
-on SegRoot's images. The first batch (worker start-up, fork) is timed apart from the steady rate.
+on SegRoot's images. The first batch (worker start-up, fork) is timed apart; the steady rate is timed after
+3 more batches (what the workers prefetched meanwhile would inflate it).
 
 A 16-core node's loader rate is EXTRAPOLATED, not measured: steady tiles/s with one worker x 15 workers (one
 core left to the main process), assuming linear scaling across cores (no memory-bandwidth limit). It is
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 SEGROOT = Path(os.environ.get("ROOTSEG_SHARED", REPO.parent / "shared")) / "datasets" / "segroot"
 H100_BF16_DENSE_FLOPS = 989e12
 NODE_WORKERS = 15  # a 16-core node, one core left to the training process
+WARM_BATCHES = 3  # > the DataLoader's prefetch (2 batches per worker)
 
 
 def smith_flops_per_tile() -> float:
@@ -104,6 +107,9 @@ def time_loader(datamodule: UNetDataModule, max_batches: int) -> dict[str, Any]:
     iterator = iter(loader)
     first = next(iterator)
     first_s = time.perf_counter() - start
+    for _ in range(WARM_BATCHES):  # drain what workers prefetched during start-up: it would inflate the rate
+        if next(iterator, None) is None:
+            raise SystemExit(f"the epoch has fewer than {WARM_BATCHES + 2} batches: use more --images")
     tiles = 0
     start = time.perf_counter()
     for batches, batch in enumerate(iterator, start=1):
@@ -186,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-json", default=None, help="benchmarks/train_step.py output to compare with")
     parser.add_argument("--assumed-mfu", type=float, default=0.35, help="share of H100 bf16 peak (assumption)")
     parser.add_argument("--end-to-end", action="store_true", help="GPU: loader-fed training, GPU busy share")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the main process")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     images = args.images or (5 if args.quick else 10)
     batches = args.batches or (12 if args.quick else 40)
     cuda = torch.cuda.is_available()
@@ -210,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "tile_out": 388,
             "transform": "smith2020_transform() (elastic_p 0.9, colour jitter)",
             "pin_memory": cuda,
+            "main_process_torch_threads": torch.get_num_threads(),
             "workers": {},
         }
         for workers in args.workers:
@@ -223,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             datamodule.setup("fit")  # decodes the training images into the cache (forked workers share it)
             result["workers"][str(workers)] = time_loader(datamodule, batches)
             result.setdefault("train_tiles_per_epoch", len(datamodule.draw_corners(0)))
-            print(json.dumps({"workers": workers, **result["workers"][str(workers)]}), flush=True)
+            print(json.dumps({"workers": workers, **result["workers"][str(workers)]}), flush=True, file=sys.stderr)
         result["load_average_1min_end"] = round(os.getloadavg()[0], 2)
 
         rates = {int(k): v["tiles_per_s"] for k, v in result["workers"].items() if v["tiles_per_s"]}

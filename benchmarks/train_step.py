@@ -3,10 +3,12 @@
 Modes (each on random tiles and masks; speed does not depend on the values):
 - `fp32`: eager, float32, NCHW - the baseline;
 - `bf16`: `torch.autocast(bfloat16)` around forward and loss;
-- `channels_last`: bf16 autocast + channels_last weights and inputs (cuDNN / oneDNN NHWC kernels);
+- `channels_last`: fp32, channels_last weights and inputs (cuDNN / oneDNN NHWC kernels);
+- `bf16_channels_last`: both;
 - `compile`: bf16 + channels_last + `torch.compile` - the configuration the issue's GPU goal refers to.
-  Compile time (first steps) is timed separately and excluded from tiles/s; with `--quick` it is skipped
-  when a probe compile exceeds `--compile-budget` s.
+  It runs in a subprocess per batch size, killed after `--compile-budget` s (60 with `--quick`, where only
+  the largest batch size is compiled): compile time (the warm-up steps) is reported apart and excluded
+  from tiles/s.
 
 Loss and optimiser are the paper's: Dice + 0.3 CE (`rootseg.losses.DiceCELoss`), SGD Nesterov momentum 0.99.
 Peak memory: GPU `torch.cuda.max_memory_allocated`; CPU peak resident set (VmHWM, reset per run through
@@ -45,7 +47,7 @@ NETS: dict[str, tuple[dict[str, int], int, int]] = {
     "tiny": ({"base_channels": 8, "depth": 3, "groups": 8}, 276, 188),
     "smith": ({"base_channels": 64, "depth": 4, "groups": 32}, 572, 388),
 }
-MODES = ("fp32", "bf16", "channels_last", "compile")
+MODES = ("fp32", "bf16", "channels_last", "bf16_channels_last", "compile")
 
 
 def _rss_kib(field: str) -> int:
@@ -89,8 +91,8 @@ class Runner:
         torch.manual_seed(0)
         self.device, self.mode = device, mode
         self.net = UNet(**kwargs).to(device)
-        self.channels_last = mode in ("channels_last", "compile")
-        self.autocast = mode != "fp32"
+        self.channels_last = mode in ("channels_last", "bf16_channels_last", "compile")
+        self.autocast = mode in ("bf16", "bf16_channels_last", "compile")
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.loss = DiceCELoss()
@@ -148,19 +150,20 @@ def bench(net_name: str, mode: str, batch_size: int, device: torch.device, steps
     return out
 
 
-def compile_probe(net_name: str, device: torch.device, budget: float) -> tuple[bool, float, str]:
-    """Compile one batch-1 step in a subprocess killed after `budget` s (CPU inductor can take minutes);
-    a finished probe also fills inductor's on-disk cache, which shortens the timed compile after it."""
+def bench_compiled(args: argparse.Namespace, batch_size: int, device: torch.device, budget: float) -> dict[str, Any]:
+    """The compile mode in a subprocess killed after `budget` s: an in-process compile cannot be cut short
+    (CPU inductor takes minutes on 2 cores), and a fresh process keeps its memory figure apart."""
+    command = [sys.executable, __file__, "--one-compile", "--net", args.net, "--device", str(device)]
+    command += ["--batch-sizes", str(batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    command += ["--threads", str(torch.get_num_threads())]
     start = time.perf_counter()
-    command = [sys.executable, __file__, "--probe-compile", "--net", net_name, "--device", str(device)]
     try:
         done = subprocess.run(command, timeout=budget, capture_output=True, text=True)
     except subprocess.TimeoutExpired:
-        return False, time.perf_counter() - start, f"probe compile did not finish in {budget:.0f} s"
-    seconds = time.perf_counter() - start
+        return {"skipped": f"compile + {args.steps + args.warmup} steps did not finish in {budget:.0f} s"}
     if done.returncode:
-        return False, seconds, f"probe compile failed: {done.stderr.strip()[-300:]}"
-    return True, seconds, ""
+        return {"error": done.stderr.strip()[-400:], "seconds": round(time.perf_counter() - start, 1)}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -178,16 +181,14 @@ def run_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         "python": platform.python_version(),
     }
     modes = list(args.modes)
-    if "compile" in modes and args.quick:
-        ok, seconds, why = compile_probe(args.net, device, args.compile_budget)
-        result["compile_probe_s"] = round(seconds, 1)
-        if not ok:
-            modes.remove("compile")
-            result["compile_skipped"] = why
     rows: dict[str, dict[str, Any]] = {}
     for batch_size in args.batch_sizes:
         row: dict[str, Any] = {}
         for mode in modes:
+            if mode == "compile":
+                if not args.quick or batch_size == max(args.batch_sizes):
+                    row[mode] = bench_compiled(args, batch_size, device, args.compile_budget)
+                continue
             try:
                 row[mode] = bench(args.net, mode, batch_size, device, args.steps, args.warmup)
             except torch.OutOfMemoryError:
@@ -201,8 +202,10 @@ def run_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
         rows[str(batch_size)] = row
         print(json.dumps({"batch_size": batch_size, **row}), flush=True, file=sys.stderr)
     result["batch_sizes"] = rows
-    best = {
-        mode: max((r[mode].get("tiles_per_s", 0.0) for r in rows.values() if mode in r), default=0.0) for mode in modes
+    best = {  # modes with no figure (compile skipped or failed) are left out
+        mode: max(rates)
+        for mode in modes
+        if (rates := [r[mode]["tiles_per_s"] for r in rows.values() if "tiles_per_s" in r.get(mode, {})])
     }
     result["best_tiles_per_s"] = best
     if best.get("fp32"):
@@ -222,16 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--steps", type=int, default=None, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed first steps (compile happens here)")
-    parser.add_argument("--compile-budget", type=float, default=60.0, help="--quick: skip compile above this (s)")
+    parser.add_argument(
+        "--compile-budget", type=float, default=None, help="s for compile + steps (default 60 with --quick, else 600)"
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: all; a loaded shared machine: try 1)"
     )
-    parser.add_argument("--probe-compile", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-compile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.probe_compile:  # internal: compile_probe's subprocess
-        Runner(args.net or "tiny", "compile", 1, torch.device(args.device)).step()
+    if args.one_compile:  # internal: bench_compiled's subprocess
+        figures = bench(args.net, "compile", args.batch_sizes[0], torch.device(args.device), args.steps, args.warmup)
+        print(json.dumps(figures), flush=True)
         return 0
     if args.quick:
         if args.net == "smith":
@@ -244,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args.batch_sizes = args.batch_sizes or [4, 8, 16, 32]
     args.steps = args.steps or 5
     args.warmup = args.warmup or 3
+    args.compile_budget = args.compile_budget or (60.0 if args.quick else 600.0)
     if args.device == "all":
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     else:

@@ -37,6 +37,22 @@ def test_override_typo_says_which_key_was_meant():
     assert "did you mean trainer.max_epochs?" in run.stderr and "Traceback" not in run.stderr
 
 
+def test_override_hint_reads_keys_in_the_chosen_groups():
+    """Group choices (debug=limit, model/optimizer=adamw) are not mistyped keys, and keys are looked up in
+    the config those choices compose: SGD has nesterov, unet_demo's AdamW has not."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rootseg.utils.cli import override_hint
+
+    GlobalHydra.instance().clear()
+    assert override_hint("train", ["+experiment=unet_demo", "debug=limit", "hparams_search=unet_optuna"]) is None
+    demo_sgd = ["+experiment=unet_demo", "model/optimizer=sgd_smith2020"]
+    assert override_hint("train", [*demo_sgd, "model.optimizer.nesterov=false"]) is None
+    assert "model.optimizer.nesterov" in override_hint("train", ["+experiment=unet_demo", "model.optimizer.nesterov=0"])
+    hint = override_hint("train", [*demo_sgd, "model.optimizer.momentun=0.9"])
+    assert hint is not None and "did you mean model.optimizer.momentum?" in hint
+
+
 def test_missing_ckpt_path_is_one_line_not_a_traceback(tmp_path):
     run = _cli("rootseg.predict", f"input={tmp_path}", f"output={tmp_path / 'out'}")
     assert run.returncode == 2, run.stderr[-2000:]

@@ -105,6 +105,7 @@ def test_optuna_sweep_returns_the_best_value(tmp_path, synthetic_dir):
             "trainer.max_epochs=1",
             "test=false",
             "hparams_search=unet_optuna",
+            "model/optimizer=sgd_smith2020",  # the sweep tunes SGD's momentum; unet_demo uses AdamW
             "hydra.sweeper.n_trials=2",
             "hydra.sweeper.sampler.n_startup_trials=2",
             f"hydra.sweep.dir={tmp_path}",

@@ -56,7 +56,7 @@ class SmithElasticGrid(A.DualTransform):
     Image pixels are interpolated bilinearly, masks by nearest neighbour so labels stay {0, 1, 255}.
     The displacement is drawn on the tile grown by `padding` px per side and cropped, as RootPainter's
     elastic.py does (it pads 60 px): the constant-mode smoothing then damps the field less at the tile
-    border, which matters at large sigma (~13 % of the field's std at sigma 58 on 572 px tiles).
+    border, which matters at large sigma (the std of the field on a 572 px tile is ~10 % larger at sigma 58).
     """
 
     def __init__(

@@ -63,8 +63,14 @@ def override_hint(config_name: str, overrides: list[str]) -> str | None:
 
     from rootseg.utils.config import CONFIG_DIR
 
-    plain = [o for o in overrides if "=" in o and not o.startswith(("-", "+", "~", "hydra."))]
-    kept = [o for o in overrides if o.startswith("+") and "=" in o]  # +experiment=... shapes the config
+    def is_group(override: str) -> bool:  # data=segroot, model/net=unet_tiny, debug=fdr: choices, not keys
+        key = override.split("=", 1)[0].lstrip("+~")
+        return "/" in key or (Path(CONFIG_DIR) / key).is_dir()
+
+    settings = [o for o in overrides if "=" in o and not o.startswith(("-", "hydra.", "~"))]
+    # groups and +additions shape the config the other keys are looked up in
+    kept = [o for o in settings if o.startswith("+") or is_group(o)]
+    plain = [o for o in settings if o not in kept]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
