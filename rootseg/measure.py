@@ -154,21 +154,33 @@ def _runs(lines: np.ndarray) -> int:
     return int(np.count_nonzero(starts) + np.count_nonzero(lines[..., 0]))
 
 
-def line_intersect_counts(mask: np.ndarray, spacing_px: float, mm_per_pixel: float | None = None) -> dict:
+def line_intersect_counts(
+    mask: np.ndarray, spacing_px: float, mm_per_pixel: float | None = None, valid: np.ndarray | None = None
+) -> dict:
     """Simulate the line-intersect method on a mask, as done by hand on minirhizotron tubes.
 
     Horizontal and vertical grid lines `spacing_px` apart, the first at spacing/2 from the top and left
     borders; every contiguous run of root pixels along a grid line is one intersection. Root intensity
-    is intersections per metre of grid line (needs `mm_per_pixel`, else None).
+    is intersections per metre of grid line (needs `mm_per_pixel`, else None). `valid` (boolean, the
+    mask's shape) limits the grid to labelled pixels: root outside it is not counted and grid line outside
+    it is not measured (a partly annotated image, e.g. RootPainter's transparent areas); a {0, 1, 255}
+    label mask is limited to its labelled pixels without it.
     """
+    labels = np.asarray(mask)
+    if valid is None:
+        valid = labels != 255 if np.issubdtype(labels.dtype, np.integer) else np.ones(labels.shape, bool)
+    valid = np.asarray(valid, dtype=bool)
     mask = _as_mask(mask)
+    if valid.shape != mask.shape:
+        raise ValueError(f"valid has shape {valid.shape}, the mask {mask.shape}")
+    mask = mask & valid
     if not spacing_px > 0:
         raise ValueError(f"spacing_px must be positive, got {spacing_px}")
     height, width = mask.shape
     rows = _grid_positions(height, spacing_px)
     cols = _grid_positions(width, spacing_px)
     intersections = _runs(mask[rows, :]) + _runs(mask[:, cols].T)
-    grid_length_px = float(len(rows) * width + len(cols) * height)
+    grid_length_px = float(np.count_nonzero(valid[rows, :]) + np.count_nonzero(valid[:, cols]))
     intensity = None
     if mm_per_pixel is not None and grid_length_px > 0:
         intensity = intersections / (grid_length_px * mm_per_pixel / 1000.0)
@@ -180,9 +192,9 @@ def line_intersect_counts(mask: np.ndarray, spacing_px: float, mm_per_pixel: flo
     }
 
 
-def root_intensity(mask: np.ndarray, mm_per_pixel: float, spacing_mm: float) -> float:
+def root_intensity(mask: np.ndarray, mm_per_pixel: float, spacing_mm: float, valid: np.ndarray | None = None) -> float:
     """Root intensity (intersections per metre of grid line) for a grid `spacing_mm` apart on the tube."""
-    result = line_intersect_counts(mask, spacing_mm / mm_per_pixel, mm_per_pixel)
+    result = line_intersect_counts(mask, spacing_mm / mm_per_pixel, mm_per_pixel, valid)
     if result["intensity_per_m"] is None:
         raise ValueError(f"grid spacing {spacing_mm} mm leaves no grid line on a {mask.shape} image")
     return float(result["intensity_per_m"])

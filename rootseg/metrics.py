@@ -25,6 +25,7 @@ from rootseg.data.io import IGNORE_INDEX
 
 __all__ = [
     "SCORE_NAMES",
+    "PooledAP",
     "average_precision",
     "confusion",
     "cut_patches",
@@ -179,6 +180,43 @@ def average_precision(prob: np.ndarray, target: np.ndarray) -> float:
     precision = true_pos / (last_of_tie + 1)
     recall = true_pos / positives
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+class PooledAP:
+    """Average precision over all labelled pixels of many images, in bounded memory.
+
+    `update` adds one image; `compute` gives the AP of all pixels added so far, as `average_precision` of
+    the concatenated pixels would, except that probabilities are first rounded to multiples of 1 / `bins`
+    (default 2^-20, about 1e-6): pixels within one step share a threshold. Counts of pixels and of root
+    pixels per step replace the pixels themselves (two arrays of `bins` + 1 integers).
+    """
+
+    def __init__(self, bins: int = 2**20) -> None:
+        if bins < 1:
+            raise ValueError(f"bins must be positive, got {bins}")
+        self.bins = int(bins)
+        self.total = np.zeros(self.bins + 1, np.int64)
+        self.positive = np.zeros(self.bins + 1, np.int64)
+
+    def update(self, prob: np.ndarray, target: np.ndarray) -> None:
+        prob = np.asarray(prob, dtype=np.float64)
+        target = _check_target(target)
+        if prob.shape != target.shape:
+            raise ValueError(f"prob shape {prob.shape} differs from target shape {target.shape}")
+        valid = target != IGNORE_INDEX
+        index = np.rint(np.clip(prob[valid], 0.0, 1.0) * self.bins).astype(np.int64)
+        self.total += np.bincount(index, minlength=self.bins + 1)
+        self.positive += np.bincount(index[target[valid] == 1], minlength=self.bins + 1)
+
+    def compute(self) -> float:
+        """The AP so far; NaN when no root pixel was added."""
+        used = self.total[::-1] > 0  # thresholds from the highest probability down
+        true_pos = np.cumsum(self.positive[::-1][used])
+        if true_pos.size == 0 or true_pos[-1] == 0:
+            return math.nan
+        precision = true_pos / np.cumsum(self.total[::-1][used])
+        recall = true_pos / true_pos[-1]
+        return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
 def cut_patches(height: int, width: int, patch_size: int) -> list[tuple[slice, slice]]:

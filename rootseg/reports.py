@@ -111,6 +111,7 @@ COMPARISON_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mIoU@1024", ("patches", "1024", "iou")),
     ("Dice@1024", ("patches", "1024", "dice")),
     ("mAP@1024", ("patches", "1024", "ap")),
+    ("AP pooled", ("patches", "512", "ap_pooled")),
     ("F1", ("pooled", "f1")),
     ("precision", ("pooled", "precision")),
     ("recall", ("pooled", "recall")),
@@ -119,6 +120,8 @@ COMPARISON_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("F1 per-image sd", ("per_image", "sd", "f1")),
     ("length Spearman", ("length_agreement", "spearman")),
     ("length r2", ("length_agreement", "r2")),
+    ("intensity Spearman", ("intensity_agreement", "spearman")),
+    ("intensity r2", ("intensity_agreement", "r2")),
 )
 
 
@@ -141,10 +144,17 @@ def _number(text: str) -> Any:
         return text
 
 
+#: columns read back as text: image names such as `0001`, `1e3` or `nan` are names, not numbers
+TEXT_COLUMNS = frozenset({"name"})
+
+
 def read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV written by `write_csv`, numbers parsed back."""
+    """Rows of a CSV written by `write_csv`, numbers parsed back (except in `TEXT_COLUMNS`)."""
     with open(path, newline="") as handle:
-        return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+        return [
+            {key: value if key in TEXT_COLUMNS else _number(value) for key, value in row.items()}
+            for row in csv.DictReader(handle)
+        ]
 
 
 def default_method_name(run_dir: Path, summary: dict[str, Any]) -> str:
@@ -226,13 +236,15 @@ def comparison_markdown(rows: Sequence[dict[str, Any]]) -> str:
             "F1 per image (mean ± sd)": _pm(row["F1 per-image mean"], row["F1 per-image sd"]),
             "length Spearman": row["length Spearman"],
             "length r2": row["length r2"],
+            "intensity Spearman": row["intensity Spearman"],
+            "intensity r2": row["intensity r2"],
             "images": row["images"],
         }
         for row in rows
     ]
-    text = "# Comparison\n\n## Patches (RootSAM Table 1; mean over patches)\n\n"
+    text = "# Comparison\n\n## Patches (RootSAM Table 1; mean over patches; AP pooled: all pixels at once)\n\n"
     text += markdown_table(rows, patch_columns)
-    text += "\n## Pixels pooled over all images, per-image F1, root length (Smith et al. 2020)\n\n"
+    text += "\n## Pixels pooled over all images, per-image F1, root length and intensity (Smith et al. 2020)\n\n"
     text += markdown_table(pixel_rows)
     text += "\n## Evaluated on\n\n" + markdown_table([{"method": r["method"], "data": r["data"]} for r in rows])
     if len({row["data"] for row in rows}) > 1:

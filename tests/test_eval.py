@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from conftest import compose_run
+from PIL import Image
+from scipy import stats
 
 from rootseg.data.io import read_pair
 from rootseg.eval import evaluate
+from rootseg.measure import skeleton_length
 from rootseg.modules.loading import CheckpointLoadError, load_module
 
 
@@ -36,6 +40,7 @@ def test_writes_tables_and_figures(evaluated, synthetic_dir):
         "model_target": "rootseg.modules.unet.UNetModule",
     }
     assert set(result["patches"]) == {"512", "1024"} and result["split"] == "test"
+    assert result["threshold"] == 0.5  # threshold=null: the checkpoint's own
 
 
 def test_pooled_f1_is_the_f1_of_the_summed_per_image_counts(evaluated):
@@ -66,21 +71,73 @@ def test_per_image_f1_matches_a_fresh_prediction(evaluated, tiny_checkpoint, syn
     assert row["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-12)
 
 
-def test_another_folder_can_be_evaluated(tiny_checkpoint, tmp_path):
-    """A held-out set: a folder the model never saw, every image of it (no split file, split=all)."""
+def test_a_folder_without_split_file_is_scored_whole(tiny_checkpoint, tmp_path):
+    """split=auto (the default) on a held-out folder without split.json scores every image."""
     from rootseg.data.synthetic import write_dataset
 
     held_out = write_dataset(tmp_path / "held_out", n=4, size=(160, 160), seed=11)
     (held_out / "split.json").unlink()
     cfg = compose_run(
-        "eval", [f"ckpt_path={tiny_checkpoint}", "data=folder", f"data.root={held_out}", "split=all"], tmp_path / "run"
+        "eval", [f"ckpt_path={tiny_checkpoint}", "data=folder", f"data.root={held_out}"], tmp_path / "run"
     )
     result = evaluate(cfg)
-    assert result["data"] == str(held_out) and result["split"] == "all"
-    names = pd.read_csv(tmp_path / "run" / "per_image.csv")["name"].tolist()
+    assert result["data"] == str(held_out) and result["split"] == "all" and result["n_images"] == 4
+    assert "no split file" in result["split_reason"]
+    names = pd.read_csv(tmp_path / "run" / "per_image.csv", dtype={"name": str})["name"].tolist()
     assert names == [f"synth_{i:04d}" for i in range(4)]
     assert "length_agreement" in result  # >= 3 images
     assert (tmp_path / "run" / "figures" / "root_length_agreement.png").is_file()
+    assert "intensity_agreement" not in result  # no resolution given: no line-intersect columns
+    assert "intensity_true_per_m" not in pd.read_csv(tmp_path / "run" / "per_image.csv").columns
+
+    # asked for explicitly, the test split is what Smith's rule sets aside (1 of 4 at val_fraction 0.2)
+    explicit = evaluate(
+        compose_run(
+            "eval",
+            [f"ckpt_path={tiny_checkpoint}", "data=folder", f"data.root={held_out}", "split=test", "figures=0"],
+            tmp_path / "explicit",
+        )
+    )
+    assert explicit["split"] == "test" and explicit["n_images"] == 1
+
+    # with a split file, auto means its test split
+    (held_out / "split.json").write_text(json.dumps({"train": ["synth_0000"], "test": ["synth_0001", "synth_0003"]}))
+    with_file = evaluate(
+        compose_run(
+            "eval",
+            [f"ckpt_path={tiny_checkpoint}", "data=folder", f"data.root={held_out}", "figures=0"],
+            tmp_path / "with_file",
+        )
+    )
+    assert with_file["split"] == "test"
+    names = pd.read_csv(tmp_path / "with_file" / "per_image.csv", dtype={"name": str})["name"].tolist()
+    assert names == ["synth_0001", "synth_0003"]
+
+
+def test_resolution_and_threshold_settings():
+    from omegaconf import OmegaConf
+
+    from rootseg.eval import resolve_mm_per_pixel, resolve_threshold
+
+    def mm(**keys):
+        return resolve_mm_per_pixel(OmegaConf.create({"mm_per_pixel": None, "dpi": None, **keys}))
+
+    assert mm() is None
+    assert mm(dpi=600) == pytest.approx(25.4 / 600)
+    assert mm(mm_per_pixel=0.05) == 0.05
+    assert mm(mm_per_pixel=0.0423, dpi=600) == 0.0423  # 25.4 / 600 = 0.04233: agree to 0.1 %
+    with pytest.raises(ValueError, match="disagree"):
+        mm(mm_per_pixel=0.0423, dpi=300)
+    with pytest.raises(ValueError, match="dpi must be positive"):
+        mm(dpi=0)
+
+    class Module:
+        threshold = 0.5
+
+    assert resolve_threshold(OmegaConf.create({"threshold": None}), Module()) == 0.5
+    assert resolve_threshold(OmegaConf.create({"threshold": 0.9}), Module()) == 0.9
+    with pytest.raises(ValueError, match="threshold"):
+        resolve_threshold(OmegaConf.create({"threshold": 1.5}), Module())
 
 
 def test_unknown_split_and_missing_checkpoint_say_what_to_do(tiny_checkpoint, tmp_path):
@@ -90,3 +147,188 @@ def test_unknown_split_and_missing_checkpoint_say_what_to_do(tiny_checkpoint, tm
         evaluate(compose_run("eval", [f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path / "b"))
     with pytest.raises(ValueError, match="split='tset'"):
         evaluate(compose_run("eval", [f"ckpt_path={tiny_checkpoint}", "split=tset"], tmp_path / "c"))
+
+
+# -- eval's numbers against an independent NumPy computation on a prediction we can recompute -----------
+DPI, GRID_MM, THRESHOLD = 600, 5.0, 0.45
+
+
+def fake_probs(image: np.ndarray) -> np.ndarray:
+    """A stand-in model: blurred brightness (synthetic roots are lighter than soil)."""
+    return cv2.GaussianBlur(image.astype(np.float32).mean(axis=2) / 255.0, (0, 0), 1.5)
+
+
+def read_independently(folder, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, root and labelled masks straight from the files (RootPainter RGBA: red root, transparent
+    unlabelled), without rootseg's readers."""
+    image = np.asarray(Image.open(folder / "images" / f"{name}.png").convert("RGB"))
+    rgba = np.asarray(Image.open(folder / "masks" / f"{name}.png"))
+    labelled = rgba[..., 3] > 0
+    return image, labelled & (rgba[..., 0] > 127), labelled
+
+
+def ap_by_positives(prob: np.ndarray, truth: np.ndarray) -> float:
+    """AP as the mean over root pixels of the precision at that pixel's probability (ties included)."""
+    ordered, positives = np.sort(prob), np.sort(prob[truth])
+    scored = prob.size - np.searchsorted(ordered, positives, "left")
+    found = positives.size - np.searchsorted(positives, positives, "left")
+    return float(np.mean(found / scored))
+
+
+def crossings(mask: np.ndarray, labelled: np.ndarray, spacing: float) -> tuple[int, int]:
+    """Runs of root along horizontal and vertical grid lines and the labelled grid length (pixels)."""
+    runs, grid = 0, 0
+    for lines, valid in ((mask, labelled), (mask.T, labelled.T)):
+        for position in np.floor(np.arange(spacing / 2, lines.shape[0], spacing)).astype(int):
+            line = np.r_[0, (lines[position] & valid[position]).astype(np.int8)]
+            runs += int(np.sum(np.diff(line) == 1))
+            grid += int(valid[position].sum())
+    return runs, grid
+
+
+@pytest.fixture(scope="module")
+def recomputable(tmp_path_factory, tiny_checkpoint):
+    """A folder of four 600 x 560 scans with RootPainter masks that leave a band and a column strip
+    unlabelled, evaluated with `predict_probs` replaced by `fake_probs`, dpi=600, a 5 mm grid and
+    threshold 0.45; no split file, so every image."""
+    from rootseg import eval as eval_module
+    from rootseg.data.synthetic import write_dataset
+
+    tmp = tmp_path_factory.mktemp("recompute")
+    folder = write_dataset(tmp / "set", n=4, size=(600, 560), seed=21)
+    (folder / "split.json").unlink()
+    for index, path in enumerate(sorted((folder / "masks").glob("*.png"))):
+        root = np.asarray(Image.open(path)) > 127
+        rgba = np.zeros((*root.shape, 4), np.uint8)
+        rgba[root] = (255, 0, 0, 255)
+        rgba[~root] = (0, 255, 0, 255)
+        rgba[200 + 40 * index : 330 + 40 * index, :, 3] = 0  # unlabelled band
+        rgba[:, 500:, 3] = 0  # and strip
+        Image.fromarray(rgba).save(path)
+
+    real_load = eval_module.load_module
+
+    def load_with_fake_model(path):
+        module = real_load(path)
+        module.predict_probs = lambda image, **_: torch.from_numpy(fake_probs(image.cpu().numpy()))
+        return module
+
+    run_dir = tmp / "run"
+    overrides = [
+        f"ckpt_path={tiny_checkpoint}",
+        "data=folder",
+        f"data.root={folder}",
+        f"dpi={DPI}",
+        f"line_intersect_grid_mm={GRID_MM}",
+        f"threshold={THRESHOLD}",
+        "figures=0",
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(eval_module, "load_module", load_with_fake_model)
+        result = evaluate(compose_run("eval", overrides, run_dir))
+    return result, run_dir, folder
+
+
+def test_per_image_columns_equal_an_independent_computation(recomputable):
+    """Soft Dice, counts, root pixels, lengths (px and mm) and line-intersect intensity per image, with the
+    predicted side cut to labelled pixels like the annotation."""
+    result, run_dir, folder = recomputable
+    table = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
+    assert result["split"] == "all" and table["name"].tolist() == [f"synth_{i:04d}" for i in range(4)]
+    assert result["threshold"] == THRESHOLD
+    mm = 25.4 / DPI
+    assert result["mm_per_pixel"] == pytest.approx(mm)
+    spacing = GRID_MM / mm
+    predicted_where_unlabelled = 0
+    for row in table.itertuples():
+        image, truth, labelled = read_independently(folder, row.name)
+        prob = fake_probs(image).astype(np.float64)
+        pred = prob >= THRESHOLD
+        predicted_where_unlabelled += int(np.sum(pred & ~labelled))
+        assert (row.tp, row.fp, row.fn) == (
+            np.sum(pred & truth),
+            np.sum(pred & ~truth & labelled),
+            np.sum(~pred & truth),
+        )
+        soft = (2 * np.sum(prob * truth) + 1) / (np.sum(prob * labelled) + np.sum(truth) + 1)
+        assert row.segroot_soft_dice == pytest.approx(soft, rel=1e-6)
+        assert row.unlabelled_pixels == np.sum(~labelled)
+        assert row.root_pixels_true == np.sum(truth)
+        assert row.root_pixels_pred == np.sum(pred & labelled)
+        assert row.length_true_px == pytest.approx(skeleton_length(truth))
+        assert row.length_pred_px == pytest.approx(skeleton_length(pred & labelled))
+        assert row.length_pred_mm == pytest.approx(row.length_pred_px * mm)
+        for side, mask in (("true", truth), ("pred", pred)):
+            runs, grid_px = crossings(mask, labelled, spacing)
+            assert getattr(row, f"intersections_{side}") == runs
+            assert getattr(row, f"intensity_{side}_per_m") == pytest.approx(runs / (grid_px * mm / 1000))
+    # the unlabelled areas hold predicted root, so counting it there would have changed the columns
+    assert predicted_where_unlabelled > 1000
+
+
+def test_patch_metrics_and_agreement_equal_an_independent_computation(recomputable):
+    """mIoU / Dice / mAP over 512 and 1024 patches (per patch, then the mean), pooled AP over all labelled
+    pixels, and the length and intensity agreement; in summary.json and summary.csv alike."""
+    result, run_dir, folder = recomputable
+    table = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
+    summary_csv = pd.read_csv(run_dir / "summary.csv")
+
+    def csv_value(group: str, statistic: str, metric: str) -> float:
+        found = summary_csv[
+            (summary_csv["group"] == group)
+            & (summary_csv["statistic"] == statistic)
+            & (summary_csv["metric"] == metric)
+        ]
+        assert len(found) == 1, (group, statistic, metric)
+        return float(found["value"].iloc[0])
+
+    images = [read_independently(folder, name) for name in table["name"]]
+    probs = [fake_probs(image).astype(np.float64) for image, _, _ in images]
+    for size in (512, 1024):
+        ious, dices, aps, n_patches = [], [], [], 0
+        for prob, (_, truth, labelled) in zip(probs, images):
+            for top in range(0, prob.shape[0], size):
+                for left in range(0, prob.shape[1], size):
+                    window = (slice(top, top + size), slice(left, left + size))
+                    p, t = prob[window][labelled[window]], truth[window][labelled[window]]
+                    n_patches += 1
+                    hard = p >= THRESHOLD
+                    tp, fp, fn = np.sum(hard & t), np.sum(hard & ~t), np.sum(~hard & t)
+                    if tp + fp + fn:  # a patch empty in both truth and prediction is not scored
+                        ious.append(tp / (tp + fp + fn))
+                        dices.append(2 * tp / (2 * tp + fp + fn))
+                    if t.any():
+                        aps.append(ap_by_positives(p, t))
+        ours = result["patches"][str(size)]
+        assert ours["n_patches"] == n_patches and ours["n_scored"] == len(ious) and ours["n_ap"] == len(aps)
+        assert ours["iou"] == pytest.approx(np.mean(ious), abs=1e-12)
+        assert ours["dice"] == pytest.approx(np.mean(dices), abs=1e-12)
+        assert ours["ap"] == pytest.approx(np.mean(aps), abs=1e-9)
+        group = f"patches {size}"
+        assert csv_value(group, "per-patch mean", "iou") == pytest.approx(ours["iou"], abs=1e-12)
+        assert csv_value(group, "per-patch mean", "ap") == pytest.approx(ours["ap"], abs=1e-12)
+        assert csv_value(group, "pooled over all pixels", "ap") == pytest.approx(ours["ap_pooled"], abs=1e-12)
+    all_prob = np.concatenate([prob[labelled] for prob, (_, _, labelled) in zip(probs, images)])
+    all_truth = np.concatenate([truth[labelled] for _, truth, labelled in images])
+    pooled_ap = ap_by_positives(all_prob, all_truth)
+    assert result["patches"]["512"]["ap_pooled"] == pytest.approx(pooled_ap, abs=1e-5)  # 2^-20 bins
+    assert result["patches"]["512"]["ap_pooled"] != pytest.approx(result["patches"]["512"]["ap"], abs=1e-4)
+    tp, fp, fn = (int(table[key].sum()) for key in ("tp", "fp", "fn"))
+    assert result["patches"]["1024"]["iou_pooled"] == pytest.approx(tp / (tp + fp + fn), abs=1e-12)
+    assert csv_value("pixels", "pooled over all pixels", "f1") == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert csv_value("pixels", "per-image mean", "segroot_soft_dice") == pytest.approx(
+        table["segroot_soft_dice"].mean()
+    )
+
+    for key, group, true_col, pred_col in (
+        ("length_agreement", "root length", "length_true_px", "length_pred_px"),
+        ("intensity_agreement", "root intensity", "intensity_true_per_m", "intensity_pred_per_m"),
+    ):
+        x, y = table[true_col].to_numpy(), table[pred_col].to_numpy()
+        assert result[key]["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+        assert result[key]["r2"] == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2, abs=1e-9)
+        statistic = "predicted vs annotated" + (f" ({GRID_MM:g} mm grid)" if key == "intensity_agreement" else "")
+        assert csv_value(group, statistic, "r2") == pytest.approx(result[key]["r2"], abs=1e-12)
+    assert result["intensity_agreement"]["grid_mm"] == GRID_MM
+    assert (run_dir / "figures" / "root_intensity_agreement.png").is_file()
+    assert "AP pooled" in (run_dir / "summary.md").read_text()

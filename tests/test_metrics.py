@@ -18,6 +18,7 @@ from torchmetrics.functional.classification import (
 
 from rootseg.data.io import IGNORE_INDEX
 from rootseg.metrics import (
+    PooledAP,
     average_precision,
     confusion,
     cut_patches,
@@ -197,3 +198,40 @@ def test_patch_metrics() -> None:
     assert math.isnan(rows[1]["iou"]) and math.isnan(rows[3]["ap"])
     empty = patch_metrics(np.zeros((8, 8)), np.zeros((8, 8), np.uint8), 4)
     assert math.isnan(empty["miou_per_patch"]) and math.isnan(empty["map_per_patch"])
+
+
+def test_pooled_ap_equals_the_ap_of_all_pixels_at_once() -> None:
+    """PooledAP over several images (with unlabelled pixels) against brute force and torchmetrics on the
+    concatenated labelled pixels: exactly on probabilities already on its grid, within 1e-4 otherwise."""
+    rng = np.random.default_rng(7)
+    probs, targets = [], []
+    for shape in ((20, 30), (17, 11), (25, 25)):
+        target = (rng.random(shape) < 0.25).astype(np.uint8)
+        target[rng.random(shape) < 0.1] = IGNORE_INDEX
+        prob = np.clip((target == 1) * 0.3 + rng.random(shape) * 0.7, 0, 1)
+        probs.append(prob)
+        targets.append(target)
+    all_prob = np.concatenate([p.ravel() for p in probs])
+    all_target = np.concatenate([t.ravel() for t in targets])
+    labelled = all_target != IGNORE_INDEX
+
+    on_grid = PooledAP(bins=100)  # probabilities rounded to 0.01 first: the grid loses nothing
+    for prob, target in zip(probs, targets):
+        on_grid.update(np.round(prob, 2), target)
+    expected = brute_force_ap(np.round(all_prob[labelled], 2), all_target[labelled] == 1)
+    assert on_grid.compute() == pytest.approx(expected, abs=1e-12)
+
+    fine = PooledAP()
+    for prob, target in zip(probs, targets):
+        fine.update(prob, target)
+    reference = binary_average_precision(
+        torch.from_numpy(all_prob[labelled]), torch.from_numpy((all_target[labelled] == 1).astype(np.int64))
+    )
+    assert fine.compute() == pytest.approx(float(reference), abs=1e-4)
+    # pooling is not the mean of the per-image APs
+    per_image = np.mean([average_precision(p, t) for p, t in zip(probs, targets)])
+    assert fine.compute() != pytest.approx(per_image, abs=1e-6)
+    assert math.isnan(PooledAP().compute())
+    no_root = PooledAP()
+    no_root.update(np.full((3, 3), 0.4), np.zeros((3, 3), np.uint8))
+    assert math.isnan(no_root.compute())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from rootseg.report import main
-from rootseg.reports import RunReadError, comparison_rows, load_run, write_csv
+from rootseg.reports import RunReadError, comparison_rows, load_run, read_csv, write_csv
 
 
 def fake_run(
@@ -38,12 +39,13 @@ def fake_run(
         "pooled": {"precision": 0.8, "recall": 0.6, "f1": pooled_f1, "iou": 0.5, "accuracy": 0.9},
         "per_image": {"mean": {"f1": sum(f1s) / len(f1s)}, "sd": {"f1": 0.1}, "n": len(f1s)},
         "patches": {
-            "512": {"iou": miou512, "dice": 0.77, "ap": 0.81},
-            "1024": {"iou": 0.495, "dice": 0.6, "ap": 0.7},
+            "512": {"iou": miou512, "dice": 0.77, "ap": 0.81, "ap_pooled": 0.83},
+            "1024": {"iou": 0.495, "dice": 0.6, "ap": 0.7, "ap_pooled": 0.83},
         },
     }
     if lengths:
         summary["length_agreement"] = {"spearman": 0.97, "r2": 0.92, "n": len(f1s)}
+        summary["intensity_agreement"] = {"spearman": 0.88, "r2": 0.79, "n": len(f1s), "grid_mm": 10.0}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
 
@@ -68,6 +70,8 @@ def test_table_holds_each_runs_numbers_in_its_row(two_runs, tmp_path):
     assert first["precision"] == pytest.approx(0.8) and first["IoU"] == pytest.approx(0.5)
     assert first["F1 per-image mean"] == pytest.approx(0.65) and second["F1 per-image mean"] == pytest.approx(0.4)
     assert first["length Spearman"] == pytest.approx(0.97) and first["length r2"] == pytest.approx(0.92)
+    assert first["AP pooled"] == pytest.approx(0.83)
+    assert first["intensity Spearman"] == pytest.approx(0.88) and first["intensity r2"] == pytest.approx(0.79)
     assert (table["images"] == 3).all()
     text = (out / "comparison.md").read_text()
     assert "| rootsam_stage1 | 0.6530 | 0.7700 | 0.8100 |" in text
@@ -119,3 +123,28 @@ def test_name_from_the_training_run_of_an_older_evaluation(tmp_path):
     del summary["model"]
     (run / "summary.json").write_text(json.dumps(summary))
     assert load_run(run)["name"] == "frangi_cmaes"
+
+
+def test_image_names_that_look_like_numbers_stay_text(tmp_path):
+    """per_image.csv read back: `0001`, `1e3`, `nan`, `12` are image names, the score columns are numbers."""
+    names = ["0001", "1e3", "nan", "12", "inf", "tube1_depth10"]
+    rows = [{"name": n, "tp": i, "f1": 0.5 + i / 100, "length_true_px": float("nan")} for i, n in enumerate(names)]
+    write_csv(tmp_path / "per_image.csv", rows)
+    back = read_csv(tmp_path / "per_image.csv")
+    assert [row["name"] for row in back] == names
+    assert all(isinstance(row["name"], str) for row in back)
+    assert [row["tp"] for row in back] == list(range(len(names)))
+    assert all(isinstance(row["tp"], int) for row in back)
+    assert [row["f1"] for row in back] == pytest.approx([0.5 + i / 100 for i in range(len(names))])
+    assert all(math.isnan(row["length_true_px"]) for row in back)
+
+
+def test_report_keeps_numeric_looking_names_apart(tmp_path):
+    """Two images named `1e3` and `1000` are different images: each keeps its own bar."""
+    run = fake_run(tmp_path / "eval", [0.2, 0.9, 0.5], 0.5, 0.5, "unet_demo")
+    table = pd.read_csv(run / "per_image.csv", dtype={"name": str})
+    table["name"] = ["1e3", "1000", "0001"]
+    table.to_csv(run / "per_image.csv", index=False)
+    loaded = load_run(run)
+    assert {row["name"]: row["f1"] for row in loaded["per_image"]} == {"1e3": 0.2, "1000": 0.9, "0001": 0.5}
+    assert main([str(run), "-o", str(tmp_path / "report")]) == 0
