@@ -1,5 +1,7 @@
 """`python -m rootseg.export ckpt_path=CKPT format=onnx|torchscript [output=PATH] [check_image=PATH]`.
 
+RootSAM checkpoints: `format=onnx [+multimask=true|false]` exports the prompt encoder + mask decoder (below).
+
 Exports a trained U-Net for use outside rootseg (onnxruntime, C++, RootPainter-style tools):
 
 - input `tiles`: (B, 3, tile_in, tile_in) float32 raw pixel values 0-255, RGB; B is dynamic. Each tile
@@ -14,16 +16,24 @@ writing, the exported model is run on a real tile (cut from `check_image`, else 
 `generate_sample(0, (512, 512))`) at batch 1 and 3 and compared with PyTorch; the largest absolute
 difference is reported, and the export fails (no file is left) when it exceeds `atol`.
 
-RootSAM (not implemented here; a RootSAM checkpoint gets a clear error). SAM 2.1 splits into parts that
-export separately: the Hiera image encoder (frozen in RootSAM, so the stock SAM 2.1 encoder of the same
-size can be exported once, image -> image embedding + the two high-resolution feature maps), and the prompt
-encoder + mask decoder, the only parts RootSAM trains. The latter is the natural export target, as in
-SAM 1's `SamOnnxModel` (segment-anything's scripts/export_onnx_model.py): inputs image embedding, the two
-high-resolution feature maps (SAM 2's decoder uses them, SAM 1's did not), point coordinates (B, P, 2)
-and labels (B, P) with P dynamic (label -1 pads), outputs low-resolution mask logits and IoU scores;
-upsampling to the image and thresholding stay outside. Things to handle when it is done: `repeat_image`
-and `multimask_output` are Python flags (export one graph per setting), the dense no-mask embedding path,
-and the memory-attention/video parts of SAM2Base, which single images do not need.
+RootSAM (`format=onnx` only): the prompt encoder + mask decoder, the parts RootSAM trains, as one ONNX
+graph for ONE tile, with the image encoder left out (it is frozen: run SAM 2.1's Hiera encoder separately,
+e.g. `RootSAM.encode` in PyTorch, once per tile, as SAM 1's `SamOnnxModel` split it):
+
+- inputs `image_embed` (1, 256, s/16, s/16), `high_res_feat_s0` (1, C0, s/4, s/4) and `high_res_feat_s1`
+  (1, C1, s/8, s/8) as `RootSAM.encode` returns them for a `tile` x `tile` tile (s = SAM's image_size;
+  C0 = C1 = 256, the raw backbone features, by default, the decoder's projections being in the graph; 32
+  and 64 with `project_high_res_in_decode=False`), `point_coords` (N, K, 2) float32 (x, y) in tile pixels
+  and `point_labels` (N, K) int64 (1 positive, 0 negative, -1 padding): N objects of K clicks, dynamic;
+- outputs `mask_logits` (N, M, s/4, s/4): SAM's low-resolution logits (resize bilinearly to the tile,
+  then > 0 is root), and `iou_pred` (N, M); M = 3 with `+multimask=true` (the default when the model was
+  trained so), 1 with `+multimask=false`: a Python flag in sam2, so one graph per setting.
+
+It is exported with the torch.export-based exporter (`dynamo=True`). That exporter with a dynamic *tile*
+batch as well produced a graph onnxruntime rejects ("invalid expand shape" in an Expand node, torch
+2.13 / onnxruntime 1.32), hence one tile per call: the objects are the batch, as in SAM's own predictor.
+The check compares ONNX and PyTorch logits and IoU on a real tile's embeddings for (N, K) = (1, 1),
+(3, 2), (5, 3).
 """
 
 from __future__ import annotations
@@ -148,8 +158,158 @@ def default_output(ckpt_path: str | Path, fmt: str) -> Path:
     return ckpt.with_name(ckpt.stem + FORMATS[fmt])
 
 
+# --------------------------------------------------------------------------------------------- RootSAM
+ROOTSAM_INPUTS = ("image_embed", "high_res_feat_s0", "high_res_feat_s1", "point_coords", "point_labels")
+ROOTSAM_OUTPUTS = ("mask_logits", "iou_pred")
+ROOTSAM_CHECK_CLICKS = ((1, 1), (3, 2), (5, 3))  # (objects, clicks per object) compared with PyTorch
+
+
+class RootSAMDecoder(nn.Module):
+    """RootSAM's prompt encoder + mask decoder for one tile (`RootSAM.decode` with the tile batch of 1).
+
+    forward(image_embed, high_res_feat_s0, high_res_feat_s1, point_coords (N, K, 2), point_labels (N, K))
+    -> (mask_logits (N, M, s/4, s/4), iou_pred (N, M)).
+    """
+
+    def __init__(self, net: nn.Module, tile: int, multimask_output: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.tile = int(tile)
+        self.multimask_output = bool(multimask_output)
+
+    def forward(self, image_embed, high_res_feat_s0, high_res_feat_s1, point_coords, point_labels):
+        embeddings = {
+            "image_embed": image_embed,
+            "high_res_feats": [high_res_feat_s0, high_res_feat_s1],
+            "input_size": self.tile,
+        }
+        logits, iou = self.net.decode(
+            embeddings, point_coords[None], point_labels[None], self.multimask_output, output_size=0
+        )
+        return logits[0], iou[0]
+
+
+def rootsam_check_clicks(tile: int, objects: int, clicks: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(objects, clicks, 2) float32 clicks in the tile and (objects, clicks) int64 labels: the first click of
+    each object positive, the others positive, negative or padding."""
+    generator = torch.Generator().manual_seed(seed + 100 * objects + clicks)
+    coords = torch.rand(objects, clicks, 2, generator=generator) * (tile - 1)
+    labels = torch.randint(-1, 2, (objects, clicks), generator=generator)
+    labels[:, 0] = 1
+    return coords, labels
+
+
+def _run_rootsam_onnx(path: Path, feeds: dict[str, torch.Tensor]) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(list(ROOTSAM_OUTPUTS), {name: value.numpy() for name, value in feeds.items()})
+
+
+def export_rootsam(cfg: DictConfig, module: Any, fmt: str) -> dict[str, Any]:
+    """Export RootSAM's prompt encoder + mask decoder to ONNX and check it against PyTorch."""
+    if fmt != "onnx":
+        raise ValueError(
+            f"{cfg.ckpt_path} is a RootSAM checkpoint: its prompt encoder + mask decoder export to ONNX only "
+            "(format=onnx)"
+        )
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (the dynamo exporter needs it)
+    except ImportError as error:
+        raise ExportError(f"ONNX export needs onnx and onnxscript: pip install onnx onnxscript ({error})") from error
+    from rootseg.models.rootsam import sam_normalize
+
+    net = module.net.eval().cpu()
+    if not getattr(net.sam, "use_high_res_features_in_sam", False):
+        raise ExportError(f"{cfg.ckpt_path}: this SAM model does not use high-resolution features; not supported")
+    tile = int(module.tile)
+    multimask = bool(cfg.get("multimask", module.multimask_output))
+    output = (
+        Path(str(cfg.output)).expanduser()
+        if cfg.get("output")
+        else Path(str(cfg.ckpt_path)).expanduser().with_name(Path(str(cfg.ckpt_path)).stem + "_decoder.onnx")
+    )
+    pixels = check_tiles(tile, cfg.get("check_image"), batch=1)
+    with torch.no_grad():
+        embeddings = net.encode(sam_normalize(pixels))
+    features = {
+        "image_embed": embeddings["image_embed"],
+        "high_res_feat_s0": embeddings["high_res_feats"][0],
+        "high_res_feat_s1": embeddings["high_res_feats"][1],
+    }
+    decoder = RootSAMDecoder(net, tile, multimask).eval()
+    metadata = {
+        "kind": "rootsam-decoder",
+        "tile": tile,
+        "image_size": net.image_size,
+        "multimask_output": multimask,
+        "sam_config": getattr(net, "config_name", "?"),
+        "sam_checkpoint": getattr(net, "ckpt_path", None),
+        "encoder_fingerprint": net.encoder_fingerprint(),
+        "project_high_res_in_decode": net.project_high_res_in_decode,
+        "inputs": "RootSAM.encode(sam_normalize(tile)) features of one tile; clicks (N, K, 2) in tile pixels",
+        "outputs": "low-resolution mask logits (N, M, s/4, s/4), resize to the tile; IoU predictions (N, M)",
+        "checkpoint": str(Path(str(cfg.ckpt_path)).expanduser().resolve()),
+    }
+    example = rootsam_check_clicks(tile, 3, 2)
+    objects = torch.export.Dim("objects", min=1, max=4096)
+    clicks = torch.export.Dim("clicks", min=1, max=64)
+    with atomic_path(output) as tmp:
+        with torch.no_grad():
+            torch.onnx.export(
+                decoder,
+                (*features.values(), *example),
+                str(tmp),
+                dynamo=True,
+                input_names=list(ROOTSAM_INPUTS),
+                output_names=list(ROOTSAM_OUTPUTS),
+                dynamic_shapes=(None, None, None, {0: objects, 1: clicks}, {0: objects, 1: clicks}),
+                opset_version=int(cfg.opset),
+                external_data=False,
+                verbose=False,
+            )
+        proto = onnx.load(str(tmp))
+        onnx.checker.check_model(proto)
+        for key, value in metadata.items():
+            proto.metadata_props.add(key=f"rootseg.{key}", value=str(value))
+        onnx.save(proto, str(tmp))
+        diffs = {}
+        for n, k in ROOTSAM_CHECK_CLICKS:
+            coords, labels = rootsam_check_clicks(tile, n, k)
+            with torch.no_grad():
+                expected = [t.numpy() for t in decoder(*features.values(), coords, labels)]
+            got = _run_rootsam_onnx(tmp, {**features, "point_coords": coords, "point_labels": labels})
+            for name, a, b in zip(ROOTSAM_OUTPUTS, got, expected):
+                if a.shape != b.shape:
+                    raise ExportError(f"exported RootSAM decoder returned {name} of shape {a.shape}, PyTorch {b.shape}")
+            diffs[f"{n}x{k}"] = max(float(np.abs(a - b).max()) for a, b in zip(got, expected))
+        max_diff = max(diffs.values())
+        if not max_diff <= float(cfg.atol):
+            raise ExportError(
+                f"exported RootSAM decoder differs from PyTorch by up to {max_diff:.3g} (> atol={cfg.atol}) on a "
+                f"real tile's embeddings (objects x clicks {list(diffs)}); nothing was written to {output}"
+            )
+    summary = {
+        "output": str(output),
+        "format": fmt,
+        "kind": "rootsam-decoder",
+        "tile": tile,
+        "multimask_output": multimask,
+        "inputs": list(ROOTSAM_INPUTS),
+        "max_abs_diff": max_diff,
+        "max_abs_diff_by_clicks": diffs,
+        "atol": float(cfg.atol),
+        "check_tile_from": str(cfg.get("check_image") or "synthetic generate_sample(0, (512, 512))"),
+    }
+    log.info("exported %s (RootSAM decoder): max |ONNX - PyTorch| = %.3g", output, max_diff)
+    print(json.dumps(summary))
+    return summary
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
-    """Export the checkpoint's U-Net and check it against PyTorch; returns the path and the difference."""
+    """Export the checkpoint's U-Net (or RootSAM's decoder) and check it against PyTorch; returns the path
+    and the difference."""
     fmt = str(cfg.format).lower()
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {cfg.format!r}")
@@ -158,12 +318,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"outputs must be one of {OUTPUT_KINDS}, got {outputs!r}")
     module = load_module(cfg.ckpt_path)
     if module.kind == "rootsam":
-        raise NotImplementedError(
-            f"{cfg.ckpt_path} is a RootSAM checkpoint: exporting RootSAM (prompt encoder + mask decoder, "
-            "separately from the frozen image encoder) is not implemented yet; see rootseg/export.py's notes"
-        )
+        return export_rootsam(cfg, module, fmt)
     if module.kind != "unet":
-        raise ValueError(f"{cfg.ckpt_path}: cannot export a {module.kind!r} model; only U-Net checkpoints")
+        raise ValueError(f"{cfg.ckpt_path}: cannot export a {module.kind!r} model; only U-Net and RootSAM checkpoints")
 
     output = Path(str(cfg.output)).expanduser() if cfg.get("output") else default_output(cfg.ckpt_path, fmt)
     model = TileModel(module.net, outputs).eval().cpu()

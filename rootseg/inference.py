@@ -18,8 +18,15 @@ Two grids:
 
 Tiles are cut lazily in batches (only `batch_size` input tiles exist at a time) and predicted under
 `torch.inference_mode`, with bf16 autocast on CUDA. A CUDA out-of-memory error halves the batch size (the
-smaller size is kept for the rest of the image) down to 1, then moves the work to the CPU, with a warning.
-Accumulation happens on the CPU in the image's own (H, W) shape.
+smaller size is kept for the rest of the image) down to 1, then moves the work to the CPU, with a warning
+(`DeviceFallback`, which RootSAM's whole-image prediction uses too).
+
+Memory: the image stays uint8 (or a `rootseg.data.io.LazyImage` that reads each tile from a memory-mapped
+TIFF), and one (H, W) float32 sum of weighted predictions is accumulated on the CPU; it is divided in place
+by the sum of the weights, which is never stored per pixel: the weight map is an outer product (Gaussian or
+constant, `weight_profile`) and the tiles form a full rows x columns grid, so the sum of weights at (y, x)
+is `row_sum[y] * col_sum[x]`. Peak memory is therefore about 4 bytes per pixel plus the image (plus the
+tiles in flight): ~0.45 GB for a 12000 x 9000 scan.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from rootseg.data.io import LazyImage
 
 PredictTiles = Callable[[torch.Tensor], torch.Tensor]
 
@@ -153,6 +162,19 @@ def coverage_count(h: int, w: int, tile_in: int, tile_out: int, step: int | None
     return count
 
 
+def weight_profile(tile_out: int, blend: str, sigma_scale: float = 1.0 / 8) -> np.ndarray:
+    """The 1-D (tile_out,) float64 factor of the blending weights: weights = outer(profile, profile).
+
+    Gaussian (sigma = tile_out * sigma_scale, peak 1, as `gaussian_importance_map`) or ones (constant).
+    """
+    if blend == "constant":
+        return np.ones(tile_out, dtype=np.float64)
+    sigma = max(tile_out * sigma_scale, 1e-6)
+    axis = np.arange(tile_out, dtype=np.float64) - (tile_out - 1) / 2
+    g = np.exp(-0.5 * (axis / sigma) ** 2)
+    return g / g.max()
+
+
 @functools.lru_cache(maxsize=8)
 def gaussian_importance_map(tile_out: int, sigma_scale: float = 1.0 / 8) -> torch.Tensor:
     """nnU-Net's importance map: a Gaussian centred on the tile, sigma = tile_out * sigma_scale, peak 1.
@@ -170,9 +192,11 @@ def gaussian_importance_map(tile_out: int, sigma_scale: float = 1.0 / 8) -> torc
 
 
 # ------------------------------------------------------------------------------------------------ input
-def _as_image(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tensor, int, int]:
-    """Validate the image; return it channel-last (numpy) or channel-first (tensor) with its H, W."""
-    if isinstance(image, np.ndarray):
+def _as_image(image: np.ndarray | torch.Tensor | LazyImage) -> tuple[np.ndarray | torch.Tensor | LazyImage, int, int]:
+    """Validate the image; return it channel-last (numpy, LazyImage) or channel-first (tensor) with its H, W."""
+    if isinstance(image, LazyImage):
+        h, w = image.shape[:2]
+    elif isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(
                 f"a numpy image must be (H, W, 3) RGB with values 0-255, got shape {image.shape}; "
@@ -199,7 +223,7 @@ def _as_image(image: np.ndarray | torch.Tensor) -> tuple[np.ndarray | torch.Tens
 
 def _cut_tiles(image: np.ndarray | torch.Tensor, plan: _Plan, corners: Sequence[tuple[int, int]]) -> torch.Tensor:
     """(B, 3, tile_in, tile_in) input tiles (image dtype, image device) for the given output corners."""
-    if isinstance(image, np.ndarray):
+    if not isinstance(image, torch.Tensor):  # numpy array, or a LazyImage reading each tile from its file
         tiles = np.stack([image[np.ix_(*plan.input_indices(y, x))] for y, x in corners])
         return torch.from_numpy(tiles).permute(0, 3, 1, 2)
     out = []
@@ -256,6 +280,77 @@ def _free_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
+def autocast_context(device: torch.device, enabled: bool):
+    """bf16 autocast on `device` when enabled (CUDA by default in this module), else a no-op context."""
+    if enabled and device.type in ("cuda", "cpu"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class DeviceFallback:
+    """Where work runs, with bf16 autocast on CUDA, and the move to the CPU when the GPU runs out of memory.
+
+    Shared by the sliding window (`_TileRunner`, which first halves its batch) and RootSAM's whole-image
+    prediction, so every model gets the same behaviour:
+
+        fallback = DeviceFallback(device, model)
+        try:
+            result = fallback.run(lambda device: work(device))   # retried on the CPU after out-of-memory
+        finally:
+            fallback.restore()                                    # the model back where it was
+
+    After a fallback the rest of the work stays on the CPU (without autocast); `restore` moves the model
+    back to its device. Out-of-memory on the CPU itself is re-raised.
+    """
+
+    def __init__(
+        self, device: str | torch.device, model: torch.nn.Module | None = None, autocast: bool | None = None
+    ) -> None:
+        self.device = torch.device(device)
+        self.autocast = self.device.type == "cuda" if autocast is None else bool(autocast)
+        self.model = model
+        self._model_device: torch.device | None = None  # set when the model was moved to CPU
+
+    def autocast_context(self):
+        return autocast_context(self.device, self.autocast)
+
+    def on_cpu(self) -> bool:
+        return _is_cpu(self.device)
+
+    def fall_back_to_cpu(self, stacklevel: int = 3, detail: str = "") -> None:
+        warnings.warn(
+            f"out of memory on {self.device}{detail}: predicting the rest of this image on the CPU (slow)",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+        if self.model is not None:
+            parameter = next(self.model.parameters(), None)
+            if self._model_device is None:
+                self._model_device = parameter.device if parameter is not None else None
+            self.model.to("cpu")
+        _free_cuda_cache()
+        self.device = torch.device("cpu")
+        self.autocast = False  # bf16 on the CPU is slow and was not what the user measured
+
+    def run(self, work: Callable[[torch.device], object]):
+        """`work(device)` under autocast; after out-of-memory off the CPU, once more on the CPU."""
+        while True:
+            try:
+                with self.autocast_context():
+                    return work(self.device)
+            except torch.OutOfMemoryError:
+                _free_cuda_cache()
+                if self.on_cpu():
+                    raise
+                self.fall_back_to_cpu(stacklevel=4)
+
+    def restore(self) -> None:
+        """Put the model back on the device it came from after a CPU fallback."""
+        if self.model is not None and self._model_device is not None:
+            self.model.to(self._model_device)
+            self._model_device = None
+
+
 class _TileRunner:
     """Predicts batches of tiles on `device`; on out-of-memory halves the batch, then falls back to CPU."""
 
@@ -271,21 +366,17 @@ class _TileRunner:
     ) -> None:
         self.predict_tiles = predict_tiles
         self.tile_out = tile_out
-        self.device = device
-        self.autocast = autocast
+        self.fallback = DeviceFallback(device, model, autocast)
         self.batch_size = batch_size
         self.tta = tta
-        self.model = model
-        self._model_device: torch.device | None = None  # set when the model was moved to CPU
+
+    @property
+    def device(self) -> torch.device:
+        return self.fallback.device
 
     def _predict(self, tiles: torch.Tensor) -> torch.Tensor:
         x = tiles.to(self.device, non_blocking=True).float()
-        autocast_ctx = (
-            torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-            if self.autocast and self.device.type in ("cuda", "cpu")
-            else contextlib.nullcontext()
-        )
-        with autocast_ctx:
+        with self.fallback.autocast_context():
             pred = flip_tta(self.predict_tiles, x) if self.tta else self.predict_tiles(x)
         pred = _check_prediction(pred, x.shape[0], self.tile_out).float().cpu()
         lo, hi = torch.aminmax(pred)
@@ -313,39 +404,62 @@ class _TileRunner:
                         RuntimeWarning,
                         stacklevel=3,
                     )
-                elif _is_cpu(self.device):
+                elif self.fallback.on_cpu():
                     raise
                 else:
-                    self._fall_back_to_cpu()
+                    self.fallback.fall_back_to_cpu(stacklevel=4, detail=" even with one tile per batch")
                 continue
             start += chunk.shape[0]
         return torch.cat(done)
 
-    def _fall_back_to_cpu(self) -> None:
-        warnings.warn(
-            f"out of memory on {self.device} even with one tile per batch: predicting the rest of this image "
-            "on the CPU (slow)",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        if self.model is not None:
-            parameter = next(self.model.parameters(), None)
-            self._model_device = parameter.device if parameter is not None else None
-            self.model.to("cpu")
-        _free_cuda_cache()
-        self.device = torch.device("cpu")
-        self.autocast = False  # bf16 on the CPU is slow and was not what the user measured
-
     def restore(self) -> None:
-        """Put the model back on the device it came from after a CPU fallback."""
-        if self.model is not None and self._model_device is not None:
-            self.model.to(self._model_device)
-            self._model_device = None
+        self.fallback.restore()
 
 
 # ----------------------------------------------------------------------------------------- public entry
+def _setup(image, predict_tiles, tile_in, tile_out, step, blend, batch_size, device, autocast, model, tta):
+    image, h, w = _as_image(image)
+    step = _check_geometry(tile_in, tile_out, step)
+    if blend not in BLEND_MODES:
+        raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not callable(predict_tiles):
+        raise ValueError(f"predict_tiles must be callable, got {type(predict_tiles)}")
+    device = torch.device(device)
+    if autocast is None:
+        autocast = device.type == "cuda"
+    if model is None and isinstance(predict_tiles, torch.nn.Module):
+        model = predict_tiles
+    plan = _plan(h, w, tile_in, tile_out, step)
+    runner = _TileRunner(predict_tiles, tile_out, device, bool(autocast), int(batch_size), tta, model)
+    return image, plan, runner
+
+
+def _accumulate(image, plan: _Plan, runner: _TileRunner, weights: torch.Tensor, total, weight_sum, batch_size):
+    """Add every tile's weighted prediction into `total` (and its weights into `weight_sum`, if given)."""
+    try:
+        with torch.inference_mode():
+            # Cut tiles in groups of batch_size so memory stays bounded however large the image is; the
+            # runner may split a group further after an out-of-memory error.
+            for corners in _batches(plan.corners, int(batch_size)):
+                probs = runner(_cut_tiles(image, plan, corners))
+                for (y, x), prob in zip(corners, probs):
+                    rows, cols, tile_rows, tile_cols = plan.output_window(y, x)
+                    weight = weights[tile_rows, tile_cols]
+                    total[rows, cols] += prob[tile_rows, tile_cols] * weight
+                    if weight_sum is not None:
+                        weight_sum[rows, cols] += weight
+    finally:
+        runner.restore()
+
+
+def _blend_weights(tile_out: int, blend: str) -> torch.Tensor:
+    return gaussian_importance_map(tile_out) if blend == "gaussian" else torch.ones(tile_out, tile_out)
+
+
 def sliding_window_accumulate(
-    image: np.ndarray | torch.Tensor,
+    image: np.ndarray | torch.Tensor | LazyImage,
     predict_tiles: PredictTiles,
     tile_in: int,
     tile_out: int,
@@ -360,45 +474,37 @@ def sliding_window_accumulate(
     """`sliding_window_probs` before the final division: (weighted sum, weight sum), both (H, W) float32.
 
     With `blend="constant"` the weight sum is the number of tiles that predicted each pixel (1 everywhere
-    for `step == tile_out`). Useful for debugging and for blending several images' worth of tiles.
+    for `step == tile_out`). Useful for debugging and for blending several images' worth of tiles; it
+    stores the weight sum per pixel, which `sliding_window_probs` does not.
     """
-    image, h, w = _as_image(image)
-    step = _check_geometry(tile_in, tile_out, step)
-    if blend not in BLEND_MODES:
-        raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not callable(predict_tiles):
-        raise ValueError(f"predict_tiles must be callable, got {type(predict_tiles)}")
-    device = torch.device(device)
-    if autocast is None:
-        autocast = device.type == "cuda"
-    if model is None and isinstance(predict_tiles, torch.nn.Module):
-        model = predict_tiles
-
-    plan = _plan(h, w, tile_in, tile_out, step)
-    weights = gaussian_importance_map(tile_out) if blend == "gaussian" else torch.ones(tile_out, tile_out)
-    total = torch.zeros(h, w, dtype=torch.float32)
-    weight_sum = torch.zeros(h, w, dtype=torch.float32)
-    runner = _TileRunner(predict_tiles, tile_out, device, bool(autocast), int(batch_size), tta, model)
-    try:
-        with torch.inference_mode():
-            # Cut tiles in groups of batch_size so memory stays bounded however large the image is; the
-            # runner may split a group further after an out-of-memory error.
-            for corners in _batches(plan.corners, int(batch_size)):
-                probs = runner(_cut_tiles(image, plan, corners))
-                for (y, x), prob in zip(corners, probs):
-                    rows, cols, tile_rows, tile_cols = plan.output_window(y, x)
-                    weight = weights[tile_rows, tile_cols]
-                    total[rows, cols] += prob[tile_rows, tile_cols] * weight
-                    weight_sum[rows, cols] += weight
-    finally:
-        runner.restore()
+    image, plan, runner = _setup(
+        image, predict_tiles, tile_in, tile_out, step, blend, batch_size, device, autocast, model, tta
+    )
+    total = torch.zeros(plan.h, plan.w, dtype=torch.float32)
+    weight_sum = torch.zeros(plan.h, plan.w, dtype=torch.float32)
+    _accumulate(image, plan, runner, _blend_weights(tile_out, blend), total, weight_sum, batch_size)
     return total, weight_sum
 
 
+def weight_sums(plan: _Plan, profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image row and per image column, the sum of the weight profile over the tiles covering it.
+
+    The weight sum of pixel (y, x) is `rows[y] * cols[x]`: each tile's weights are outer(profile, profile)
+    cut to its window, and the tiles are every pair of a row position and a column position.
+    """
+    rows = np.zeros(plan.h, dtype=np.float64)
+    cols = np.zeros(plan.w, dtype=np.float64)
+    for y in sorted({y for y, _ in plan.corners}):
+        image_rows, _, tile_rows, _ = plan.output_window(y, plan.offset_x)
+        rows[image_rows] += profile[tile_rows]
+    for x in sorted({x for _, x in plan.corners}):
+        _, image_cols, _, tile_cols = plan.output_window(plan.offset_y, x)
+        cols[image_cols] += profile[tile_cols]
+    return rows, cols
+
+
 def sliding_window_probs(
-    image: np.ndarray | torch.Tensor,
+    image: np.ndarray | torch.Tensor | LazyImage,
     predict_tiles: PredictTiles,
     tile_in: int,
     tile_out: int,
@@ -413,7 +519,8 @@ def sliding_window_probs(
     """Root probability for every pixel of an image of any size: (H, W) float32 on the CPU.
 
     Args:
-        image: (H, W, 3) numpy array (uint8 or float 0-255) or (3, H, W) tensor with values 0-255.
+        image: (H, W, 3) numpy array (uint8 or float 0-255), (3, H, W) tensor with values 0-255, or a
+            `rootseg.data.io.LazyImage` (a memory-mapped TIFF, read tile by tile; `open_image`).
         predict_tiles: (B, 3, tile_in, tile_in) float32 0-255 on `device` -> (B, tile_out, tile_out)
             root probability in [0, 1] (a (B, 1, tile_out, tile_out) result is accepted too). It runs
             under `torch.inference_mode` (and bf16 autocast on CUDA); normalise the input inside it.
@@ -429,9 +536,20 @@ def sliding_window_probs(
         model: the module `predict_tiles` runs (taken from `predict_tiles` itself when it is a module).
             After out-of-memory at batch size 1 it is moved to the CPU for the rest of the image and moved
             back afterwards; without it, `predict_tiles` must accept CPU tensors for the fallback to work.
+
+    Memory: one (H, W) float32 buffer besides the image (see the module notes); the result is that buffer.
     """
-    total, weight_sum = sliding_window_accumulate(
-        image, predict_tiles, tile_in, tile_out, step, blend, tta, batch_size, device, autocast, model
+    image, plan, runner = _setup(
+        image, predict_tiles, tile_in, tile_out, step, blend, batch_size, device, autocast, model, tta
     )
-    # Every image pixel lies in at least one tile and every weight is > 0; the guard is belt and braces.
-    return torch.where(weight_sum > 0, total / weight_sum.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
+    total = torch.zeros(plan.h, plan.w, dtype=torch.float32)
+    _accumulate(image, plan, runner, _blend_weights(tile_out, blend), total, None, batch_size)
+    rows, cols = weight_sums(plan, weight_profile(tile_out, blend))
+    # Every image pixel lies in at least one tile and every weight is > 0, so no sum is 0.
+    if not (rows.min() > 0 and cols.min() > 0):
+        raise RuntimeError("internal error: a pixel no tile covers")  # a bug, never the user's input
+    block = max((1 << 22) // plan.w, 1)
+    for start in range(0, plan.h, block):
+        stop = min(start + block, plan.h)
+        total[start:stop] /= torch.from_numpy(np.outer(rows[start:stop], cols).astype(np.float32))
+    return total

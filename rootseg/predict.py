@@ -20,10 +20,16 @@ listed at the end and in `failures.csv`, and the command exits with status 1.
 Paths holding spaces or non-ASCII characters must be quoted for Hydra's override parser, quotes inside
 the shell's: `'input="/data/my scans"'`, `"output='/data/Wurzel é'"`.
 
-Each model kind has a predictor factory in `PREDICTORS` (`kind -> (module, cfg, device) -> image ->
-probabilities`): the U-Net (blended sliding window), RootSAM (clicks from `prompts=FILE`, a CSV with
-columns image,x,y or a JSON {image: [[x, y], ...]}; prompt-free grid clicks for images without any) and
-the Frangi baseline.
+Each model kind has a predictor factory in `PREDICTORS` (`kind -> (module, cfg, device, images) ->
+(image, path) -> probabilities`): the U-Net (blended sliding window), RootSAM (clicks from `prompts=FILE`,
+a CSV with columns image,x,y or a JSON {image: [[x, y], ...]}; prompt-free grid clicks for images without
+any) and the Frangi baseline. A click file names an image by its file name (`tube1.d10.jpg`: that file
+only) or by its stem (`tube1.d10`: the image whose name is that plus an image suffix); a stem two input
+images share (`a.jpg`, `a.png`) is refused with both names, before any image is segmented.
+
+Memory: an uncompressed TIFF is memory-mapped and the U-Net reads it tile by tile
+(`rootseg.data.io.open_image`); other formats are decoded whole, as uint8. The sliding window keeps one
+float32 (H, W) buffer; the overlay is drawn in row blocks. RootSAM and Frangi take the whole image.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +54,9 @@ from omegaconf import DictConfig, OmegaConf
 from rootseg.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
+    LazyImage,
     atomic_path,
-    read_image,
+    open_image,
     read_mask,
     write_image,
     write_text,
@@ -57,7 +64,7 @@ from rootseg.data.io import (
 from rootseg.inference import BLEND_MODES, sliding_window_probs
 from rootseg.measure import mm_per_pixel_from_dpi, skeleton_length
 from rootseg.modules.loading import load_module
-from rootseg.outputs import probability_to_uint8, write_overlay, write_rootpainter_segmentation
+from rootseg.outputs import overlay, probability_to_uint8, write_rootpainter_segmentation
 from rootseg.utils import cli
 from rootseg.utils.cli import check_writable
 from rootseg.utils.config import CONFIG_DIR
@@ -85,16 +92,18 @@ _OUTPUT_SETTINGS = ("ckpt_path", "step", "blend", "tta", "threshold")
 # temporary files of rootseg.data.io.atomic_path: ".<stem>.<random>.tmp<suffix>"
 _TEMPORARY = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9]+)?$")
 
-Predictor = Callable[[np.ndarray, str], np.ndarray]  # (H, W, 3) uint8 image, its stem -> (H, W) root probability
+# (H, W, 3) uint8 image (or a LazyImage), the file it came from -> (H, W) root probability
+Predictor = Callable[[np.ndarray | LazyImage, Path], np.ndarray]
 
 
 # ------------------------------------------------------------------------------------------------ models
-def _unet_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
-    """Blended sliding window over the U-Net; half-tile steps unless `step` is given."""
+def _unet_predictor(module: Any, cfg: DictConfig, device: torch.device, images: Sequence[Path]) -> Predictor:
+    """Blended sliding window over the U-Net; half-tile steps unless `step` is given. Reads a LazyImage
+    tile by tile."""
     module.to(device)
     step = int(cfg.step) if cfg.get("step") else max(module.tile_out // 2, 1)
 
-    def predict_image(image: np.ndarray, stem: str) -> np.ndarray:
+    def predict_image(image: np.ndarray | LazyImage, path: Path) -> np.ndarray:
         probs = sliding_window_probs(
             image,
             module.predict_tiles,
@@ -112,9 +121,20 @@ def _unet_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predi
     return predict_image
 
 
+def _click_key(name: str) -> str:
+    """How a click file names an image: its file name when it has an image suffix, else its stem."""
+    return Path(str(name)).name
+
+
+def _names_a_file(key: str) -> bool:
+    return Path(key).suffix.lower() in IMAGE_SUFFIXES
+
+
 def read_prompt_file(path: str | Path) -> dict[str, np.ndarray]:
-    """Clicks per image from a CSV (columns image, x, y; image = file name or stem) or a JSON
-    ({"image stem or name": [[x, y], ...]}); pixel coordinates of the original image."""
+    """Clicks per image from a CSV (columns image, x, y) or a JSON ({"image": [[x, y], ...]}); pixel
+    coordinates of the original image. Keys are the file names as given (`a.jpg`, `tube1.d10.png`) or
+    stems (`a`, `tube1.d10`: anything without an image suffix), folders dropped; `assign_clicks` matches
+    them to the input images."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"prompts={path}: no such file (a CSV with columns image,x,y or a JSON of clicks)")
@@ -124,11 +144,11 @@ def read_prompt_file(path: str | Path) -> dict[str, np.ndarray]:
             import json
 
             for name, points in json.loads(path.read_text()).items():
-                clicks.setdefault(Path(name).stem, []).extend([float(p[0]), float(p[1])] for p in points)
+                clicks.setdefault(_click_key(name), []).extend([float(p[0]), float(p[1])] for p in points)
         else:
             with path.open(newline="") as handle:
                 for row in csv.DictReader(handle):
-                    clicks.setdefault(Path(row["image"]).stem, []).append([float(row["x"]), float(row["y"])])
+                    clicks.setdefault(_click_key(row["image"]), []).append([float(row["x"]), float(row["y"])])
     except (KeyError, ValueError, TypeError, IndexError) as error:
         raise ValueError(
             f"prompts={path}: cannot read clicks ({type(error).__name__}: {error}); expected "
@@ -137,43 +157,84 @@ def read_prompt_file(path: str | Path) -> dict[str, np.ndarray]:
     return {name: np.asarray(points, np.float32).reshape(-1, 2) for name, points in clicks.items()}
 
 
-def _rootsam_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
-    """Clicks from `prompts=FILE` where an image has them; otherwise prompt-free (a grid of clicks per
-    tile), as RootSAM's module defines it."""
-    module.to(device)
-    clicks = read_prompt_file(cfg.get("prompts")) if cfg.get("prompts") else {}
+def assign_clicks(
+    clicks: dict[str, np.ndarray], images: Sequence[Path], source: str | Path = "prompts"
+) -> dict[Path, np.ndarray]:
+    """The clicks of each input image: a key with an image suffix matches that file name, any other key
+    the image stem (`tube1.d10` is the stem of `tube1.d10.jpg`). A key that fits two input images (stem
+    `a` for `a.jpg` and `a.png`, or one file name in two folders) raises ValueError naming both; keys
+    matching no image are logged. An image named both ways gets both sets of clicks."""
+    by_name: dict[str, list[Path]] = {}
+    by_stem: dict[str, list[Path]] = {}
+    for image in images:
+        by_name.setdefault(image.name, []).append(image)
+        by_stem.setdefault(image.stem, []).append(image)
+    assigned: dict[Path, list[np.ndarray]] = {}
+    unmatched = []
+    for key, points in clicks.items():
+        found = by_name.get(key, []) if _names_a_file(key) else by_stem.get(key, [])
+        if len(found) > 1:
+            first, second = found[:2]
+            fix = (
+                f"name the image with its suffix ({first.name} or {second.name})"
+                if not _names_a_file(key)
+                else "predict the folders separately"
+            )
+            raise ValueError(
+                f"prompts={source}: the clicks for {key!r} fit two input images, {first} and {second}; {fix}"
+            )
+        if found:
+            assigned.setdefault(found[0], []).append(points)
+        else:
+            unmatched.append(key)
+    if unmatched:
+        log.warning(
+            "prompts=%s: no input image for the clicks of %s (name images by file name or stem)",
+            source,
+            ", ".join(sorted(unmatched)[:10]) + (" ..." if len(unmatched) > 10 else ""),
+        )
+    return {image: np.concatenate(parts) for image, parts in assigned.items()}
 
-    def predict_image(image: np.ndarray, stem: str) -> np.ndarray:
+
+def _rootsam_predictor(module: Any, cfg: DictConfig, device: torch.device, images: Sequence[Path]) -> Predictor:
+    """Clicks from `prompts=FILE` where an image has them (`assign_clicks`); otherwise prompt-free (a grid of
+    clicks per tile), as RootSAM's module defines it."""
+    module.to(device)
+    source = cfg.get("prompts")
+    clicks = assign_clicks(read_prompt_file(source), images, source) if source else {}
+
+    def predict_image(image: np.ndarray | LazyImage, path: Path) -> np.ndarray:
         with torch.inference_mode():
-            return module.predict_probs(image, prompts=clicks.get(stem)).float().cpu().numpy()
+            return module.predict_probs(np.asarray(image), prompts=clicks.get(Path(path))).float().cpu().numpy()
 
     return predict_image
 
 
-def _whole_image_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
+def _whole_image_predictor(module: Any, cfg: DictConfig, device: torch.device, images: Sequence[Path]) -> Predictor:
     """Models that segment a whole image at once (the Frangi baseline)."""
     module.to(device)
 
-    def predict_image(image: np.ndarray, stem: str) -> np.ndarray:
-        return module.predict_probs(image).float().cpu().numpy()
+    def predict_image(image: np.ndarray | LazyImage, path: Path) -> np.ndarray:
+        return module.predict_probs(np.asarray(image)).float().cpu().numpy()
 
     return predict_image
 
 
 #: model kind (`module.kind`, stored in the checkpoint) -> factory of a whole-image predictor
-PREDICTORS: dict[str, Callable[[Any, DictConfig, torch.device], Predictor]] = {
+PREDICTORS: dict[str, Callable[[Any, DictConfig, torch.device, Sequence[Path]], Predictor]] = {
     "unet": _unet_predictor,
     "rootsam": _rootsam_predictor,
     "frangi": _whole_image_predictor,
 }
 
 
-def build_predictor(module: Any, cfg: DictConfig, device: torch.device) -> Predictor:
+def build_predictor(module: Any, cfg: DictConfig, device: torch.device, images: Sequence[Path]) -> Predictor:
+    """The predictor of the checkpoint's model kind for the input `images` (RootSAM matches clicks to them)."""
     kind = getattr(module, "kind", None)
     if kind not in PREDICTORS:
         known = sorted(PREDICTORS)
         raise ValueError(f"{cfg.ckpt_path}: no predictor for model kind {kind!r}; known kinds: {known}")
-    return PREDICTORS[kind](module, cfg, device)
+    return PREDICTORS[kind](module, cfg, device, list(images))
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -328,6 +389,18 @@ def _kept_row(
     return measure_row(job, mask, mm_per_pixel, method, None)
 
 
+def write_overlay(
+    path: Path, image_rgb: np.ndarray | LazyImage, mask: np.ndarray, alpha: float = 0.6, rows: int = 1024, **save_kwargs
+) -> Path:
+    """`rootseg.outputs.write_overlay` drawn `rows` image rows at a time: the same file, without its float32
+    copy of the whole image (1.3 GB for a 12000 x 9000 scan); a LazyImage is read block by block."""
+    out = np.empty((*mask.shape, 3), np.uint8)
+    for start in range(0, mask.shape[0], rows):
+        stop = min(start + rows, mask.shape[0])
+        out[start:stop] = overlay(np.asarray(image_rgb[start:stop]), mask[start:stop], alpha=alpha)
+    return write_image(path, out, **save_kwargs)
+
+
 def _remove_temporaries(output: Path) -> None:
     """Temporary files a killed run (SIGKILL, power cut) left behind; a clean exit leaves none."""
     for path in output.iterdir():
@@ -416,14 +489,15 @@ def _segment(
     mm_per_pixel: float | None,
 ) -> dict[str, Any]:
     start = time.perf_counter()
-    image = read_image(job.path)
-    probs = predictor(image, Path(job.path).stem)
+    image = open_image(job.path)  # a memory-mapped LazyImage for uncompressed TIFFs
+    probs = predictor(image, job.path)
     mask = probs >= float(cfg.threshold)
     if "probs" in paths:
         if paths["probs"].suffix == ".npy":
             _write_npy(paths["probs"], probs.astype(np.float32, copy=False))
         else:
             write_image(paths["probs"], probability_to_uint8(probs))
+    del probs  # 4 bytes per pixel, no longer needed
     if cfg.save_rootpainter:
         write_rootpainter_segmentation(paths["rootpainter"], mask)
     if cfg.save_overlay:
@@ -457,7 +531,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     overwrite = bool(cfg.overwrite)
 
     module = load_module(cfg.ckpt_path)
-    predictor = build_predictor(module, cfg, device)
+    predictor = build_predictor(module, cfg, device, [job.path for job in jobs])
     _write_config(output, cfg, overwrite)
 
     csv_path = output / CSV_NAME

@@ -118,9 +118,89 @@ def test_a_mismatch_fails_and_leaves_no_file(compose, tiny_ckpt, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
-def test_rootsam_and_unknown_formats_are_refused(compose, tiny_ckpt, monkeypatch):
+def test_rootsam_torchscript_and_unknown_formats_are_refused(compose, tiny_ckpt, monkeypatch):
     with pytest.raises(ValueError, match="format must be one of"):
         export_mod.export(_cfg(compose, tiny_ckpt, "format=tflite"))
     monkeypatch.setattr(export_mod, "load_module", lambda path: SimpleNamespace(kind="rootsam"))
-    with pytest.raises(NotImplementedError, match="prompt encoder \\+ mask decoder"):
-        export_mod.export(_cfg(compose, tiny_ckpt))
+    with pytest.raises(ValueError, match="RootSAM checkpoint.*ONNX only"):
+        export_mod.export(_cfg(compose, tiny_ckpt, "format=torchscript"))
+
+
+# ---------------------------------------------------------------------------------------------- RootSAM
+@pytest.fixture(scope="module")
+def rootsam_ckpt(tmp_path_factory) -> Path:
+    """A RootSAM checkpoint of the micro SAM 2.1 (random weights, 128 px tiles), written through Lightning."""
+    import hydra
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from rootseg.utils.config import CONFIG_DIR
+
+    root = tmp_path_factory.mktemp("rootsam")
+    overrides = [
+        "+experiment=rootsam_stage1",
+        "model/net=sam2.1_micro",
+        "data=synthetic",
+        "data.resize=256",
+        "data.tile=128",
+    ] + [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides)
+    GlobalHydra.instance().clear()
+    L.seed_everything(2, verbose=False)
+    model = hydra.utils.instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
+    trainer.strategy.connect(model)
+    path = root / "rootsam.ckpt"
+    trainer.save_checkpoint(path)
+    GlobalHydra.instance().clear()  # building SAM 2.1 initialised Hydra's global state
+    return path
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_rootsam_decoder_onnx_matches_pytorch_with_the_encoder_apart(compose, rootsam_ckpt, tmp_path, multimask):
+    import onnx
+    import onnxruntime as ort
+
+    from rootseg.models.rootsam import sam_normalize
+
+    out = tmp_path / "decoder.onnx"
+    summary = export_mod.export(_cfg(compose, rootsam_ckpt, f"output={out}", f"+multimask={str(multimask).lower()}"))
+    assert summary["max_abs_diff"] <= 1e-3 and set(summary["max_abs_diff_by_clicks"]) == {"1x1", "3x2", "5x3"}
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["rootseg.tile"] == "128" and meta["rootseg.multimask_output"] == str(multimask)
+
+    # the image encoder is not in the graph: its inputs are the encoder's outputs for one tile
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == list(export_mod.ROOTSAM_INPUTS)
+    net = load_module(rootsam_ckpt).net.eval()
+    assert meta["rootseg.encoder_fingerprint"] == net.encoder_fingerprint()
+    pixels = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (1, 3, 128, 128), dtype=np.uint8))
+    with torch.no_grad():
+        embeddings = net.encode(sam_normalize(pixels))
+    feeds = {
+        "image_embed": embeddings["image_embed"].numpy(),
+        "high_res_feat_s0": embeddings["high_res_feats"][0].numpy(),
+        "high_res_feat_s1": embeddings["high_res_feats"][1].numpy(),
+    }
+    outputs = []
+    # object and click counts the export never saw; labels with negative and padding clicks
+    for coords, labels in (
+        ([[[5.0, 9.0]], [[120.0, 64.0]], [[64.0, 3.0]], [[30.0, 100.0]]], [[1], [1], [1], [1]]),
+        ([[[10.0, 20.0], [90.0, 90.0], [0.0, 0.0], [127.0, 1.0]]] * 2, [[1, 0, -1, 1], [1, 1, 0, -1]]),
+    ):
+        coords_t, labels_t = torch.tensor(coords), torch.tensor(labels)
+        with torch.no_grad():
+            logits, iou = net.decode(embeddings, coords_t[None], labels_t[None], multimask, output_size=0)
+        got = session.run(None, {**feeds, "point_coords": coords_t.numpy(), "point_labels": labels_t.numpy()})
+        m = 3 if multimask else 1
+        assert got[0].shape == (len(coords), m, 32, 32) and got[1].shape == (len(coords), m)
+        np.testing.assert_allclose(got[0], logits[0].numpy(), atol=1e-4)
+        np.testing.assert_allclose(got[1], iou[0].numpy(), atol=1e-5)
+        outputs.append(got[0])
+    assert not np.allclose(outputs[0][0], outputs[0][1], atol=1e-3)  # the clicks change the masks

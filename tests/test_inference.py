@@ -334,3 +334,44 @@ def test_single_channel_predictions_are_accepted(rng):
     image = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
     probs = sliding_window_probs(image, lambda x: centre_mean(12)(x)[:, None], 44, 12)
     torch.testing.assert_close(probs, expected_identity(image), atol=1e-6, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------------ memory
+@pytest.mark.parametrize("blend", ["gaussian", "constant"])
+@pytest.mark.parametrize(
+    "shape,tile_in,tile_out,step", [((41, 29), 44, 12, None), ((37, 90), 44, 12, 5), ((9, 7), 32, 32, 32)]
+)
+def test_separable_weight_sum_equals_the_per_pixel_sum(blend, shape, tile_in, tile_out, step, rng):
+    """sliding_window_probs divides by row_sum x col_sum instead of a stored (H, W) weight sum: the two agree."""
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ramp_net = ramp(tile_out)  # non-constant predictions, so a wrong weight shows
+    total, weight_sum = sliding_window_accumulate(image, ramp_net, tile_in, tile_out, step=step, blend=blend)
+    probs = sliding_window_probs(image, ramp_net, tile_in, tile_out, step=step, blend=blend)
+    torch.testing.assert_close(probs, total / weight_sum, atol=1e-6, rtol=1e-5)
+
+
+def test_a_memory_mapped_tiff_is_read_tile_by_tile_with_the_same_result(tmp_path, rng):
+    import tifffile
+
+    from rootseg.data.io import LazyImage, open_image, read_image
+
+    path = tmp_path / "panel.tif"
+    tifffile.imwrite(path, rng.integers(0, 4096, (53, 71, 3)).astype(np.uint16), photometric="rgb")  # 12-bit
+    lazy = open_image(path)
+    assert isinstance(lazy, LazyImage)
+    reads = []
+    source_getitem = lazy.__class__.__getitem__
+
+    class Counting(LazyImage):
+        def __getitem__(self, key):
+            reads.append(key)
+            return source_getitem(self, key)
+
+    lazy.__class__ = Counting
+    kwargs = {"tile_in": 44, "tile_out": 12, "step": 12, "batch_size": 5}
+    got = sliding_window_probs(lazy, centre_mean(12), **kwargs)
+    expected = sliding_window_probs(read_image(path), centre_mean(12), **kwargs)
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+    torch.testing.assert_close(got, expected_identity(read_image(path)), atol=1e-6, rtol=0)
+    assert len(reads) == len(tile_grid(53, 71, 12, 12))  # one read per tile, never the whole image
+    assert all(np.asarray(k[0]).size == 44 and np.asarray(k[1]).size == 44 for k in reads)

@@ -240,12 +240,97 @@ def test_rootsam_gets_each_images_clicks_from_a_prompt_file(tmp_path):
         cfg = SimpleNamespace(
             ckpt_path="r.ckpt", get=lambda key, default=None, n=name: {"prompts": tmp_path / n}.get(key)
         )
-        predictor = predict_mod.build_predictor(module, cfg, torch.device("cpu"))
-        predictor(np.zeros((40, 50, 3), np.uint8), "scan_a")
-        predictor(np.zeros((41, 50, 3), np.uint8), "scan_b")
+        images = [tmp_path / "scan_a.jpg", tmp_path / "scan_b.jpg"]
+        predictor = predict_mod.build_predictor(module, cfg, torch.device("cpu"), images)
+        predictor(np.zeros((40, 50, 3), np.uint8), images[0])
+        predictor(np.zeros((41, 50, 3), np.uint8), images[1])
         assert module.seen == {(40, 50, 3): [[10.0, 20.0], [30.0, 5.5]], (41, 50, 3): None}
     (tmp_path / "bad.csv").write_text("image,x\nscan_a,1\n")
     with pytest.raises(ValueError, match="bad.csv.*image,x,y"):
         predict_mod.read_prompt_file(tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="no predictor for model kind"):
-        predict_mod.build_predictor(SimpleNamespace(kind="other", ckpt_path="x"), SimpleNamespace(ckpt_path="x"), None)
+        predict_mod.build_predictor(SimpleNamespace(kind="other"), SimpleNamespace(ckpt_path="x"), None, [])
+
+
+def test_click_files_name_images_by_file_name_or_stem(tmp_path):
+    folder = tmp_path / "scans"
+    images = [folder / n for n in ("tube1.d10.jpg", "tube1.d20.jpg", "a.jpg", "a.png", "b.tif")]
+    (tmp_path / "clicks.csv").write_text(
+        "image,x,y\n"
+        "tube1.d10,1,2\n"  # a stem with a dot: the image tube1.d10.jpg, not a file named 'tube1'
+        "scans/tube1.d20.jpg,3,4\n"  # a file name (folders dropped)
+        "a.png,5,6\n"  # only a.png, not a.jpg
+        "b,7,8\n"
+        "b.tif,9,10\n"  # the same image named both ways: both clicks
+        "c,0,0\n"  # no such image: logged, not an error
+    )
+    clicks = predict_mod.assign_clicks(predict_mod.read_prompt_file(tmp_path / "clicks.csv"), images)
+    got = {path.name: points.tolist() for path, points in clicks.items()}
+    assert got == {
+        "tube1.d10.jpg": [[1.0, 2.0]],
+        "tube1.d20.jpg": [[3.0, 4.0]],
+        "a.png": [[5.0, 6.0]],
+        "b.tif": [[7.0, 8.0], [9.0, 10.0]],
+    }
+
+    (tmp_path / "ambiguous.json").write_text('{"a": [[1, 2]]}')
+    with pytest.raises(ValueError, match=r"ambiguous\.json.*'a'.*a\.jpg.*a\.png.*a\.jpg or a\.png"):
+        predict_mod.assign_clicks(
+            predict_mod.read_prompt_file(tmp_path / "ambiguous.json"), images, tmp_path / "ambiguous.json"
+        )
+    twins = [tmp_path / "t1" / "x.jpg", tmp_path / "t2" / "x.jpg"]
+    with pytest.raises(ValueError, match=r"'x\.jpg'.*t1.*x\.jpg.*t2.*x\.jpg"):
+        predict_mod.assign_clicks({"x.jpg": np.zeros((1, 2), np.float32)}, twins)
+
+
+def test_an_ambiguous_click_file_stops_predict_before_any_output(compose, tmp_path, monkeypatch):
+    import torch
+
+    class FakeRootSAM(torch.nn.Module):
+        kind = "rootsam"
+
+        def predict_probs(self, image, prompts=None):
+            raise AssertionError("no image may be segmented")
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.jpg", "a.png"):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(folder / name)
+    (tmp_path / "clicks.csv").write_text("image,x,y\na,1,2\n")
+    monkeypatch.setattr(predict_mod, "load_module", lambda path: FakeRootSAM())
+    args = ["ckpt_path=r.ckpt", f"input={folder}", f"output={tmp_path / 'out'}", f"prompts={tmp_path / 'clicks.csv'}"]
+    with pytest.raises(ValueError, match=r"'a'.*a\.jpg.*a\.png"):
+        predict_mod.predict(compose("predict", args))
+    assert not list((tmp_path / "out").glob("a*"))
+
+
+def test_overlay_in_row_blocks_is_the_same_file(tmp_path):
+    from rootseg.outputs import write_overlay as whole_overlay
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (53, 41, 3), dtype=np.uint8)
+    mask = rng.random((53, 41)) > 0.7
+    predict_mod.write_overlay(tmp_path / "blocks.jpg", image, mask, rows=7, quality=90)
+    whole_overlay(tmp_path / "whole.jpg", image, mask, quality=90)
+    assert (tmp_path / "blocks.jpg").read_bytes() == (tmp_path / "whole.jpg").read_bytes()
+
+
+def test_a_memory_mapped_tiff_gives_the_same_outputs_as_its_png(run, tmp_path):
+    import tifffile
+
+    from rootseg.data.io import LazyImage, open_image
+
+    sample = generate_sample(3, (170, 230)).image
+    for kind in ("png", "tif"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        if kind == "png":
+            Image.fromarray(sample).save(folder / "scan.png")
+        else:
+            tifffile.imwrite(folder / "scan.tif", sample, photometric="rgb")
+            assert isinstance(open_image(folder / "scan.tif"), LazyImage)
+        run(folder, tmp_path / f"out_{kind}", "save_probs=npy")
+    for name in ("scan.png", "scan_rootpainter.png", "scan_overlay.jpg", "scan_prob.npy"):
+        assert (tmp_path / "out_png" / name).read_bytes() == (tmp_path / "out_tif" / name).read_bytes(), name
+    rows = [_rows(tmp_path / f"out_{kind}")[0] for kind in ("png", "tif")]
+    assert rows[0]["root_length_px"] == rows[1]["root_length_px"]

@@ -489,6 +489,33 @@ def test_embedding_cache_gives_the_same_loss(micro, tmp_path):
     assert cache.get(key) is None
 
 
+def test_embedding_cache_entries_stay_memory_mapped(micro, tmp_path):
+    """`get` returns views of the files' memory maps (read when used), copy-on-write, not copies."""
+    image, _ = synthetic_tile(64)
+    with torch.no_grad():
+        embeddings = micro.encode(tile_tensor(image))
+    cache = EmbeddingCache(tmp_path, micro.encoder_fingerprint())
+    key = cache.key(image, resize=64, tile=(0, 0, 64))
+    cache.put(key, embeddings)
+    file = cache.path(key) / "image_embed.npy"
+    stored = np.load(file)  # an independent, whole read of what was written
+    lazy = cache.get(key, dtype=None)
+    converted = cache.get(key)  # float32: converted straight from the map
+    np.testing.assert_array_equal(converted["image_embed"].numpy(), stored.astype(np.float32))
+    assert lazy["image_embed"].dtype == torch.float16
+
+    on_disk = np.load(file, mmap_mode="r+")
+    on_disk[0, 0, 0, 0] = 7.0  # changed on disk after get: a mapped tensor sees it, a copy would not
+    on_disk.flush()
+    del on_disk
+    assert lazy["image_embed"][0, 0, 0, 0].item() == 7.0
+    assert converted["image_embed"][0, 0, 0, 0].item() == float(stored[0, 0, 0, 0])
+
+    lazy["image_embed"][0, 0, 0, 1] = -5.0  # writing to the tensor never changes the cache file
+    assert np.load(file)[0, 0, 0, 1] == stored[0, 0, 0, 1]
+    np.testing.assert_array_equal(lazy["high_res_feats"][1].numpy(), np.load(cache.path(key) / "high_res_feats.1.npy"))
+
+
 def test_split_and_stack_embeddings_and_fingerprint(micro):
     with torch.no_grad():
         emb = micro.encode(torch.randn(3, 3, 32, 32))

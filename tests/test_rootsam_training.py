@@ -338,10 +338,129 @@ def test_correction_clicks_add_a_decoder_pass(stage1):
     assert torch.isfinite(terms["loss"])
 
 
-def test_prompt_free_prediction_of_a_whole_image(stage1):
+def _record_decoded_clicks(module, monkeypatch) -> list[np.ndarray]:
+    """Patch the module's decoder to record the clicks of each call ([n, 2] (x, y) in tile pixels)."""
+    calls: list[np.ndarray] = []
+    decode = module.net.decode
+
+    def recording(embeddings, coords, labels, *args, **kwargs):
+        assert coords.shape[0] == 1 and coords.shape[2] == 1 and bool((labels == 1).all())  # one positive click
+        calls.append(coords[0, :, 0].cpu().numpy().copy())
+        return decode(embeddings, coords, labels, *args, **kwargs)
+
+    monkeypatch.setattr(module.net, "decode", recording)
+    return calls
+
+
+def test_prompt_free_prediction_of_a_whole_image(stage1, monkeypatch):
+    """Prompts decide the prediction: the grid, the clicks given, or points on a U-Net map's skeleton."""
     module = stage1.module.eval()
-    image = np.random.default_rng(1).integers(0, 255, (180, 300, 3), dtype=np.uint8)
-    for prompts in (None, np.random.default_rng(2).random((180, 300)), np.array([[10.0, 20.0], [250.0, 90.0]])):
-        probs = module.predict_probs(torch.from_numpy(image), prompts=prompts, step=None, blend=None)
-        assert probs.shape == (180, 300) and probs.dtype == torch.float32
+    assert (module.resize, module.tile, module.grid_points_per_side) == (256, 128, 4)
+    height, width = 180, 300  # resized to 256 x 256: four 128 px tiles, origins (x, y) in row order
+    image = np.random.default_rng(1).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    calls = _record_decoded_clicks(module, monkeypatch)
+
+    grid = module.predict_probs(torch.from_numpy(image), step=None, blend=None)
+    centres = (np.arange(4) + 0.5) * 128 / 4  # SAM's point grid: cell centres 16, 48, 80, 112
+    expected_grid = np.array([(x, y) for y in centres for x in centres], np.float32)
+    assert len(calls) == 4 and all(np.array_equal(c, expected_grid) for c in calls)
+
+    calls.clear()
+    clicks = np.array([[10.0, 20.0], [250.0, 90.0]])
+    clicked = module.predict_probs(image, prompts=clicks)
+    # in the 256 x 256 frame: (10 * 256/300, 20 * 256/180) in tile (0, 0); (250 * 256/300, 128) in tile
+    # (128, 128), whose origin is subtracted; the two tiles without a click are never decoded
+    sx, sy = 256 / width, 256 / height
+    assert len(calls) == 2
+    np.testing.assert_allclose(calls[0], [[10 * sx, 20 * sy]], rtol=1e-5)
+    np.testing.assert_allclose(calls[1], [[250 * sx - 128, 90 * sy - 128]], rtol=1e-5, atol=1e-4)
+    # so the image's top-right quarter (tile (128, 0), no click) is 0 with clicks, not with the grid
+    quarter = (slice(0, 80), slice(160, 300))
+    assert float(clicked[quarter].abs().max()) == 0.0 and float(grid[quarter].min()) > 0.0
+    assert not torch.allclose(clicked, grid)
+
+    calls.clear()
+    unet_map = np.zeros((height, width), np.float32)
+    unet_map[59:62, 20:281] = 0.9  # one horizontal root along row 60
+    from_map = module.predict_probs(image, prompts=unet_map)
+    # the root crosses tiles (0, 0) and (128, 0) only: two decodes, every click on the root's skeleton
+    assert len(calls) == 2 and all(1 <= len(c) <= 16 for c in calls)
+    for origin_x, tile_clicks in zip((0, 128), calls):
+        x_image = (tile_clicks[:, 0] + origin_x) / sx
+        y_image = tile_clicks[:, 1] / sy
+        assert np.all(np.abs(y_image - 60) <= 1.5), y_image
+        assert np.all((x_image >= 18) & (x_image <= 282)), x_image
+    for probs in (grid, clicked, from_map):
+        assert probs.shape == (height, width) and probs.dtype == torch.float32
         assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
+
+
+def test_rootsam_prediction_falls_back_to_the_cpu_on_out_of_memory(stage1, monkeypatch):
+    """As the U-Net's sliding window: "meta" stands in for a GPU whose encoder runs out of memory."""
+    module = stage1.module.eval()
+    image = np.random.default_rng(3).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    expected = module.predict_probs(image)
+    devices, moves = [], []
+    encode, to = module.net.encode, module.to
+
+    def fussy_encode(images):
+        devices.append(images.device.type)
+        if images.device.type != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
+        return encode(images)
+
+    def recording_to(*args, **kwargs):
+        moves.append(torch.device(args[0]))
+        return to(*args, **kwargs)
+
+    monkeypatch.setattr(module.net, "encode", fussy_encode)
+    monkeypatch.setattr(module, "to", recording_to)
+    with pytest.warns(RuntimeWarning, match="out of memory on meta.*on the CPU"):
+        probs = module.predict_probs(image, device="meta")
+    torch.testing.assert_close(probs, expected, rtol=0, atol=0)
+    assert devices == ["meta"] + ["cpu"] * 4  # the failed tile again on the CPU, then the other three
+    assert moves == [torch.device("cpu"), torch.device("cpu")]  # to the CPU, then back where it was
+
+    def always(images):
+        raise torch.cuda.OutOfMemoryError("fake")
+
+    monkeypatch.setattr(module.net, "encode", always)
+    with pytest.raises(torch.OutOfMemoryError):  # out of memory on the CPU itself is not hidden
+        module.predict_probs(image)
+
+
+def test_patch_scores_are_the_evaluations_and_skip_empty_tiles(stage1):
+    """Training-time patch metrics use rootseg.metrics' definition: a tile empty in truth and prediction
+    has no IoU or Dice (NaN) and does not count in the mean."""
+    from rootseg.modules.rootsam import patch_scores
+
+    module = stage1.module
+    target = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    probs = torch.zeros(3, 8, 8)
+    # tile 0: empty in both; tile 1: 10 root pixels, 5 of them predicted plus 5 false positives;
+    # tile 2: 4 root pixels, all predicted, and 8 unlabelled pixels predicted as root (ignored)
+    target[1, 0, :8], target[1, 1, :2] = 1, 1
+    probs[1, 0, :5], probs[1, 5, :5] = 0.9, 0.7
+    target[2, 3, 2:6] = 1
+    target[2, 6:, :4] = 255
+    probs[2, 3, 2:6], probs[2, 6:, :4] = 0.8, 0.95
+    scores = patch_scores(probs, target, threshold=0.5)
+    # by hand: tile 1 tp 5, fp 5, fn 5: IoU 5/15, Dice 10/20; AP (precision x recall step, as sklearn):
+    # threshold 0.9 gives precision 1 at recall 0.5, 0.7 adds no recall, 0 adds recall 0.5 at precision 10/64
+    ap_1 = 0.5 * 1 + 0.5 * 10 / 64
+    assert torch.isnan(scores["iou"][0]) and torch.isnan(scores["dice"][0]) and torch.isnan(scores["ap"][0])
+    torch.testing.assert_close(scores["iou"][1:], torch.tensor([5 / 15, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(scores["dice"][1:], torch.tensor([10 / 20, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(scores["ap"][1:], torch.tensor([ap_1, 1.0], dtype=torch.float64))
+
+    for metric in module.patch_metrics.values():
+        metric.reset()
+    updated = module.update_patch_metrics("val", probs, target)
+    assert updated == ["patch_miou", "patch_dice", "patch_map"]
+    means = {name: float(module.patch_metrics[f"val_{name}"].compute()) for name in updated}
+    assert means["patch_miou"] == pytest.approx((5 / 15 + 1) / 2)  # not (1 + 5/15 + 1) / 3
+    assert means["patch_dice"] == pytest.approx((0.5 + 1) / 2)
+    assert means["patch_map"] == pytest.approx((ap_1 + 1) / 2)
+    for metric in module.patch_metrics.values():
+        metric.reset()
+    assert module.update_patch_metrics("val", probs[:1], target[:1]) == []  # nothing to score

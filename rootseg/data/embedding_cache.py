@@ -7,7 +7,8 @@ it, and the encoder weights. The key hashes all three (`EmbeddingCache.key`); th
 Layout: `root/<fingerprint[:16]>/<key[:2]>/<key>/` holding one `.npy` per tensor (float16 unless a value
 overflows it, then float32) and `meta.json`, written last: an entry without `meta.json` does not exist.
 Every file is written atomically (`rootseg.data.io.atomic_path`), so a crash or two DataLoader workers
-writing the same entry never leave a torn file. Arrays are memory-mapped on read.
+writing the same entry never leave a torn file. Arrays are memory-mapped on read and stay mapped: `get`
+returns views of the maps (or converts straight from them), so a value is read from disk when it is used.
 
 Sizes per tile (fp16, SAM image_size 1024): 8 MiB with the high-res projections applied in `encode`,
 42 MiB with raw high-res features (`RootSAM(project_high_res_in_decode=True)`, the default).
@@ -128,7 +129,13 @@ class EmbeddingCache:
         self, key: str, dtype: torch.dtype | None = torch.float32, device: torch.device | str | None = None
     ) -> dict[str, Any] | None:
         """The stored embeddings as tensors of `dtype` (None: as stored, float16) on `device`, or None if the
-        entry is absent, incomplete or written for another encoder."""
+        entry is absent, incomplete or written for another encoder.
+
+        Each file is memory-mapped and nothing is read here: with `dtype=None` on the CPU the tensors are
+        views of the maps (copy-on-write: writing to them never changes the file), so only the values a
+        caller uses are read, and a slice converted or moved later copies only that slice. A conversion
+        (float16 -> `dtype`, or a move to `device`) reads each value once, straight from the map.
+        """
         entry = self.path(key)
         try:
             meta = json.loads((entry / "meta.json").read_text())
@@ -139,9 +146,10 @@ class EmbeddingCache:
         tensors: dict[str, torch.Tensor] = {}
         try:
             for name in meta["tensors"]:
-                array = np.load(entry / f"{name}.npy", mmap_mode="r")
-                tensor = torch.from_numpy(np.array(array))  # one read from the page cache
-                tensors[name] = tensor.to(device=device, dtype=dtype or tensor.dtype)
+                # "c": a private map, writable without touching the file (torch needs writable memory)
+                array = np.load(entry / f"{name}.npy", mmap_mode="c")
+                tensor = torch.from_numpy(array)  # a view of the map, no read yet
+                tensors[name] = tensor.to(device=device, dtype=dtype or tensor.dtype)  # a no-op when unchanged
         except (FileNotFoundError, ValueError, OSError):
             return None
         out: dict[str, Any] = dict(meta["scalars"])

@@ -54,49 +54,191 @@ def _load_array(path: Path) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot decode image ({type(error).__name__}: {error})") from error
 
 
+#: Full-scale values tried in turn for integer images wider than 8 bits: 8-bit data in a 16-bit container,
+#: then 10-, 12-, 14- and 16-bit sensors (a 12-bit scan stored as uint16 holds 0-4095, not 0-65535).
+BIT_DEPTH_TOPS = (2**8 - 1, 2**10 - 1, 2**12 - 1, 2**14 - 1, 2**16 - 1)
+_BLOCK_VALUES = 1 << 22  # values converted at a time, so a gigapixel image never gets a float64 copy
+
+
+def uint8_scale(dtype: np.dtype, maximum: float) -> float | None:
+    """The value that becomes 255 when an image of `dtype` whose brightest value is `maximum` becomes uint8.
+
+    None for uint8 (kept as is). Integers: the smallest of `BIT_DEPTH_TOPS` (255, 1023, 4095, 16383,
+    65535) that holds the maximum, else the type's own maximum (32-bit data): the real bit depth of the
+    scan, guessed from its brightest pixel, since TIFF and PNG store 10-, 12- and 14-bit data as 16-bit. A
+    12-bit scan whose brightest pixel is 800 is thus scaled as 10-bit (brighter than its siblings): scans of
+    one series are comparable only when each reaches into its top bit range, which real scans do.
+    Floats: 1.0 when the maximum is <= 1, 255 when <= 255, else the maximum itself.
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return None
+    if np.issubdtype(dtype, np.floating):
+        return 1.0 if maximum <= 1.0 else 255.0 if maximum <= 255 else float(maximum)
+    for top in BIT_DEPTH_TOPS:
+        if maximum <= top:
+            return float(top)
+    return float(np.iinfo(dtype).max)
+
+
+def _scaled(block: np.ndarray, top: float | None) -> np.ndarray:
+    """One block of an image as uint8: value / top * 255, rounded and clipped (negative values become 0)."""
+    if top is None:
+        return block
+    if block.dtype == bool:
+        return block.astype(np.uint8) * np.uint8(255)
+    return np.clip(np.rint(block.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def _check_pixel_type(array: np.ndarray, path: Path | str) -> None:
+    if array.dtype != bool and not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ImageReadError(f"{path}: unsupported pixel type {array.dtype}")
+
+
+def _rows(array: np.ndarray) -> int:
+    """Rows per block so that a block holds about `_BLOCK_VALUES` values."""
+    per_row = max(int(np.prod(array.shape[1:], dtype=np.int64)), 1)
+    return max(_BLOCK_VALUES // per_row, 1)
+
+
+def image_scale(array: np.ndarray, path: Path | str = "<array>") -> float | None:
+    """`uint8_scale` of a whole image, read in row blocks (a memory map is never loaded at once); raises
+    ImageReadError for NaN or infinite values."""
+    _check_pixel_type(array, path)
+    if array.dtype in (np.uint8, bool):
+        return None if array.dtype == np.uint8 else 1.0
+    floating = np.issubdtype(array.dtype, np.floating)
+    maximum = 0
+    step = _rows(array)
+    for start in range(0, array.shape[0], step):
+        block = np.asarray(array[start : start + step])
+        if floating and not np.isfinite(block).all():
+            raise ImageReadError(f"{path}: image holds NaN or infinite values")
+        maximum = max(maximum, block.max(initial=0))
+    return uint8_scale(array.dtype, maximum)
+
+
 def to_uint8(array: np.ndarray, path: Path | str = "<array>") -> np.ndarray:
-    """Scale 16-bit, 32-bit and float images to uint8 so every model sees the same range."""
+    """Scale 16-bit, 32-bit and float images to uint8 so every model sees the same range (`uint8_scale`)."""
+    top = image_scale(array, path)
     if array.dtype == np.uint8:
         return array
     if array.dtype == bool:
-        return array.astype(np.uint8) * 255
-    if np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            raise ImageReadError(f"{path}: image holds NaN or infinite values")
-        top = 1.0 if array.max(initial=0) <= 1.0 else 255.0 if array.max(initial=0) <= 255 else array.max()
-        return np.clip(np.rint(array / top * 255), 0, 255).astype(np.uint8)
-    if np.issubdtype(array.dtype, np.integer):
-        top = np.iinfo(array.dtype).max if array.max(initial=0) > 255 else 255
-        return np.clip(np.rint(array.astype(np.float64) / top * 255), 0, 255).astype(np.uint8)
-    raise ImageReadError(f"{path}: unsupported pixel type {array.dtype}")
+        return array.astype(np.uint8) * np.uint8(255)
+    out = np.empty(array.shape, np.uint8)
+    step = _rows(array)
+    for start in range(0, array.shape[0], step):
+        out[start : start + step] = _scaled(np.asarray(array[start : start + step]), top)
+    return out
+
+
+def _as_rgb(array: np.ndarray, path: Path | str) -> np.ndarray:
+    """Grey repeated to RGB, alpha dropped; anything else that is not (H, W, 3) is an error."""
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 4:
+        return array[:, :, :3]
+    if array.ndim == 3 and array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ImageReadError(f"{path}: expected a grey or RGB image, got an array of shape {array.shape}")
+    return array
 
 
 def read_image(path: Path | str) -> np.ndarray:
     """Read any scan as H x W x 3 uint8 RGB (grey is repeated, alpha dropped, 16 bit scaled)."""
     array = _load_array(Path(path))
-    array = to_uint8(array, path)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    elif array.ndim == 3 and array.shape[2] == 4:
-        array = array[:, :, :3]
-    elif array.ndim == 3 and array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ImageReadError(f"{path}: expected a grey or RGB image, got an array of shape {array.shape}")
+    array = _as_rgb(to_uint8(array, path), path)
     if min(array.shape[:2]) < 1:
         raise ImageReadError(f"{path}: image has no pixels (shape {array.shape})")
     return np.ascontiguousarray(array)
+
+
+class LazyImage:
+    """A scan on disk that reads only the pixels asked for: `image[rows, cols]` -> uint8 RGB.
+
+    Built by `open_image` over a memory map of an uncompressed TIFF. It looks like an (H, W, 3) uint8
+    array to `rootseg.inference.sliding_window_probs`, which cuts its tiles with `image[np.ix_(rows,
+    cols)]`, so a gigapixel scan is never decoded whole: each tile is read from the file (the page cache)
+    and converted exactly as `read_image` converts the whole image (same scale, grey to RGB, alpha
+    dropped). `np.asarray(image)` reads all of it, as `read_image` would.
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, source: np.ndarray, path: Path | str) -> None:
+        if source.ndim == 3 and source.shape[0] in (3, 4) and source.shape[-1] not in (3, 4):
+            source = np.moveaxis(source, 0, -1)  # planar TIFF
+        if not (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4))):
+            raise ImageReadError(f"{path}: expected a grey or RGB image, got an array of shape {source.shape}")
+        if min(source.shape[:2]) < 1:
+            raise ImageReadError(f"{path}: image has no pixels (shape {source.shape})")
+        self.source = source
+        self.path = Path(path)
+        self.top = image_scale(source, path)  # one pass over the file: the bit depth, NaN check
+        self.shape = (int(source.shape[0]), int(source.shape[1]), 3)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Rows and columns (slices, or index arrays such as `np.ix_(rows, cols)`) -> (h, w, 3) uint8."""
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) > 2 or any(isinstance(k, int | np.integer) for k in key):
+            raise IndexError("a LazyImage is indexed by rows and columns (slices or index arrays) only")
+        block = np.asarray(self.source[key])
+        if block.ndim != self.source.ndim:
+            raise IndexError(f"index {key!r} does not select a 2-D block of {self.path}")
+        return np.ascontiguousarray(_as_rgb(_scaled(block, self.top), self.path))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.shape, np.uint8)
+        step = _rows(out)
+        for start in range(0, self.shape[0], step):
+            out[start : start + step] = self[start : start + step]
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"LazyImage({self.path}, shape={self.shape}, source dtype={self.source.dtype})"
+
+
+def open_image(path: Path | str) -> np.ndarray | LazyImage:
+    """Like `read_image`, but an uncompressed TIFF is memory-mapped (`tifffile.memmap`) and read lazily.
+
+    Returns a `LazyImage` for TIFFs whose pixels lie uncompressed and contiguous in the file (what
+    `tifffile.imwrite` and most stitching tools write), else the array `read_image` returns: compressed or
+    tiled TIFFs, JPEG and PNG are decoded whole (their decoders cannot read a window).
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff") and path.is_file() and path.stat().st_size > 0:
+        try:
+            import tifffile
+
+            source = tifffile.memmap(path, mode="r")
+        except Exception:  # compressed, tiled, odd layout: not memory-mappable
+            source = None
+        if source is not None:
+            return LazyImage(source, path)
+    return read_image(path)
 
 
 def decode_mask(array: np.ndarray, threshold: int = 127, path: Path | str = "<array>") -> np.ndarray:
     """Turn any mask encoding into uint8 {0 background, 1 root, 255 unlabelled}.
 
     Handles boolean, 0/1, 0/255, grey or RGB JPEG (thresholded, lossy edges) and RootPainter RGBA
-    annotations (red = root, green = background, transparent = unlabelled).
+    annotations (red = root, green = background, transparent = unlabelled). An annotation is recognised
+    by transparency (any alpha < 255) or, when every pixel is opaque (a fully painted annotation, or one
+    saved without alpha), by its colours (`is_rootpainter_colours`); any other RGB mask is read by its
+    brightest channel, so white root on black, grey and JPEG masks keep their meaning.
     """
     if array.dtype == bool:
         return array.astype(np.uint8)
     if array.ndim == 3 and array.shape[2] == 4 and (array[:, :, 3] < 255).any():
+        return decode_rootpainter_annotation(array)
+    if is_rootpainter_colours(array):
+        if array.shape[2] == 3:
+            array = np.dstack([array, np.full(array.shape[:2], 255, np.uint8)])
         return decode_rootpainter_annotation(array)
     if array.ndim == 3:
         array = array[:, :, :3].max(axis=2)
@@ -110,6 +252,39 @@ def decode_mask(array: np.ndarray, threshold: int = 127, path: Path | str = "<ar
     if array.dtype != np.uint8:
         array = to_uint8(array, path)
     return (array > threshold).astype(np.uint8)
+
+
+#: share of painted pixels allowed to be neither red, green nor dark in a RootPainter annotation (blended
+#: brush edges); an ordinary white-on-black or grey mask has far more (all its root pixels)
+ROOTPAINTER_OFF_COLOUR_TOLERANCE = 0.01
+
+
+def is_rootpainter_colours(array: np.ndarray) -> bool:
+    """Whether a uint8 RGB(A) mask is painted in RootPainter's annotation colours, whatever its alpha.
+
+    Among painted pixels (alpha > 0; every pixel without alpha) a pixel is red if R > 127 >= G, B (root),
+    green if G > 127 >= R, B (background), dark if R, G, B <= 127 (unlabelled, as transparent). It is a
+    RootPainter annotation when green is present, at most `ROOTPAINTER_OFF_COLOUR_TOLERANCE` of the
+    painted pixels are anything else (white, grey, yellow...), and red is present too unless (nearly) no
+    pixel is dark (a fully painted annotation of an image without root is all green). So white root on
+    black, grey, JPEG and red-on-black masks are not annotations (no green, or white pixels), nor is a
+    green-on-black mask (dark pixels and no red): those are read by their brightest channel.
+    """
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
+        return False
+    r, g, b = array[:, :, 0], array[:, :, 1], array[:, :, 2]
+    painted = array[:, :, 3] > 0 if array.shape[2] == 4 else np.ones(array.shape[:2], bool)
+    n_painted = int(np.count_nonzero(painted))
+    high_r, high_g, high_b = r > 127, g > 127, b > 127
+    n_green = int(np.count_nonzero(painted & high_g & ~high_r & ~high_b))
+    if n_painted == 0 or n_green == 0:
+        return False
+    n_red = int(np.count_nonzero(painted & high_r & ~high_g & ~high_b))
+    n_dark = int(np.count_nonzero(painted & ~high_r & ~high_g & ~high_b))
+    tolerance = ROOTPAINTER_OFF_COLOUR_TOLERANCE * n_painted
+    if n_painted - n_green - n_red - n_dark > tolerance:
+        return False
+    return n_red > 0 or n_dark <= tolerance
 
 
 def decode_rootpainter_annotation(rgba: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ stored in the checkpoint proves it is the same file. With random weights (no ckp
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -25,9 +26,10 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from rootseg import metrics
 from rootseg.data.embedding_cache import EmbeddingCache, encoder_fingerprint, split_embeddings, stack_embeddings
-from rootseg.data.io import IGNORE_INDEX
 from rootseg.data.rootsam_data import object_targets, resize_image, tile_origins, tile_target
+from rootseg.inference import DeviceFallback
 from rootseg.models.freezing import freeze_by_patterns, freeze_rootsam
 from rootseg.models.rootsam import Embeddings, RootSAM, sam_normalize
 from rootseg.modules.base import RootSegModule, confusion_counts
@@ -50,17 +52,22 @@ def select_best(mask_logits: Tensor, iou_pred: Tensor) -> Tensor:
     return mask_logits.gather(2, best).squeeze(2)
 
 
-def patch_scores(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-tile IoU and Dice of boolean predictions [B, H, W] against {0, 1, 255} targets (1 when both empty)."""
-    labelled = target != IGNORE_INDEX
-    truth = (target == 1) & labelled
-    pred = pred.bool() & labelled
-    inter = (pred & truth).sum((-2, -1)).float()
-    union = (pred | truth).sum((-2, -1)).float()
-    total = (pred.sum((-2, -1)) + truth.sum((-2, -1))).float()
-    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
-    dice = torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
-    return iou, dice
+PATCH_SCORES = {"patch_miou": "iou", "patch_dice": "dice", "patch_map": "ap"}  # logged name -> metrics key
+
+
+def patch_scores(probs: Tensor, target: Tensor, threshold: float = 0.5) -> dict[str, Tensor]:
+    """Per-tile IoU, Dice and AP of root probabilities [B, H, W] against {0, 1, 255} targets [B, H, W].
+
+    Each tile is one patch of `rootseg.metrics.patch_scores`, the definition the evaluation tables use:
+    IoU and Dice of `probs >= threshold` are NaN for a tile empty in both truth and prediction (nothing to
+    score), AP is NaN for a tile without root in the truth; ignored (255) pixels count nowhere.
+    Returns {"iou": [B], "dice": [B], "ap": [B]} float64 tensors on the CPU.
+    """
+    rows = [
+        metrics.patch_scores(p, t, patch_size=max(p.shape), threshold=threshold)[0]
+        for p, t in zip(probs.detach().float().cpu().numpy(), target.detach().cpu().numpy())
+    ]
+    return {key: torch.tensor([row[key] for row in rows], dtype=torch.float64) for key in ("iou", "dice", "ap")}
 
 
 class RootSAMModule(RootSegModule):
@@ -126,7 +133,7 @@ class RootSAMModule(RootSegModule):
         if sam_ckpt is None:
             log.warning(RANDOM_WEIGHTS_WARNING.format(config=getattr(net, "config_name", "?")))
         self.patch_metrics = nn.ModuleDict(
-            {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in ("patch_miou", "patch_dice")}
+            {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in PATCH_SCORES}
         )
         self.embedding_cache: EmbeddingCache | None = None
         self._frozen_fingerprint: str | None = None
@@ -324,17 +331,26 @@ class RootSAMModule(RootSegModule):
             return None
         terms, union, target = out
         batch_size = batch["image"].shape[0]
-        metrics = self.val_metrics if split == "val" else self.test_metrics
-        metrics.update(union.flatten(), target.flatten())
-        miou, dice = patch_scores(union >= self.threshold, target)
-        self.patch_metrics[f"{split}_patch_miou"].update(miou)
-        self.patch_metrics[f"{split}_patch_dice"].update(dice)
+        split_metrics = self.val_metrics if split == "val" else self.test_metrics
+        split_metrics.update(union.flatten(), target.flatten())
         self.log(f"{split}/loss", terms["loss"], on_step=False, on_epoch=True, batch_size=batch_size)
-        for name in ("patch_miou", "patch_dice"):
+        for name in self.update_patch_metrics(split, union, target):
             metric = self.patch_metrics[f"{split}_{name}"]
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, batch_size=batch_size)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=batch_size)
+        self.log_dict(split_metrics, on_step=False, on_epoch=True, prog_bar=split == "val", batch_size=batch_size)
         return union, target
+
+    def update_patch_metrics(self, split: str, union: Tensor, target: Tensor) -> list[str]:
+        """Add the tiles' patch scores (`patch_scores`) to the split's means, skipping undefined (NaN) ones,
+        as `rootseg.metrics.patch_metrics` averages; returns the names that got a value."""
+        scores = patch_scores(union, target, self.threshold)
+        updated = []
+        for name, key in PATCH_SCORES.items():
+            values = scores[key][torch.isfinite(scores[key])]
+            if values.numel():
+                self.patch_metrics[f"{split}_{name}"].update(values.float().to(self.device))
+                updated.append(name)
+        return updated
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Prompted evaluation on tiles (prompts from the ground truth, fixed seeds), not on whole images."""
@@ -373,7 +389,13 @@ class RootSAMModule(RootSegModule):
         return grid_points(t, t, self.grid_points_per_side)
 
     @torch.no_grad()
-    def predict_probs(self, image: Tensor | np.ndarray, prompts: Tensor | np.ndarray | None = None, **_: Any) -> Tensor:
+    def predict_probs(
+        self,
+        image: Tensor | np.ndarray,
+        prompts: Tensor | np.ndarray | None = None,
+        device: str | torch.device | None = None,
+        **_: Any,
+    ) -> Tensor:
         """(H, W, 3) uint8 image -> (H, W) root probability, with no human click.
 
         The image is resized to the stage's `resize` (the scale the model was trained at) and cut into the
@@ -384,6 +406,10 @@ class RootSAMModule(RootSegModule):
         - `prompts` (P, 2): (x, y) clicks in image pixels.
         Per click the mask with the highest predicted IoU is kept (dropped below `min_predicted_iou`); masks
         and tiles are merged by the maximum probability; the result is resized back to H x W (bilinear).
+
+        Tiles run on `device` (default: the module's) as the U-Net's sliding window runs
+        (`rootseg.inference.DeviceFallback`): bf16 autocast on CUDA, and when the GPU runs out of memory the
+        model moves to the CPU for the rest of the image (with a warning) and back afterwards.
         Other keyword arguments (the U-Net's step / blend / tta) are accepted and ignored.
         """
         array = image.cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
@@ -408,6 +434,7 @@ class RootSAMModule(RootSegModule):
         if prompt_map is not None:
             prompt_map = np.pad(prompt_map, ((0, side - size), (0, side - size)))
         out = np.zeros((side, side), np.float32)
+        fallback = DeviceFallback(self.device if device is None else device, model=self)
         was_training = self.training
         self.eval()
         try:
@@ -415,25 +442,30 @@ class RootSAMModule(RootSegModule):
                 clicks = self._tile_prompts(prompt_map, points, x, y)
                 if len(clicks) == 0:
                     continue
-                tile = torch.from_numpy(
-                    np.ascontiguousarray(canvas[y : y + self.tile, x : x + self.tile].transpose(2, 0, 1))
-                )
-                embeddings = self.embeddings(tile[None].to(self.device))
-                tile_probs = torch.zeros(self.tile, self.tile, device=self.device)
-                for start in range(0, len(clicks), self.prompt_batch):
-                    chunk = torch.from_numpy(clicks[start : start + self.prompt_batch]).to(self.device)
-                    coords = chunk[None, :, None, :]
-                    labels = torch.ones(coords.shape[:3], dtype=torch.int64, device=self.device)
-                    logits, iou = self.net.decode(embeddings, coords, labels, self.multimask_output)
-                    best = select_best(logits, iou)[0].sigmoid()  # [n, T, T]
-                    keep = iou.amax(-1)[0] >= self.min_predicted_iou
-                    if keep.any():
-                        tile_probs = torch.maximum(tile_probs, best[keep].amax(0))
+                tile = canvas[y : y + self.tile, x : x + self.tile]
+                tile_probs = fallback.run(functools.partial(self._predict_tile, tile, clicks))
                 region = out[y : y + self.tile, x : x + self.tile]
-                np.maximum(region, tile_probs.float().cpu().numpy(), out=region)
+                np.maximum(region, tile_probs, out=region)
         finally:
+            fallback.restore()
             self.train(was_training)
         probs = out[:size, :size]
         if (height, width) != (size, size):
             probs = cv2.resize(probs, (width, height), interpolation=cv2.INTER_LINEAR)
         return torch.from_numpy(np.clip(probs, 0.0, 1.0))
+
+    def _predict_tile(self, tile: np.ndarray, clicks: np.ndarray, device: torch.device) -> np.ndarray:
+        """One (T, T, 3) uint8 tile and its (P, 2) clicks -> (T, T) float32 maximum over the clicks' masks."""
+        pixels = torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None].to(device)
+        embeddings = self.embeddings(pixels)
+        tile_probs = torch.zeros(self.tile, self.tile, device=device)
+        for start in range(0, len(clicks), self.prompt_batch):
+            chunk = torch.from_numpy(np.ascontiguousarray(clicks[start : start + self.prompt_batch])).to(device)
+            coords = chunk[None, :, None, :]
+            labels = torch.ones(coords.shape[:3], dtype=torch.int64, device=device)
+            logits, iou = self.net.decode(embeddings, coords, labels, self.multimask_output)
+            best = select_best(logits, iou)[0].float().sigmoid()  # [n, T, T]
+            keep = iou.amax(-1)[0] >= self.min_predicted_iou
+            if keep.any():
+                tile_probs = torch.maximum(tile_probs, best[keep].amax(0))
+        return tile_probs.float().cpu().numpy()
