@@ -23,13 +23,38 @@ from rootseg.utils.config import (
 log = logging.getLogger("rootseg.train")
 
 
+#: what a launch writes into its run directory before train() runs: Hydra's config copy and the log file
+_LAUNCH_FILES = (".hydra",)
+
+
+def _is_new_run_dir(run_dir: Path) -> bool:
+    """Whether the run directory did not exist before this launch: absent, or holding only what Hydra wrote
+    just now (`.hydra/`, the log file); any earlier rootseg run left its config_resolved.yaml at least."""
+    if not run_dir.is_dir():
+        return True
+    return all(p.name in _LAUNCH_FILES or p.suffix == ".log" for p in run_dir.iterdir())
+
+
 def _resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     if ckpt_path in (None, ""):
         return None
     if ckpt_path == "last":
-        last = run_dir / "checkpoints" / "last.ckpt"
+        if _is_new_run_dir(run_dir):
+            raise FileNotFoundError(
+                f"ckpt_path=last: the run directory {run_dir} did not exist before this launch (Hydra has just "
+                "created it), so there is no run to resume. Check hydra.run.dir: it must be the directory of the "
+                "killed run (under logs/train/runs/ by default), or drop ckpt_path=last to start a new run."
+            )
+        folder = run_dir / "checkpoints"
+        last = folder / "last.ckpt"
         if not last.is_file():
-            log.warning("ckpt_path=last but %s does not exist: starting from scratch", last)
+            # a SLURM job requeued before its first checkpoint lands here: start it again
+            log.warning(
+                "ckpt_path=last: searched %s for last.ckpt and found none%s: starting from scratch (expected when "
+                "a job is requeued before its first checkpoint; otherwise check hydra.run.dir)",
+                folder,
+                "" if folder.is_dir() else " (the folder does not exist)",
+            )
             return None
         return str(last)
     if not Path(ckpt_path).is_file():
@@ -59,6 +84,8 @@ def _check_data(datamodule: L.LightningDataModule) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
     L.seed_everything(cfg.seed, workers=True)
+    # before anything is written into the run directory: whether it held a run to resume
+    resume = _resume_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir)) if cfg.get("train", True) else None
     check_writable(cfg.paths.output_dir, float(cfg.get("min_free_disk_mb") or 0), "run directory")
     run_dir = output_dir(cfg)
     save_resolved_config(cfg, run_dir)
@@ -74,7 +101,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {}
     if cfg.get("train", True):
-        resume = _resume_path(cfg.get("ckpt_path"), run_dir)
         if resume:
             _keep_earlier_logs(run_dir)
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)

@@ -59,6 +59,44 @@ def test_missing_ckpt_path_is_one_line_not_a_traceback(tmp_path):
     assert "error: ckpt_path is required" in run.stderr and "Traceback" not in run.stderr
 
 
+def test_resume_from_a_mistyped_run_directory_is_refused_by_name(tmp_path, synthetic_dir):
+    """Hydra creates hydra.run.dir before rootseg runs: a directory holding only what this launch wrote
+    (.hydra/, the log) did not exist, so `ckpt_path=last` there is a typo, not a requeued job."""
+    typo = tmp_path / "runs" / "2026-11-22_10-00-0O"
+    run = _cli(
+        "rootseg.train",
+        "+experiment=unet_demo",
+        "data=folder",
+        f"data.root={synthetic_dir}",
+        "debug=fdr",
+        "ckpt_path=last",
+        f"hydra.run.dir={typo}",
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"error: ckpt_path=last: the run directory {typo} did not exist" in run.stderr
+    assert "hydra.run.dir" in run.stderr and "Traceback" not in run.stderr
+    assert sorted(p.name for p in typo.iterdir()) == [".hydra", "train.log"]  # nothing written by rootseg
+    from rootseg.train import train  # in-process: a directory that does not exist at all
+
+    with pytest.raises(FileNotFoundError, match=f"run directory {tmp_path / 'absent'} did not exist"):
+        train(compose_run("train", [*TINY_TRAIN, f"data.root={synthetic_dir}", "ckpt_path=last"], tmp_path / "absent"))
+    assert not (tmp_path / "absent").exists()
+
+
+def test_resume_without_last_checkpoint_starts_afresh_naming_the_folder(tmp_path, synthetic_dir, caplog):
+    """A SLURM job requeued before its first checkpoint: the run directory exists, last.ckpt does not."""
+    from rootseg.train import train
+
+    run_dir = tmp_path / "requeued"
+    run_dir.mkdir()
+    (run_dir / "config_resolved.yaml").write_text("seed: 42\n")  # written by the first attempt
+    args = ["+experiment=unet_demo", "data=folder", f"data.root={synthetic_dir}", "debug=fdr", "logger=csv"]
+    with caplog.at_level("WARNING", logger="rootseg.train"):
+        metrics = train(compose_run("train", [*args, "ckpt_path=last"], run_dir))
+    assert f"searched {run_dir / 'checkpoints'} for last.ckpt and found none (the folder does not exist)" in caplog.text
+    assert "starting from scratch" in caplog.text and "test/f1" in metrics
+
+
 def test_incompatible_checkpoint_names_the_file_and_the_mismatch(tmp_path, tiny_checkpoint):
     checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
     name = next(k for k, v in checkpoint["state_dict"].items() if v.ndim == 4)

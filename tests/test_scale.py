@@ -1,19 +1,31 @@
 """Scale and tracking: DDP on two CPU processes, multirun and Optuna sweeps, W&B offline, SLURM config,
 and resuming a killed run."""
 
+import base64
+import hashlib
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import REPO, compose_run
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "WANDB_MODE": "offline",
+    # tests/faulty_loss.py for `model.loss._target_` in the DDP test
+    "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+}
 SMALL = [
     "+experiment=unet_demo",
     "data=folder",
@@ -41,18 +53,39 @@ def _last_val_f1(run_dir: Path) -> float:
     return float(logged["val/f1"].dropna().iloc[-1])
 
 
+def _wandb_run(run_dir: Path) -> Path:
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def _wandb_table(run: Path, key: str) -> dict:
+    tables = list((run / "files" / "media" / "table").rglob(f"{key}_*.table.json"))
+    assert len(tables) == 1, tables
+    return json.loads(tables[0].read_text())
+
+
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_dir):
+    """One 2-process (gloo) run checks three things of DDP: the synchronised val/f1 equals one process's on
+    the same weights; a NaN loss on rank 1 is skipped (a zero loss there) without Lightning's "returning None
+    in distributed training is not supported"; W&B's per-image table and overlays hold every rank's images."""
     run_dir = tmp_path / "ddp"
-    _train(
+    run = _train(
         [
             *SMALL,
             f"data.root={synthetic_dir}",
             "trainer=ddp_sim",
             "trainer.max_epochs=1",
             "test=false",
+            "model.loss._target_=faulty_loss.NaNOnceOnRank",
+            "+model.loss.rank=1",
+            "logger=[csv,wandb]",
             f"hydra.run.dir={run_dir}",
         ]
     )
+    output = run.stdout + run.stderr
+    assert "rank 1 of 2, epoch 0, global step 0, batch 0: its gradients are zero on this rank (DDP)" in output
+    assert "rank 0 of 2" not in output
     ddp_f1 = _last_val_f1(run_dir)
     # the same weights validated in one process over the same images
     from lightning import Trainer
@@ -63,12 +96,97 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_dir):
     import hydra
 
     module = load_module(run_dir / "checkpoints" / "last.ckpt")
+    state = module.state_dict()
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     datamodule = hydra.utils.instantiate(cfg.data)
     result = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).validate(
         module, datamodule=datamodule
     )[0]
     assert ddp_f1 == pytest.approx(result["val/f1"], abs=1e-6)
     assert len(list((run_dir / "checkpoints").glob("*.ckpt"))) == 2  # best + last, written once (rank 0)
+    # W&B: each rank validated half of the images; the table and the overlays hold all of them, once
+    val_names = json.loads((synthetic_dir / "split.json").read_text())["val"]
+    assert len(val_names) >= 2
+    wandb_run = _wandb_run(run_dir)
+    table = _wandb_table(wandb_run, "per_image")
+    names = [row[table["columns"].index("name")] for row in table["data"]]
+    assert sorted(names) == sorted(val_names)
+    overlays = list((wandb_run / "files" / "media" / "images" / "val").glob("overlays_*.png"))
+    assert len(overlays) == len(val_names)
+
+
+def _fake_ddp_trainer(rank: int, world: int = 2) -> SimpleNamespace:
+    """What the data module and Lightning's _DataConnector read of a trainer on `rank` of a DDP run."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    return SimpleNamespace(
+        world_size=world,
+        global_rank=rank,
+        current_epoch=0,
+        overfit_batches=0,
+        distributed_sampler_kwargs={"num_replicas": world, "rank": rank},
+        _accelerator_connector=SimpleNamespace(use_distributed_sampler=True, is_distributed=True),
+        state=SimpleNamespace(fn=TrainerFn.FITTING),
+    )
+
+
+@pytest.mark.parametrize(("world", "max_tiles"), [(2, 3), (3, 1)])
+def test_ddp_shards_training_tiles_and_eval_images_without_repeats_or_drops(compose, synthetic_dir, world, max_tiles):
+    """`world` ranks, each with its own data module as under DDP, their loaders prepared by Lightning's own
+    code (_DataConnector._prepare_dataloader: a DistributedSamplerWrapper around the training sampler, our
+    UnrepeatedDistributedSampler kept for validation and test). 8 training images x 1 tile on 3 ranks needs
+    the top-up (9 tiles); 2 validation images on 3 ranks leave the third rank a placeholder (which counts
+    in no metric: tests/test_train.py), without which Lightning's sampler fails and DDP could hang."""
+    import hydra
+    from lightning.pytorch.trainer.connectors.data_connector import _DataConnector
+    from lightning.pytorch.trainer.states import RunningStage
+    from lightning.pytorch.utilities.data import _is_dataloader_shuffled
+    from torch.utils.data import DistributedSampler
+
+    overrides = [*SMALL, f"data.root={synthetic_dir}", f"data.max_tiles_per_image={max_tiles}", "data.batch_size=3"]
+    cfg = compose("train", overrides)
+    natural = hydra.utils.instantiate(cfg.data)
+    natural.setup("fit")
+    drawn = natural.draw_corners(0)  # one process: no top-up
+    tiles, indices, batches = [], [], []
+    names: dict[str, list[str]] = {"val": [], "test": []}
+    placeholders = {"val": 0, "test": 0}
+    for rank in range(world):
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.trainer = trainer = _fake_ddp_trainer(rank, world)
+        datamodule.setup("fit")
+        connector = _DataConnector(trainer)
+        loader = datamodule.train_dataloader()
+        assert not isinstance(loader.sampler, DistributedSampler)  # so Lightning shards it
+        loader = connector._prepare_dataloader(
+            loader, shuffle=_is_dataloader_shuffled(loader), mode=RunningStage.TRAINING
+        )
+        tiles.append(loader.dataset.corners)
+        indices.append(list(loader.sampler))
+        batches.append(len(loader))
+        for split, stage in (("val", RunningStage.VALIDATING), ("test", RunningStage.TESTING)):
+            datamodule.setup(split if split == "test" else "fit")
+            loader = getattr(datamodule, f"{split}_dataloader")()
+            assert isinstance(loader.sampler, DistributedSampler)  # Lightning keeps it as it is
+            loader = connector._prepare_dataloader(loader, shuffle=False, mode=stage)
+            items = [loader.dataset[i] for i in loader.sampler]
+            assert items, f"rank {rank} has no {split} image: the other ranks would wait for it"
+            names[split] += [item["name"] for item in items if not item.get("placeholder")]
+            placeholders[split] += sum(bool(item.get("placeholder")) for item in items)
+    # training: every rank drew the same tiles (those of one process, topped up to a multiple of the ranks)
+    assert all(t == tiles[0] for t in tiles) and tiles[0][: len(drawn)] == drawn
+    total = len(tiles[0])
+    assert total % world == 0 and len(drawn) <= total < len(drawn) + world
+    assert total > len(drawn) if len(drawn) % world else total == len(drawn)
+    # each tile on exactly one rank, none dropped, equal shares and batch counts (no rank waits at all-reduce)
+    assert sorted(i for part in indices for i in part) == list(range(total))
+    assert all(len(part) == total // world for part in indices)
+    assert len(set(batches)) == 1
+    # validation and test: every image on exactly one rank; a rank beyond the images gets a placeholder
+    split = json.loads((synthetic_dir / "split.json").read_text())
+    for name in ("val", "test"):
+        assert sorted(names[name]) == sorted(split[name]), name
+        assert placeholders[name] == max(0, world - len(split[name]))
 
 
 def test_multirun_writes_one_directory_per_trial(tmp_path, synthetic_dir):
@@ -121,23 +239,37 @@ def test_optuna_sweep_returns_the_best_value(tmp_path, synthetic_dir):
     assert results["best_value"] == pytest.approx(max(values), abs=1e-6)
 
 
+def _md5_base64(path: Path) -> str:
+    return base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode()
+
+
 def test_wandb_offline_writes_images_table_and_model(tmp_path, synthetic_dir):
-    _train(
-        [
-            *SMALL,
-            f"data.root={synthetic_dir}",
-            "debug=limit",
-            "trainer.max_epochs=1",
-            "logger=wandb",
-            f"hydra.run.dir={tmp_path}",
-        ]
-    )
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    files = [p.relative_to(runs[0]).as_posix() for p in runs[0].rglob("*") if p.is_file()]
+    """W&B offline: overlays, the per-image table, the metrics, and the best checkpoint as artifact
+    `model-<run id>` (its file's digest in the run's log); resumed with ckpt_path=last, the same W&B run id."""
+    from rootseg.utils.config import run_id
+
+    args = [*SMALL, f"data.root={synthetic_dir}", "debug=limit", "logger=[csv,wandb]", f"hydra.run.dir={tmp_path}"]
+    _train([*args, "trainer.max_epochs=1"])
+    first = _wandb_run(tmp_path)
+    files = [p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()]
     assert any("media/images/val/overlays" in f for f in files)
     assert any(f.endswith(".table.json") and "per_image" in f for f in files)
-    assert b"val/f1" in next(runs[0].glob("run-*.wandb")).read_bytes()  # the metrics, in W&B's own log
+    log = next(first.glob("run-*.wandb")).read_bytes()
+    assert b"val/f1" in log  # the metrics, in W&B's own log
+    expected_id = run_id(str(tmp_path))
+    assert first.name.endswith(f"-{expected_id}")
+    best = [p for p in (tmp_path / "checkpoints").glob("epoch_*.ckpt")]
+    assert len(best) == 1
+    assert f"model-{expected_id}".encode() in log and b"best.ckpt" in log
+    assert _md5_base64(best[0]).encode() in log  # the artifact's file is the best checkpoint, byte for byte
+    assert _md5_base64(tmp_path / "checkpoints" / "last.ckpt").encode() not in log
+
+    _train([*args, "trainer.max_epochs=2", "ckpt_path=last"])  # resume: one more epoch
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(f"-{expected_id}") for r in runs)
+    resumed = next(r for r in runs if r != first)
+    assert next(resumed.glob(f"run-{expected_id}.wandb")).stat().st_size > 0
+    assert pd.read_csv(tmp_path / "csv" / "metrics.csv")["epoch"].min() == 1  # it did resume, at epoch 1
 
 
 def test_slurm_launcher_config_composes():
@@ -167,8 +299,22 @@ def test_slurm_launcher_config_composes():
     assert launcher["_target_"].endswith("SlurmLauncher")
 
 
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> float:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"the run ended before writing {path}"
+        assert time.time() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.02)
+    return time.time()
+
+
 def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir):
-    """SIGKILL once the first epoch's checkpoint exists; the resumed run ends where an uninterrupted one does."""
+    """SIGKILL at a random moment after the first checkpoint (epoch 0) and before the run ends; resumed with
+    ckpt_path=last, it continues after the checkpoint's epoch (not from epoch 0: metrics.csv starts later, the
+    killed part's rows stay in metrics_part1.csv) and ends with the uninterrupted run's val/f1.
+
+    The delay is drawn from a seed that changes from run to run (printed; ROOTSEG_KILL_SEED=N repeats one)."""
+    seed = int(os.environ.get("ROOTSEG_KILL_SEED", time.time_ns() % 2**31))
     args = [
         *SMALL,
         f"data.root={synthetic_dir}",
@@ -177,23 +323,44 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir
         "trainer.deterministic=true",
         "test=false",
     ]
-    _train([*args, f"hydra.run.dir={tmp_path / 'whole'}"])
+
+    def start(run_dir: Path) -> subprocess.Popen:
+        command = [sys.executable, "-m", "rootseg.train", *args, f"hydra.run.dir={run_dir}"]
+        output = open(tmp_path / f"{run_dir.name}.out", "wb")  # noqa: SIM115 (the child writes it)
+        return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=output, stderr=subprocess.STDOUT)
+
+    # the uninterrupted run, timed: how long it runs on after its first checkpoint
+    whole = tmp_path / "whole"
+    process = start(whole)
+    first_checkpoint = _wait_for(whole / "checkpoints" / "last.ckpt", process)
+    assert process.wait(timeout=300) == 0, (tmp_path / "whole.out").read_text()[-3000:]
+    rest = time.time() - first_checkpoint
+    delay = random.Random(seed).uniform(0.0, 0.6 * rest)
+    print(f"kill seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint (the whole run went on {rest:.1f} s)")
+
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rootseg.train", *args, f"hydra.run.dir={killed}"],
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 240
-    while not (killed / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    process = start(killed)
+    _wait_for(killed / "checkpoints" / "last.ckpt", process)
+    time.sleep(delay)
+    assert process.poll() is None, f"the run ended before the kill (seed {seed}, delay {delay:.2f} s)"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert (killed / "checkpoints" / "last.ckpt").exists()
+    checkpoint = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    epoch = int(checkpoint["epoch"])
+    print(f"at the kill last.ckpt held epoch {epoch} (0-based): the run resumes at epoch {epoch + 1}")
+
     _train([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
-    whole = pd.read_csv(tmp_path / "whole" / "csv" / "metrics.csv")["val/f1"].dropna()
-    resumed = pd.read_csv(killed / "csv" / "metrics.csv")["val/f1"].dropna()
-    assert len(whole) == 3
-    assert resumed.iloc[-1] == pytest.approx(whole.iloc[-1], abs=1e-6)
+    whole_log = pd.read_csv(whole / "csv" / "metrics.csv")
+    resumed_log = pd.read_csv(killed / "csv" / "metrics.csv")
+    killed_log = pd.read_csv(killed / "csv" / "metrics_part1.csv")
+    # a resume, not a fresh start: the resumed part starts after the checkpoint's epoch, with fewer rows
+    assert resumed_log["epoch"].min() == epoch + 1
+    assert len(resumed_log) < len(whole_log)
+    # the killed part's rows are kept, and agree with the uninterrupted run up to the checkpoint
+    kept = killed_log.dropna(subset=["val/f1"]).set_index("epoch")["val/f1"]
+    reference = whole_log.dropna(subset=["val/f1"]).set_index("epoch")["val/f1"]
+    assert set(range(epoch + 1)) <= set(kept.index)
+    for e in range(epoch + 1):
+        assert kept[e] == pytest.approx(reference[e], abs=1e-6)
+    assert len(reference) == 3
+    assert resumed_log["val/f1"].dropna().iloc[-1] == pytest.approx(reference.iloc[-1], abs=1e-6)

@@ -1,11 +1,17 @@
 """W&B dashboard extras: a table of per-image validation results and overlays of predictions (false
 positives red, false negatives green) every N epochs, and the best checkpoint as a model artifact (also
-offline, where WandbLogger's own `log_model` refuses). Does nothing unless a WandbLogger is attached."""
+offline, where WandbLogger's own `log_model` refuses). Does nothing unless a WandbLogger is attached.
+
+Under DDP each rank validates its own share of the images (UnrepeatedDistributedSampler); the per-image
+records and overlays of every rank are gathered to rank 0 before they are logged."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import numpy as np
+import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
 from rootseg.metrics import scores
@@ -15,6 +21,15 @@ from rootseg.outputs import overlay
 def _downscale(array: np.ndarray, longest: int) -> np.ndarray:
     step = max(1, int(np.ceil(max(array.shape[:2]) / longest)))
     return array[::step, ::step]
+
+
+def gather_objects(trainer: L.Trainer, obj: Any) -> list[Any]:
+    """`obj` of every rank, in rank order (a one-element list on one process). Every rank must call it."""
+    if trainer.world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 class WandbDashboard(L.Callback):
@@ -38,13 +53,23 @@ class WandbDashboard(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logger = self._logger(trainer)
-        if logger is None or trainer.sanity_checking or not trainer.is_global_zero or not self._due(trainer):
+        if logger is None or trainer.sanity_checking or not self._due(trainer):
+            return
+        # every rank takes part in the gathering (each holds its own images), only rank 0 logs
+        examples = [
+            (ex["name"], _downscale(overlay(ex["image"], ex["pred"], ex["target"]), self.max_side))
+            for ex in pl_module.val_examples
+        ]
+        gathered = gather_objects(trainer, (list(pl_module.val_records), examples))
+        if not trainer.is_global_zero:
             return
         import wandb
 
+        records = sorted((r for part, _ in gathered for r in part), key=lambda r: r["name"])
+        examples = sorted((ex for _, part in gathered for ex in part), key=lambda ex: ex[0])[: self.num_images]
         columns = ["epoch", "name", "f1", "precision", "recall", "iou", "tp", "fp", "fn"]
         rows = []
-        for record in pl_module.val_records:
+        for record in records:
             counts = {k: record[k] for k in ("tp", "fp", "fn", "tn")}
             result = scores(**counts)
             rows.append(
@@ -61,13 +86,7 @@ class WandbDashboard(L.Callback):
                 ]
             )
         logger.experiment.log({"val/per_image": wandb.Table(columns=columns, data=rows)}, commit=False)
-        images = [
-            wandb.Image(
-                _downscale(overlay(ex["image"], ex["pred"], ex["target"]), self.max_side),
-                caption=f"{ex['name']}: FP red, FN green, TP yellow",
-            )
-            for ex in pl_module.val_examples
-        ]
+        images = [wandb.Image(image, caption=f"{name}: FP red, FN green, TP yellow") for name, image in examples]
         if images:
             logger.experiment.log({"val/overlays": images}, commit=False)
 

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler
 
-from rootseg.data.datasets import FullImageDataset, ImageCache, TileDataset
+from rootseg.data.datasets import FullImageDataset, ImageCache, PaddedForRanks, TileDataset
 from rootseg.data.sources import FolderSource
 from rootseg.data.tiling import sample_training_tiles
 
@@ -127,6 +127,9 @@ class UNetDataModule(L.LightningDataModule):
         dataset = FullImageDataset(self.source.split(split), self.source.mask_threshold)
         sampler = None
         if self.trainer is not None and self.trainer.world_size > 1:
+            if 0 < len(dataset) < self.trainer.world_size:
+                # more ranks than images: the extra ranks get a placeholder that counts in no metric
+                dataset = PaddedForRanks(dataset, self.trainer.world_size)
             # each image on exactly one rank: Lightning's default sampler would repeat images to even out
             # the ranks and count them twice in the synchronised metrics
             sampler = UnrepeatedDistributedSampler(

@@ -95,3 +95,20 @@ class FullImageDataset(Dataset):
         sample = self.samples[index]
         image, mask = read_pair(sample.image_path, sample.mask_path, self.mask_threshold)
         return {"image": torch.from_numpy(image), "mask": torch.from_numpy(mask), "name": sample.name}
+
+
+class PaddedForRanks(Dataset):
+    """A split with fewer images than DDP ranks, padded to `size` items: the images, then placeholders (copies
+    of the first images with `placeholder=True`) so that every rank gets one item. A rank that gets no item
+    would never log the synchronised metrics and the others would wait for it at the epoch's end; evaluation
+    steps count a placeholder in no metric and no record (`RootSegModule.validation_step`)."""
+
+    def __init__(self, dataset: Dataset, size: int) -> None:
+        self.dataset, self.size = dataset, max(int(size), len(dataset))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.dataset)
+        return {**self.dataset[index % n], "placeholder": index >= n}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import torch
 from omegaconf import OmegaConf
 
 from rootseg.modules.base import RootSegModule
+
+log = logging.getLogger(__name__)
 
 
 class CheckpointLoadError(ValueError):
@@ -46,7 +49,19 @@ def load_module(path: str | Path, expected_kind: str | None = None) -> RootSegMo
             f"{path}: a {meta.get('kind')!r} checkpoint, but this command needs a {expected_kind!r} one"
         )
     config = OmegaConf.create(meta["config"])
+    if "compile" in config.model:
+        # torch.compile is a training-speed option; eval, predict and export run the rebuilt model eagerly
+        config.model.compile = False
     module: RootSegModule = hydra.utils.instantiate(config.model)
+    _load_weights(module, checkpoint, path, "the model its config describes")
+    # the weights are the trained ones: never replace them by the run's `model.init_ckpt` (see setup)
+    module._init_loaded = True
+    module.run_config = meta["config"]
+    module.eval()
+    return module
+
+
+def _load_weights(module: RootSegModule, checkpoint: dict[str, Any], path: str | Path, what: str) -> None:
     # as Lightning does before loading: a module may put back weights it left out (RootSAM's frozen encoder)
     try:
         module.on_load_checkpoint(checkpoint)
@@ -55,9 +70,19 @@ def load_module(path: str | Path, expected_kind: str | None = None) -> RootSegMo
     try:
         module.load_state_dict(checkpoint["state_dict"], strict=True)
     except RuntimeError as error:
+        raise CheckpointLoadError(f"{path}: weights do not fit {what} ({str(error).splitlines()[0]})") from error
+
+
+def load_init_weights(module: RootSegModule, path: str | Path) -> None:
+    """`model.init_ckpt`: the weights of a rootseg checkpoint of the same model kind, loaded strictly into
+    `module`; its optimizer, scheduler, epoch, step and callback states are ignored (a new run starts from
+    them; to continue a run use `ckpt_path`)."""
+    checkpoint = read_checkpoint(path)
+    kind = checkpoint["rootseg"].get("kind")
+    if kind != module.kind:
         raise CheckpointLoadError(
-            f"{path}: weights do not fit the model its config describes ({str(error).splitlines()[0]})"
-        ) from error
-    module.run_config = meta["config"]
-    module.eval()
-    return module
+            f"{path}: model.init_ckpt must be a {module.kind!r} checkpoint like the model it starts, this is a "
+            f"{kind!r} one"
+        )
+    _load_weights(module, checkpoint, path, "this model; use the model/net of the run that wrote it")
+    log.info("weights loaded from %s (model.init_ckpt; optimizer, epoch and step start afresh)", path)

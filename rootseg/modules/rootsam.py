@@ -33,7 +33,7 @@ from rootseg.inference import DeviceFallback
 from rootseg.models.freezing import freeze_by_patterns, freeze_rootsam
 from rootseg.models.rootsam import Embeddings, RootSAM, sam_normalize
 from rootseg.modules.base import RootSegModule, confusion_counts
-from rootseg.modules.loading import CheckpointLoadError, read_checkpoint
+from rootseg.modules.loading import CheckpointLoadError
 from rootseg.prompts import correction_points, grid_points, skeleton_points
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,11 @@ class RootSAMModule(RootSegModule):
         threshold: float = 0.5,
     ) -> None:
         super().__init__(
-            optimizer=optimizer, scheduler=scheduler, scheduler_interval=scheduler_interval, threshold=threshold
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scheduler_interval=scheduler_interval,
+            threshold=threshold,
+            init_ckpt=init_ckpt,
         )
         self.net = net
         self.loss = loss
@@ -117,7 +121,6 @@ class RootSAMModule(RootSegModule):
         self.grid_points_per_side = grid_points_per_side
         self.prompt_batch = prompt_batch
         self.min_predicted_iou = min_predicted_iou
-        self.init_ckpt = str(init_ckpt) if init_ckpt else None
         self.expect_init_ckpt = expect_init_ckpt
         sam_ckpt = getattr(net, "ckpt_path", None)
         if save_frozen_weights == "auto":
@@ -137,7 +140,6 @@ class RootSAMModule(RootSegModule):
         )
         self.embedding_cache: EmbeddingCache | None = None
         self._frozen_fingerprint: str | None = None
-        self._init_loaded = False
 
     # -- frozen weights ----------------------------------------------------------------------------
     def frozen_keys(self) -> set[str]:
@@ -168,7 +170,7 @@ class RootSAMModule(RootSegModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Put back the frozen weights a checkpoint left out (from model.net.ckpt_path), so loading is strict.
 
-        Called by Lightning before it loads a state dict, and by `load_module` and `load_init_checkpoint`.
+        Called by Lightning before it loads a state dict, and by `rootseg.modules.loading` (eval, init_ckpt).
         """
         self._frozen_fingerprint = None
         state = checkpoint["state_dict"]
@@ -196,27 +198,10 @@ class RootSAMModule(RootSegModule):
             )
         state.update({k: own[k] for k in missing})
 
-    def load_init_checkpoint(self, path: str | Path) -> None:
-        """Weights only (no optimizer, no epoch) from a rootseg RootSAM checkpoint: stage 2 starts from stage 1."""
-        checkpoint = read_checkpoint(path)
-        kind = checkpoint["rootseg"].get("kind")
-        if kind != self.kind:
-            raise CheckpointLoadError(f"{path}: model.init_ckpt must be a RootSAM checkpoint, this is a {kind!r} one")
-        self.on_load_checkpoint(checkpoint)
-        try:
-            self.load_state_dict(checkpoint["state_dict"], strict=True)
-        except RuntimeError as error:
-            raise CheckpointLoadError(
-                f"{path}: weights do not fit this model ({str(error).splitlines()[0]}); use the model/net of the "
-                "run that wrote it"
-            ) from error
-        self._init_loaded = True
-        log.info("weights loaded from %s (model.init_ckpt)", path)
-
     def setup(self, stage: str) -> None:
-        """Load `init_ckpt` once, before Lightning restores a resumed run's checkpoint (which then wins)."""
-        if self.init_ckpt and not self._init_loaded:
-            self.load_init_checkpoint(self.init_ckpt)
+        """The base class loads `init_ckpt`; stage 2 without one says loudly that it skips stage 1."""
+        if self.init_ckpt:
+            super().setup(stage)
         elif self.expect_init_ckpt and not self.init_ckpt and stage == "fit" and not self._init_loaded:
             message = (
                 "\n" + "!" * 100 + "\nmodel.init_ckpt is null: this stage 2 run starts from the SAM checkpoint, NOT "

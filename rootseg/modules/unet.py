@@ -29,8 +29,26 @@ class UNetModule(RootSegModule):
         eval_batch_size: int = 4,
         threshold: float = 0.5,
         nonfinite_loss: str = "skip",
+        init_ckpt: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        super().__init__(optimizer=optimizer, scheduler=scheduler, threshold=threshold, nonfinite_loss=nonfinite_loss)
+        super().__init__(
+            optimizer=optimizer,
+            scheduler=scheduler,
+            threshold=threshold,
+            nonfinite_loss=nonfinite_loss,
+            init_ckpt=init_ckpt,
+        )
+        # NHWC convolutions (faster with bf16 on tensor-core GPUs); inputs follow in `_layout`
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.compile_net = bool(compile)
+        if self.compile_net:
+            # in place (nn.Module.compile): the parameters and state_dict keys stay those of the eager net, so
+            # checkpoints load either way; compiled lazily at the first call
+            net.compile()
         self.net = net
         self.loss = loss
         expected = net.output_size(tile_in) if hasattr(net, "output_size") else tile_out
@@ -45,14 +63,18 @@ class UNetModule(RootSegModule):
         self.eval_tta = eval_tta
         self.eval_batch_size = eval_batch_size
 
+    def _layout(self, tiles: torch.Tensor) -> torch.Tensor:
+        return tiles.contiguous(memory_format=torch.channels_last) if self.channels_last else tiles
+
     def forward(self, tiles: torch.Tensor) -> torch.Tensor:
-        return self.net(tiles)
+        return self.net(self._layout(tiles))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        logits = self.net(batch["image"])
-        loss = self.checked_loss(self.loss(logits, batch["mask"]), batch_idx)
-        if loss is None:
-            return None
+        logits = self(batch["image"])
+        raw = self.loss(logits, batch["mask"])
+        loss = self.checked_loss(raw, batch_idx)
+        if loss is not raw:
+            return loss  # skipped: None on one process, a zero loss under DDP (see checked_loss)
         probs = torch.softmax(logits.detach().float(), dim=1)[:, 1]
         self.train_metrics.update(probs.flatten(), batch["mask"].flatten())
         batch_size = batch["image"].shape[0]
@@ -62,7 +84,7 @@ class UNetModule(RootSegModule):
 
     def predict_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
         """(B, 3, tile_in, tile_in) raw tiles -> (B, tile_out, tile_out) root probability."""
-        return torch.softmax(self.net(tiles).float(), dim=1)[:, 1]
+        return torch.softmax(self(tiles).float(), dim=1)[:, 1]
 
     def predict_probs(
         self, image: torch.Tensor, step: int | None = None, blend: str | None = None, tta: bool | None = None
