@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rootseg import measure, metrics, reports
 from rootseg.data.io import IGNORE_INDEX, read_pair, write_text
-from rootseg.modules.loading import load_module
+from rootseg.modules.loading import attach_prompt_proposer, load_module
 from rootseg.utils import cli
 from rootseg.utils.config import CONFIG_DIR, output_dir, save_resolved_config
 
@@ -188,6 +188,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     threshold = resolve_threshold(cfg, module)
     device = _device(cfg.get("device"))
     module.to(device)
+    attach_prompt_proposer(module, cfg.get("prompt_ckpt"), device)
     source = hydra.utils.instantiate(data_config(cfg, module).source)
     split, split_reason = resolve_split(cfg, source, module)
     samples = _samples(source, split)

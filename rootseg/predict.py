@@ -63,7 +63,7 @@ from rootseg.data.io import (
 )
 from rootseg.inference import BLEND_MODES, sliding_window_probs
 from rootseg.measure import mm_per_pixel_from_dpi, skeleton_length
-from rootseg.modules.loading import load_module
+from rootseg.modules.loading import attach_prompt_proposer, load_module
 from rootseg.outputs import overlay, probability_to_uint8, write_rootpainter_segmentation
 from rootseg.utils import cli
 from rootseg.utils.cli import check_writable
@@ -531,6 +531,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     overwrite = bool(cfg.overwrite)
 
     module = load_module(cfg.ckpt_path)
+    attach_prompt_proposer(module, cfg.get("prompt_ckpt"), device)
     predictor = build_predictor(module, cfg, device, [job.path for job in jobs])
     _write_config(output, cfg, overwrite)
 

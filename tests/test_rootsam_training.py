@@ -464,3 +464,32 @@ def test_patch_scores_are_the_evaluations_and_skip_empty_tiles(stage1):
     for metric in module.patch_metrics.values():
         metric.reset()
     assert module.update_patch_metrics("val", probs[:1], target[:1]) == []  # nothing to score
+
+
+def test_a_unet_checkpoint_proposes_the_clicks(stage1, tiny_checkpoint, monkeypatch):
+    """`prompt_ckpt=` (eval, predict): RootSAM's prompt-free clicks come from the U-Net's probability map."""
+    from rootseg.data.synthetic import generate_sample
+    from rootseg.modules.loading import attach_prompt_proposer
+
+    module = load_module(stage1.ckpt)
+    image = generate_sample(3, size=(200, 240)).image
+    attach_prompt_proposer(module, tiny_checkpoint, "cpu")
+    assert "proposals" not in dict(module.named_children())  # not part of RootSAM's weights
+    unet_probs = module.proposals.predict_probs(torch.from_numpy(image)).numpy()
+    assert (unet_probs > 0.5).mean() > 0.005  # the U-Net sees roots to put clicks on
+
+    calls = _record_decoded_clicks(module, monkeypatch)
+    proposed = module.predict_probs(image)
+    proposed_calls = [c.copy() for c in calls]
+    calls.clear()
+    by_hand = module.predict_probs(image, prompts=unet_probs)  # the same map handed over by hand
+    torch.testing.assert_close(proposed, by_hand, rtol=0, atol=0)
+    assert len(proposed_calls) == len(calls) and all(np.array_equal(a, b) for a, b in zip(proposed_calls, calls))
+    centres = (np.arange(4) + 0.5) * 128 / 4
+    grid = np.array([(x, y) for y in centres for x in centres], np.float32)
+    assert proposed_calls and not any(np.array_equal(c, grid) for c in proposed_calls)  # not the grid
+
+    with pytest.raises(ValueError, match="give a U-Net"):
+        attach_prompt_proposer(module, stage1.ckpt, "cpu")
+    with pytest.raises(ValueError, match="ckpt_path is a 'unet' model"):
+        attach_prompt_proposer(load_module(tiny_checkpoint), tiny_checkpoint, "cpu")

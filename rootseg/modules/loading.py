@@ -86,3 +86,18 @@ def load_init_weights(module: RootSegModule, path: str | Path) -> None:
         )
     _load_weights(module, checkpoint, path, "this model; use the model/net of the run that wrote it")
     log.info("weights loaded from %s (model.init_ckpt; optimizer, epoch and step start afresh)", path)
+
+
+def attach_prompt_proposer(module: RootSegModule, path: str | Path | None, device: torch.device | str) -> None:
+    """`prompt_ckpt=`: RootSAM clicks proposed by another checkpoint's probability map (a U-Net's skeleton)
+    instead of a grid, for eval and predict of RootSAM without human clicks."""
+    if not path:
+        return
+    if module.kind != "rootsam":
+        raise ValueError(f"prompt_ckpt={path} proposes RootSAM's clicks, but ckpt_path is a {module.kind!r} model")
+    proposer = load_module(path)
+    if proposer.kind == "rootsam":
+        raise ValueError(f"prompt_ckpt={path} is a RootSAM checkpoint: give a U-Net (or Frangi) checkpoint")
+    proposer.to(device)
+    module.use_proposals(proposer)
+    log.info("RootSAM clicks proposed by %s (%s): skeleton of its probability map", path, proposer.kind)

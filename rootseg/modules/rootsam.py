@@ -140,6 +140,8 @@ class RootSAMModule(RootSegModule):
         )
         self.embedding_cache: EmbeddingCache | None = None
         self._frozen_fingerprint: str | None = None
+        #: a model whose probability map proposes the clicks of prompt-free use (`use_proposals`)
+        self.__dict__["proposals"] = None
 
     # -- frozen weights ----------------------------------------------------------------------------
     def frozen_keys(self) -> set[str]:
@@ -373,6 +375,11 @@ class RootSAMModule(RootSegModule):
             return skeleton_points(prompt_map[y : y + t, x : x + t], n=self.grid_points_per_side**2)
         return grid_points(t, t, self.grid_points_per_side)
 
+    def use_proposals(self, proposer: RootSegModule | None) -> None:
+        """Prompt-free use with clicks on the skeleton of `proposer`'s probability map (a U-Net's) instead of
+        a grid. Kept out of the module tree: it is not part of RootSAM's weights or checkpoints."""
+        self.__dict__["proposals"] = proposer
+
     @torch.no_grad()
     def predict_probs(
         self,
@@ -385,7 +392,8 @@ class RootSAMModule(RootSegModule):
 
         The image is resized to the stage's `resize` (the scale the model was trained at) and cut into the
         stage's tiles (edge-aligned grid). Each tile is prompted with, per object, one positive click:
-        - `prompts=None`: a `grid_points_per_side`^2 grid (SAM's automatic mode, without its filtering);
+        - `prompts=None`: a `grid_points_per_side`^2 grid (SAM's automatic mode, without its filtering), or
+          the proposals of the model given to `use_proposals` (as a probability map, below);
         - `prompts` (H, W) float: a probability map, e.g. a U-Net's: up to grid_points_per_side^2 points
           spread along the skeleton of `prompts > 0.5` in each tile (`rootseg.prompts.skeleton_points`);
         - `prompts` (P, 2): (x, y) clicks in image pixels.
@@ -405,6 +413,8 @@ class RootSAMModule(RootSegModule):
         size = int(self.resize or max(height, width))
         resized = resize_image(array, size)
         prompt_map = points = None
+        if prompts is None and self.proposals is not None:
+            prompts = self.proposals.predict_probs(torch.from_numpy(np.ascontiguousarray(array))).float().cpu()
         if prompts is not None:
             prompts_np = prompts.detach().cpu().numpy() if isinstance(prompts, Tensor) else np.asarray(prompts)
             if prompts_np.shape == (height, width):
