@@ -3,13 +3,16 @@
 Writes into the run directory: per_image.csv/.md (Smith Tables 3-4 rows, root pixels, length and, with a
 resolution, line-intersect root intensity, annotated vs predicted), summary.json/.md/.csv (pooled,
 per-image mean and sd, RootSAM patch metrics at 512 and 1024 per patch and pooled, length and intensity
-agreement), and figures/ (error maps, per-image F1 bars, length and intensity scatter plots).
+agreement), figures/ (error maps, per-image F1 bars, length and intensity scatter plots) and predictions/
+(the hard masks of the images drawn, or of all with `save_predictions=true`, as 1-bit PNGs, and index.csv
+with each image's and mask's path, so `rootseg.report` can draw several runs' errors side by side).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rootseg import measure, metrics, reports
-from rootseg.data.io import IGNORE_INDEX, read_pair, write_text
+from rootseg.data.io import IGNORE_INDEX, read_pair, write_image, write_text
 from rootseg.modules.loading import attach_prompt_proposer, load_module
 from rootseg.utils import cli
 from rootseg.utils.config import CONFIG_DIR, output_dir, save_resolved_config
@@ -160,6 +163,24 @@ def measure_image(
     return row, pred
 
 
+def prediction_file(name: str) -> str:
+    """predictions/<name>.png, relative to the run directory (path separators in a name become _)."""
+    return "predictions/" + re.sub(r"[\\/]", "_", name) + ".png"
+
+
+def save_prediction(run_dir: Path, sample, pred: np.ndarray, mask_threshold: int) -> dict[str, Any]:
+    """The hard mask as a lossless 1-bit PNG (root white) and its predictions/index.csv row."""
+    relative = prediction_file(sample.name)
+    write_image(run_dir / relative, np.ascontiguousarray(pred, dtype=bool), optimize=True)
+    return {
+        "name": sample.name,
+        "prediction": relative,
+        "image_path": str(Path(sample.image_path).resolve()),
+        "mask_path": str(Path(sample.mask_path).resolve()),
+        "mask_threshold": mask_threshold,
+    }
+
+
 def _agreement(rows: list[dict[str, Any]], true_key: str, pred_key: str) -> dict[str, Any] | None:
     """Spearman and r^2 over images, or None where undefined (< 3 images, NaN, constant annotation)."""
     if not rows or true_key not in rows[0]:
@@ -201,6 +222,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     preds, targets, patch_rows = [], [], {size: [] for size in PATCH_SIZES}
     pooled_ap = metrics.PooledAP()
     figures_dir = run_dir / "figures"
+    n_figures, save_all = int(cfg.get("figures", 4) or 0), bool(cfg.get("save_predictions", False))
+    saved: list[dict[str, Any]] = []
     for index, sample in enumerate(samples):
         image, target = read_pair(sample.image_path, sample.mask_path, source.mask_threshold)
         start = time.perf_counter()
@@ -221,8 +244,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         pooled_ap.update(probs, target)
         for size in PATCH_SIZES:
             patch_rows[size] += metrics.patch_scores(probs, target, size, threshold)
-        if index < cfg.get("figures", 4):
+        if index < n_figures:
             reports.error_figure(image, target, pred, figures_dir / f"{sample.name}_errors.png", sample.name)
+        if index < n_figures or save_all:
+            saved.append(save_prediction(run_dir, sample, pred, source.mask_threshold))
         log.info("%s: f1=%.4f (%.1f s)", sample.name, row["f1"], seconds)
 
     pooled, _, summary = metrics.pooled_and_per_image(preds, targets)
@@ -279,6 +304,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     reports.f1_bars(
         {Path(str(cfg.ckpt_path)).stem: {r["name"]: r["f1"] for r in rows}}, figures_dir / "f1_per_image.png"
     )
+    if saved:
+        reports.write_csv(run_dir / "predictions" / "index.csv", saved)
     _write(run_dir, rows, result)
     _print(result, run_dir)
     return result

@@ -6,15 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rootseg.data.io import atomic_path, write_text
+from rootseg.data.io import IGNORE_INDEX, ImageReadError, atomic_path, read_pair, write_text
 from rootseg.outputs import overlay
+
+log = logging.getLogger("rootseg.report")
 
 
 def _fmt(value: Any) -> str:
@@ -145,7 +149,7 @@ def _number(text: str) -> Any:
 
 
 #: columns read back as text: image names such as `0001`, `1e3` or `nan` are names, not numbers
-TEXT_COLUMNS = frozenset({"name"})
+TEXT_COLUMNS = frozenset({"name", "prediction", "image_path", "mask_path"})
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
@@ -275,8 +279,189 @@ def length_scatter(per_method: dict[str, tuple[Sequence[float], Sequence[float]]
     return save_figure(fig, path)
 
 
-def write_comparison(runs: Sequence[dict[str, Any]], output: Path | str) -> dict[str, Path]:
-    """comparison.md/.csv, per-image F1 bars and (when the per-image tables hold lengths) a length scatter."""
+# -- several methods' errors on one image (Smith et al. Fig. 7-9) -----------------------------------------
+#: error-map colours: true positive white, false positive red, false negative green (Smith et al. Fig. 7-9),
+#: true negative black; unlabelled pixels (scored nowhere) grey
+ERROR_COLOURS = {
+    "tp": (255, 255, 255),
+    "fp": (255, 0, 0),
+    "fn": (0, 255, 0),
+    "tn": (0, 0, 0),
+    "unlabelled": (96, 96, 96),
+}
+#: the width (px) of one row of panels in errors_<name>.png; larger images are scaled down to fit
+ERROR_FIGURE_WIDTH = 2400
+
+
+def error_map(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: true positives white, false positives red, false negatives green, true negatives
+    black, unlabelled pixels (truth 255) grey whatever was predicted there."""
+    pred = np.asarray(pred).astype(bool)
+    truth = np.asarray(truth)
+    root, labelled = truth == 1, truth != IGNORE_INDEX
+    out = np.empty((*truth.shape, 3), np.uint8)
+    for key, where in (
+        ("tn", ~pred & ~root),
+        ("tp", pred & root),
+        ("fp", pred & ~root),
+        ("fn", ~pred & root),
+        ("unlabelled", ~labelled),
+    ):
+        out[where] = ERROR_COLOURS[key]
+    return out
+
+
+def _downscale(panel: np.ndarray, width: int) -> np.ndarray:
+    """Scale down (area average, so a thin root fades rather than vanishes) to at most `width` px wide."""
+    import cv2
+
+    if panel.shape[1] <= width:
+        return panel
+    height = max(1, round(panel.shape[0] * width / panel.shape[1]))
+    return cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def error_panels(
+    image: np.ndarray,
+    truth: np.ndarray,
+    predictions: dict[str, tuple[np.ndarray, float]],
+    width: int = ERROR_FIGURE_WIDTH,
+) -> list[tuple[str, np.ndarray]]:
+    """(title, RGB panel) for photo | annotation | each method's error map (title: method and the image's
+    F1), every panel scaled down alike so that the row is at most `width` px wide."""
+    annotation = np.zeros((*truth.shape, 3), np.uint8)
+    annotation[truth == 1] = ERROR_COLOURS["tp"]
+    annotation[truth == IGNORE_INDEX] = ERROR_COLOURS["unlabelled"]
+    panels = [("image", image), ("annotation", annotation)]
+    for method, (pred, f1) in predictions.items():
+        if pred.shape != truth.shape:
+            raise ValueError(f"{method}: prediction is {pred.shape} but the annotation is {truth.shape} (H, W)")
+        score = "n/a" if f1 is None or math.isnan(f1) else f"{f1:.3f}"
+        panels.append((f"{method} (F1 {score})", error_map(pred, truth)))
+    panel_width = max(64, width // len(panels))
+    return [(title, _downscale(panel, panel_width)) for title, panel in panels]
+
+
+def compose_panels(panels: Sequence[tuple[str, np.ndarray]], gap: int = 8) -> np.ndarray:
+    """The panels side by side on white, `gap` px apart (the picture of errors_<name>.png, less titles)."""
+    height = max(panel.shape[0] for _, panel in panels)
+    width = sum(panel.shape[1] for _, panel in panels) + gap * (len(panels) - 1)
+    row = np.full((height, width, 3), 255, np.uint8)
+    left = 0
+    for _, panel in panels:
+        row[: panel.shape[0], left : left + panel.shape[1]] = panel
+        left += panel.shape[1] + gap
+    return row
+
+
+def error_comparison_figure(panels: Sequence[tuple[str, np.ndarray]], path: Path, title: str = "") -> Path:
+    """errors_<name>.png: the panels in one row, each under its title, drawn about pixel for pixel."""
+    plt = _figure()
+    dpi = 110  # save_figure's
+    height = max(panel.shape[0] for _, panel in panels)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(sum(p.shape[1] for _, p in panels) / dpi * 1.06, height / dpi + 0.8),
+        gridspec_kw={"width_ratios": [p.shape[1] for _, p in panels]},
+        squeeze=False,
+    )
+    for ax, (label, panel) in zip(axes[0], panels):
+        ax.imshow(panel, interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{title}: true positive white, false positive red, false negative green", fontsize=10)
+    return save_figure(fig, path)
+
+
+def prediction_index(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The saved predictions of an eval run by image name (predictions/index.csv), or {} without."""
+    path = Path(run["dir"]) / "predictions" / "index.csv"
+    return {str(row["name"]): row for row in read_csv(path)} if path.is_file() else {}
+
+
+def read_prediction(path: Path) -> np.ndarray:
+    """A prediction PNG written by rootseg.eval as a boolean (H, W) mask."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L")) > 127
+
+
+def shared_images(runs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """Images with a saved prediction in every run, in the first run's order; logs why when there are none."""
+    indexes = [prediction_index(run) for run in runs]
+    for run, name, index in zip(runs, names, indexes):
+        if not index:
+            log.warning(
+                "%s (%s) holds no saved predictions (predictions/index.csv): evaluate it again with figures=N "
+                "or save_predictions=true; no error figures",
+                run["dir"],
+                name,
+            )
+            return []
+    shared = [image for image in indexes[0] if all(image in index for index in indexes[1:])]
+    if not shared:
+        held = "; ".join(
+            f"{name}: {', '.join(list(index)[:5])}{' ...' if len(index) > 5 else ''}"
+            for name, index in zip(names, indexes)
+        )
+        log.warning(
+            "the runs share no image with a saved prediction (%s): no error figures. Evaluate them on the same "
+            "images (the first `figures` of the same split are drawn; save_predictions=true saves all)",
+            held,
+        )
+    return shared
+
+
+def write_error_figures(
+    runs: Sequence[dict[str, Any]], names: Sequence[str], output: Path, figures: int = 4
+) -> dict[str, Path]:
+    """errors_<image>.png for at most `figures` images with a saved prediction in every run (Smith et al.
+    Fig. 7-9): photo | annotation | each method's error map titled with its F1 on that image."""
+    if figures <= 0:
+        return {}
+    chosen = shared_images(runs, names)[:figures]
+    indexes = [prediction_index(run) for run in runs]
+    f1s = [{str(row["name"]): row.get("f1") for row in run["per_image"]} for run in runs]
+    written = {}
+    for image_name in chosen:
+        first = indexes[0][image_name]
+        for name, index in zip(names[1:], indexes[1:]):
+            if index[image_name]["image_path"] != first["image_path"]:
+                log.warning(
+                    "%s: %s evaluated %s, %s evaluated %s; drawing the first",
+                    image_name,
+                    names[0],
+                    first["image_path"],
+                    name,
+                    index[image_name]["image_path"],
+                )
+        try:
+            image, truth = read_pair(first["image_path"], first["mask_path"], int(first["mask_threshold"]))
+            predictions = {
+                name: (read_prediction(Path(run["dir"]) / index[image_name]["prediction"]), _float(f1.get(image_name)))
+                for run, name, index, f1 in zip(runs, names, indexes, f1s)
+            }
+            panels = error_panels(image, truth, predictions)
+        except (OSError, ImageReadError, ValueError, KeyError) as error:
+            log.warning("%s: no error figure (%s)", image_name, error)
+            continue
+        path = output / ("errors_" + re.sub(r"[\\/]", "_", image_name) + ".png")
+        written[f"errors_{image_name}"] = error_comparison_figure(panels, path, image_name)
+    return written
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def write_comparison(runs: Sequence[dict[str, Any]], output: Path | str, figures: int = 4) -> dict[str, Path]:
+    """comparison.md/.csv, per-image F1 bars, (when the per-image tables hold lengths) a length scatter and
+    errors_<image>.png for up to `figures` images every run saved a prediction of."""
     output = Path(output).expanduser()
     rows = comparison_rows(runs)
     written = {
@@ -300,4 +485,5 @@ def write_comparison(runs: Sequence[dict[str, Any]], output: Path | str) -> dict
                 unit,
             )
             break
+    written.update(write_error_figures(runs, names, output, figures))
     return written

@@ -33,6 +33,18 @@ def test_writes_tables_and_figures(evaluated, synthetic_dir):
     assert (run_dir / "figures" / "f1_per_image.png").is_file()
     assert len(list((run_dir / "figures").glob("*_errors.png"))) == 1  # figures=1
     test_names = json.loads((synthetic_dir / "split.json").read_text())["test"]
+    # the prediction of the image drawn is kept for rootseg.report, with where its image and mask are
+    assert sorted(p.name for p in (run_dir / "predictions").iterdir()) == ["index.csv", f"{test_names[0]}.png"]
+    index = pd.read_csv(run_dir / "predictions" / "index.csv", dtype={"name": str})
+    assert index.to_dict("records") == [
+        {
+            "name": test_names[0],
+            "prediction": f"predictions/{test_names[0]}.png",
+            "image_path": str((synthetic_dir / "images" / f"{test_names[0]}.png").resolve()),
+            "mask_path": str((synthetic_dir / "masks" / f"{test_names[0]}.png").resolve()),
+            "mask_threshold": 127,
+        }
+    ]
     assert pd.read_csv(run_dir / "per_image.csv")["name"].tolist() == test_names
     assert result["model"] == {
         "kind": "unet",
@@ -69,6 +81,8 @@ def test_per_image_f1_matches_a_fresh_prediction(evaluated, tiny_checkpoint, syn
     fn = np.sum(~pred & truth & labelled)
     assert (row["tp"], row["fp"], row["fn"]) == (tp, fp, fn)
     assert row["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-12)
+    saved = Image.open(run_dir / "predictions" / f"{name}.png")  # the first image is drawn: figures=1
+    assert saved.mode == "1" and np.array_equal(np.asarray(saved), pred)  # lossless, 1 bit per pixel
 
 
 def test_a_folder_without_split_file_is_scored_whole(tiny_checkpoint, tmp_path):
@@ -190,7 +204,7 @@ def crossings(mask: np.ndarray, labelled: np.ndarray, spacing: float) -> tuple[i
 def recomputable(tmp_path_factory, tiny_checkpoint):
     """A folder of four 600 x 560 scans with RootPainter masks that leave a band and a column strip
     unlabelled, evaluated with `predict_probs` replaced by `fake_probs`, dpi=600, a 5 mm grid and
-    threshold 0.45; no split file, so every image."""
+    threshold 0.45; no split file, so every image; no figures, but save_predictions=true."""
     from rootseg import eval as eval_module
     from rootseg.data.synthetic import write_dataset
 
@@ -222,6 +236,7 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
         f"line_intersect_grid_mm={GRID_MM}",
         f"threshold={THRESHOLD}",
         "figures=0",
+        "save_predictions=true",
     ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(eval_module, "load_module", load_with_fake_model)
@@ -264,6 +279,23 @@ def test_per_image_columns_equal_an_independent_computation(recomputable):
             assert getattr(row, f"intensity_{side}_per_m") == pytest.approx(runs / (grid_px * mm / 1000))
     # the unlabelled areas hold predicted root, so counting it there would have changed the columns
     assert predicted_where_unlabelled > 1000
+
+
+def test_save_predictions_keeps_every_hard_mask(recomputable):
+    """save_predictions=true with figures=0: every image's hard mask, unlabelled pixels included as
+    predicted, and index.csv rows that find the image and mask again."""
+    _, run_dir, folder = recomputable
+    assert not list((run_dir / "figures").glob("*_errors.png"))
+    index = pd.read_csv(run_dir / "predictions" / "index.csv", dtype={"name": str})
+    assert index["name"].tolist() == [f"synth_{i:04d}" for i in range(4)]
+    for row in index.itertuples():
+        assert row.image_path == str((folder / "images" / f"{row.name}.png").resolve())
+        assert row.mask_path == str((folder / "masks" / f"{row.name}.png").resolve())
+        image, _, labelled = read_independently(folder, row.name)
+        saved = np.asarray(Image.open(run_dir / row.prediction))
+        expected = fake_probs(image) >= THRESHOLD
+        assert np.array_equal(saved, expected)
+        assert (saved & ~labelled).any()  # not cut to the labelled pixels: the report greys those
 
 
 def test_patch_metrics_and_agreement_equal_an_independent_computation(recomputable):

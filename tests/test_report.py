@@ -6,9 +6,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+from conftest import compose_run
+from PIL import Image
 
+from rootseg import reports
 from rootseg.report import main
 from rootseg.reports import RunReadError, comparison_rows, load_run, read_csv, write_csv
 
@@ -148,3 +153,149 @@ def test_report_keeps_numeric_looking_names_apart(tmp_path):
     loaded = load_run(run)
     assert {row["name"]: row["f1"] for row in loaded["per_image"]} == {"1e3": 0.2, "1000": 0.9, "0001": 0.5}
     assert main([str(run), "-o", str(tmp_path / "report")]) == 0
+
+
+# -- errors_<image>.png: several methods' error maps on one image (Smith et al. Fig. 7-9) ---------------
+WHITE, RED, GREEN, BLACK, GREY = (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 0), (96, 96, 96)
+
+
+class StubModule:
+    """A stand-in checkpoint for rootseg.eval: root wherever `rule(height, width)` says, whatever the image."""
+
+    kind, threshold = "unet", 0.5
+
+    def __init__(self, experiment: str, rule) -> None:
+        self.run_config = {"experiment_name": experiment}
+        self.rule = rule
+
+    def to(self, device):
+        return self
+
+    def predict_probs(self, image, **_):
+        height, width = image.shape[:2]
+        return torch.from_numpy(self.rule(height, width).astype(np.float32))
+
+
+def left_half(height: int, width: int) -> np.ndarray:
+    return np.broadcast_to(np.arange(width) < width // 2, (height, width))
+
+
+def top_half(height: int, width: int) -> np.ndarray:
+    return np.broadcast_to((np.arange(height) < height // 2)[:, None], (height, width))
+
+
+@pytest.fixture(scope="module")
+def stub_runs(tmp_path_factory, synthetic_dir) -> dict[str, Path]:
+    """rootseg.eval runs of the stub models on the small synthetic set (test split synth_0000, synth_0007):
+    left (both test images drawn), top (the first only), top_val (the val split), none (figures=0)."""
+    from rootseg import eval as eval_module
+
+    tmp = tmp_path_factory.mktemp("stub_evals")
+    plans = {
+        "left": (left_half, ["figures=2"]),
+        "top": (top_half, ["figures=1"]),
+        "top_val": (top_half, ["figures=1", "split=val"]),
+        "none": (left_half, ["figures=0"]),
+    }
+    runs = {}
+    for key, (rule, overrides) in plans.items():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(eval_module, "load_module", lambda path, key=key, rule=rule: StubModule(key, rule))
+            cfg = compose_run(
+                "eval",
+                [f"ckpt_path={tmp / key}.ckpt", "data=folder", f"data.root={synthetic_dir}", *overrides],
+                tmp / key,
+            )
+            eval_module.evaluate(cfg)
+        runs[key] = tmp / key
+    return runs
+
+
+def expected_error_map(pred: np.ndarray, root: np.ndarray) -> np.ndarray:
+    expected = np.zeros((*root.shape, 3), np.uint8)
+    expected[pred & root] = WHITE
+    expected[pred & ~root] = RED
+    expected[~pred & root] = GREEN
+    return expected
+
+
+def test_error_figure_shows_each_methods_errors_on_the_shared_image(stub_runs, synthetic_dir, tmp_path, monkeypatch):
+    """The report reads each run's saved prediction and draws photo | annotation | one error map per method
+    for the image both runs saved (synth_0000; `left` also saved synth_0007, `top` did not)."""
+    index = pd.read_csv(stub_runs["left"] / "predictions" / "index.csv", dtype={"name": str})
+    assert index["name"].tolist() == ["synth_0000", "synth_0007"]
+    assert index["image_path"][0] == str((synthetic_dir / "images" / "synth_0000.png").resolve())
+    assert index["mask_path"][0] == str((synthetic_dir / "masks" / "synth_0000.png").resolve())
+
+    drawn = {}
+    real_figure = reports.error_comparison_figure
+
+    def keep_panels(panels, path, title=""):
+        drawn[title] = panels
+        return real_figure(panels, path, title)
+
+    monkeypatch.setattr(reports, "error_comparison_figure", keep_panels)
+    out = tmp_path / "report"
+    assert main([str(stub_runs["left"]), str(stub_runs["top"]), "-o", str(out), "--names", "Left", "Top"]) == 0
+    assert sorted(p.name for p in out.glob("errors_*.png")) == ["errors_synth_0000.png"]
+    assert list(drawn) == ["synth_0000"]
+
+    image = np.asarray(Image.open(synthetic_dir / "images" / "synth_0000.png").convert("RGB"))
+    root = np.asarray(Image.open(synthetic_dir / "masks" / "synth_0000.png")) > 127
+    height, width = root.shape
+    titles = [title for title, _ in drawn["synth_0000"]]
+    panels = [panel for _, panel in drawn["synth_0000"]]
+    assert titles[:2] == ["image", "annotation"] and len(panels) == 4
+    assert np.array_equal(panels[0], image)  # 192 px wide: not scaled down
+    assert np.array_equal(panels[1], np.where(root[..., None], 255, 0).astype(np.uint8) * np.ones(3, np.uint8))
+    for title, panel, key, rule in zip(titles[2:], panels[2:], ("left", "top"), (left_half, top_half)):
+        pred = rule(height, width)
+        tp, fp, fn = np.sum(pred & root), np.sum(pred & ~root), np.sum(~pred & root)
+        assert min(tp, fp, fn) > 0  # every kind of pixel is there to check
+        assert np.array_equal(panel, expected_error_map(pred, root))
+        # one pixel of each kind, by position
+        for where, colour in ((pred & root, WHITE), (pred & ~root, RED), (~pred & root, GREEN)):
+            y, x = np.argwhere(where)[len(np.argwhere(where)) // 2]
+            assert tuple(panel[y, x]) == colour, (key, colour)
+        f1 = 2 * tp / (2 * tp + fp + fn)
+        table = pd.read_csv(stub_runs[key] / "per_image.csv", dtype={"name": str}).set_index("name")
+        assert table.loc["synth_0000", "f1"] == pytest.approx(f1)
+        assert title == f"{'Left' if key == 'left' else 'Top'} (F1 {f1:.3f})"
+    # the two methods err in different places: left-half vs top-half predictions
+    assert not np.array_equal(panels[2], panels[3])
+    saved = np.asarray(Image.open(out / "errors_synth_0000.png").convert("RGB"))
+    for colour in (RED, GREEN, WHITE):
+        assert np.all(saved == colour, axis=2).sum() > 100, colour
+
+    assert main([str(stub_runs["left"]), str(stub_runs["left"]), "-o", str(tmp_path / "two"), "--figures", "1"]) == 0
+    assert [p.name for p in (tmp_path / "two").glob("errors_*.png")] == ["errors_synth_0000.png"]
+
+
+def test_no_shared_image_is_said_and_skipped(stub_runs, tmp_path, caplog):
+    out = tmp_path / "report"
+    assert main([str(stub_runs["left"]), str(stub_runs["top_val"]), "-o", str(out)]) == 0
+    assert not list(out.glob("errors_*.png")) and (out / "comparison.md").is_file()
+    assert "share no image with a saved prediction" in caplog.text
+    assert "synth_0000" in caplog.text and "synth_0003" in caplog.text  # what each run holds
+    caplog.clear()
+    assert main([str(stub_runs["left"]), str(stub_runs["none"]), "-o", str(tmp_path / "none")]) == 0
+    assert not list((tmp_path / "none").glob("errors_*.png"))
+    assert "holds no saved predictions" in caplog.text and "save_predictions=true" in caplog.text
+
+
+def test_error_map_colours_unlabelled_pixels_and_scales_down():
+    truth = np.array([[1, 1, 0, 0, 255, 255]], np.uint8)
+    pred = np.array([[1, 0, 1, 0, 1, 0]], bool)
+    assert [tuple(c) for c in reports.error_map(pred, truth)[0]] == [WHITE, GREEN, RED, BLACK, GREY, GREY]
+
+    # a 3000 px wide scan: three panels in a 1200 px row are 400 px wide, large regions keep their colour
+    truth = np.zeros((300, 3000), np.uint8)
+    truth[:, :1500] = 1
+    pred = np.zeros_like(truth, dtype=bool)
+    pred[:150] = True
+    panels = reports.error_panels(np.zeros((300, 3000, 3), np.uint8), truth, {"m": (pred, 0.5)}, width=1200)
+    assert [panel.shape for _, panel in panels] == [(40, 400, 3)] * 3
+    errors = panels[2][1]
+    assert tuple(errors[5, 100]) == WHITE and tuple(errors[5, 300]) == RED
+    assert tuple(errors[35, 100]) == GREEN and tuple(errors[35, 300]) == BLACK
+    assert reports.compose_panels(panels, gap=8).shape == (40, 3 * 400 + 2 * 8, 3)
