@@ -11,6 +11,13 @@ Expected outcomes by command (check, train, eval read image and mask; predict re
 - `warning`: check warns with this text (and names the mask);
 - `verify`: for readable cases, asserts the decoded image and mask are right (no silent wrong result).
 
+The 108 MP image (12000 x 9000) goes through eval and predict with the U-Net's network swapped for a
+stand-in without convolutions (`brightness_net`, torchgeo's habit for expensive models): root where an
+output pixel is brighter than `STAND_IN_BRIGHTNESS`. Everything else is the real path at full size: reading,
+the sliding window's tiling and mirror padding, blending, thresholds, the mask, RootPainter and CSV
+outputs, root length. The expected mask is computed independently with NumPy from the decoded pixels
+(`brightness_mask`), and every output is compared with it and with the drawn roots.
+
 EXIF orientation: a camera JPEG stores its sensor pixels and an orientation tag; every viewer and
 annotation tool (RootPainter, GIMP, browsers) shows it rotated, so a mask is drawn in *display*
 orientation. rootseg applies the tag when reading (`ImageOps.exif_transpose`), so image and mask agree and
@@ -19,11 +26,13 @@ a prediction has the displayed shape.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import io
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +43,9 @@ from rootseg.data.io import read_image, read_mask
 
 SIZE = (96, 128)  # (H, W) of the ordinary cases
 LARGE = (9000, 12000)  # a stitched rhizotron panel: 108 MP
+LARGE_ROOTS = (1000, 5000, 9000)  # left edges of the large image's vertical roots, each 12 px wide
+#: grey level (mean of R, G, B) above which `brightness_net` calls a pixel root (soil 60, roots 210)
+STAND_IN_BRIGHTNESS = 135
 
 
 @dataclass
@@ -49,8 +61,13 @@ class Case:
     warning: str | None = None
     verify: Callable[[Case], None] | None = None
     display_shape: tuple[int, int] = SIZE  # (H, W) a prediction must have
-    #: commands not run on this case, with the reason (the 108 MP image on a CPU)
+    #: commands not run on this case, with the reason
     skip: dict[str, str] = field(default_factory=dict)
+    #: eval and predict run this case with `brightness_net` instead of the trained network, and check
+    #: their outputs against `brightness_mask` of the decoded image
+    stand_in: bool = False
+    #: the drawn roots' length in px (stand-in cases: the measured root length must be close to it)
+    root_length: float | None = None
 
     @property
     def expects_error(self) -> bool:
@@ -284,13 +301,12 @@ def make_bad_corpus(root: Path, large: bool = True) -> list[Case]:
         folder, ip, mp = case("large_12000x9000", "large_12000x9000.jpg")
         big = np.full((*LARGE, 3), 60, np.uint8)  # constant soil compresses to ~1 MB
         big_mask = np.zeros(LARGE, np.uint8)
-        for x in (1000, 5000, 9000):
+        for x in LARGE_ROOTS:
             big_mask[:, x : x + 12] = 1
         big[big_mask == 1] = 210
         _save(big, ip, quality=90)
         _save(big_mask * 255, mp, optimize=False)
         del big
-        reason = "108 MP is ~12,000 sliding-window tiles: minutes on a CPU (reading it is checked by check/train)"
         add(
             "large_12000x9000",
             folder,
@@ -298,7 +314,8 @@ def make_bad_corpus(root: Path, large: bool = True) -> list[Case]:
             mp,
             verify=_verify_large,
             display_shape=LARGE,
-            skip={"eval": reason, "predict": reason},
+            stand_in=True,
+            root_length=float(len(LARGE_ROOTS) * LARGE[0]),
         )
     return cases
 
@@ -307,6 +324,105 @@ def _verify_large(case: Case) -> None:
     image = read_image(case.image)
     assert image.shape == (*LARGE, 3)
     assert abs(int(image[10, 1005, 0]) - 210) < 10 and abs(int(image[10, 3000, 0]) - 60) < 10
+
+
+# --------------------------------------------------------------------------------- stand-in network
+def brightness_net(module):
+    """Swap a loaded U-Net's network for a stand-in without convolutions; returns the module.
+
+    `predict_tiles` (what the sliding window calls) becomes: root probability 1 where the mean of R, G, B of
+    an output pixel exceeds `STAND_IN_BRIGHTNESS`, else 0. It reads only the central tile_out x tile_out
+    window of each tile_in x tile_in input tile, where that tile's output pixels lie, so a tile cut from the
+    wrong place or pasted back at the wrong place changes the mask. 64 tiles a batch (Python overhead).
+    """
+    margin = (module.tile_in - module.tile_out) // 2
+    window = slice(margin, margin + module.tile_out)
+
+    def predict_tiles(tiles):
+        # sums of three integers 0-255 are exact in float32, so this is exactly `brightness_mask`
+        return (tiles[:, :, window, window].sum(dim=1) > 3 * STAND_IN_BRIGHTNESS).float()
+
+    module.predict_tiles = predict_tiles
+    module.eval_batch_size = 64
+    return module
+
+
+def brightness_mask(image: np.ndarray) -> np.ndarray:
+    """What `brightness_net` must segment in an (H, W, 3) uint8 image, computed with NumPy alone."""
+    return image.sum(axis=2, dtype=np.uint16) > 3 * STAND_IN_BRIGHTNESS
+
+
+@contextlib.contextmanager
+def stand_in_network() -> Iterator[None]:
+    """Within the block, every checkpoint that eval and predict load gets `brightness_net`."""
+    from unittest import mock
+
+    import rootseg.eval
+    import rootseg.predict
+
+    with contextlib.ExitStack() as stack:
+        for command in (rootseg.eval, rootseg.predict):
+            original = command.load_module
+            stack.enter_context(
+                mock.patch.object(
+                    command, "load_module", lambda *a, _load=original, **k: brightness_net(_load(*a, **k))
+                )
+            )
+        yield
+
+
+def _stand_in_problems(case: Case, expected: np.ndarray, got: dict[str, float]) -> list[str]:
+    """Differences of measured outputs from the stand-in's NumPy mask (`expected`) and the drawn roots."""
+    problems = []
+    for key, want in (
+        ("root pixels", int(expected.sum())),
+        ("height", expected.shape[0]),
+        ("width", expected.shape[1]),
+    ):
+        if key in got and got[key] != want:
+            problems.append(f"{key} {got[key]} != {want}")
+    length = got.get("root length")
+    if case.root_length is not None and length is not None and abs(length - case.root_length) > 0.01 * case.root_length:
+        problems.append(f"root length {length:.1f} px, the drawn roots are {case.root_length:.0f} px")
+    return problems
+
+
+def check_stand_in_prediction(case: Case, mask_path: Path, row: dict[str, str] | None) -> tuple[bool, str]:
+    """predict's outputs for a stand-in case: the mask PNG equals `brightness_mask` of the decoded image
+    pixel for pixel, and its results.csv row (size, root pixels, root length) agrees."""
+    expected = brightness_mask(read_image(case.image))
+    mask = read_mask(mask_path)
+    if mask.shape != expected.shape:
+        return False, f"{mask_path.name}: {mask.shape[1]}x{mask.shape[0]} (WxH), expected {expected.shape[::-1]}"
+    wrong = int(np.count_nonzero((mask == 1) != expected))
+    problems = [f"{wrong} mask pixels differ from the stand-in's"] if wrong else []
+    if row is None:
+        problems.append("no row in results.csv")
+    else:
+        got = {"height": int(row["height"]), "width": int(row["width"]), "root pixels": int(row["root_pixels"])}
+        problems += _stand_in_problems(case, expected, {**got, "root length": float(row["root_length_px"])})
+    detail = f"{mask_path.name}: {mask.shape[1]}x{mask.shape[0]} (WxH), {int(expected.sum())} root px"
+    return not problems, "; ".join([detail, *problems])
+
+
+def check_stand_in_scores(case: Case, row: dict[str, str] | None) -> tuple[bool, str]:
+    """eval's per_image.csv row for a stand-in case: the confusion counts of `brightness_mask` against the
+    annotation, computed with NumPy, and the predicted root length close to the drawn roots'."""
+    if row is None:
+        return False, "no row in per_image.csv"
+    image, truth = read_image(case.image), read_mask(case.mask)
+    pred = brightness_mask(image)
+    want = {
+        "tp": int(np.count_nonzero(pred & (truth == 1))),
+        "fp": int(np.count_nonzero(pred & (truth == 0))),
+        "fn": int(np.count_nonzero(~pred & (truth == 1))),
+        "tn": int(np.count_nonzero(~pred & (truth == 0))),
+    }
+    problems = [f"{key} {row[key]} != {value}" for key, value in want.items() if int(float(row[key])) != value]
+    problems += _stand_in_problems(
+        case, pred, {"root pixels": int(float(row["root_pixels_pred"])), "root length": float(row["length_pred_px"])}
+    )
+    return not problems, "; ".join([f"f1={row['f1']} tp={row['tp']} fp={row['fp']} fn={row['fn']}", *problems])
 
 
 def combine(cases: list[Case], dest: Path, split: dict[str, list[str]] | None = None) -> Path:
@@ -456,29 +572,51 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
         except ValueError as error:
             verdicts[case.name] = _error_verdict(case, str(error), case.data_error)
     good = [c for c in cases if not c.expects_error and "eval" not in c.skip]
-    if good:
-        folder = combine(good, work / "eval ok é 根")
-        cfg = compose_run("eval", [*base, f"data.root={_quoted(folder)}"], work / "eval_ok")
+    ordinary = [c for c in good if not c.stand_in]
+    if ordinary:
+        folder = combine(ordinary, work / "eval ok é 根")
         try:
-            evaluate(cfg)
-            import csv
-
-            with open(work / "eval_ok" / "per_image.csv", newline="", encoding="utf-8") as handle:
-                rows = {row["name"]: row for row in csv.DictReader(handle)}
-            for case in good:
+            rows = _eval_rows(compose_run("eval", [*base, f"data.root={_quoted(folder)}"], work / "eval_ok"))
+            for case in ordinary:
                 row = rows.get(case.image.stem)
                 verdicts[case.name] = (row is not None, f"f1={row['f1']}" if row else "no row in per_image.csv")
         except Exception as error:
-            verdicts.update({c.name: (False, f"{type(error).__name__}: {error}"[:300]) for c in good})
+            verdicts.update({c.name: (False, f"{type(error).__name__}: {error}"[:300]) for c in ordinary})
+    for case in (c for c in good if c.stand_in):  # alone: its own run, the stand-in network, the model's grid
+        run_dir = work / f"eval_{case.name}"
+        try:
+            with stand_in_network():
+                rows = _eval_rows(compose_run("eval", [*base, f"data.root={_quoted(case.root)}"], run_dir))
+            verdicts[case.name] = check_stand_in_scores(case, rows.get(case.image.stem))
+        except Exception as error:
+            verdicts[case.name] = (False, f"{type(error).__name__}: {error}"[:300])
     return verdicts
+
+
+def _eval_rows(cfg) -> dict[str, dict[str, str]]:
+    """Run `rootseg.eval.evaluate` and return its per_image.csv rows by image name."""
+    from rootseg.eval import evaluate
+
+    evaluate(cfg)
+    with open(Path(cfg.paths.output_dir) / "per_image.csv", newline="", encoding="utf-8") as handle:
+        return {row["name"]: row for row in csv.DictReader(handle)}
 
 
 def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
     """`rootseg.predict.predict` over one folder of every case's images: unreadable ones reported by name
-    and skipped, every other mask written with the displayed size."""
+    and skipped, every other mask written with the displayed size. Stand-in cases are predicted by
+    `_predict_stand_in`, each alone."""
     import rootseg.predict as predict_mod
 
-    todo = [c for c in cases if "predict" not in c.skip]
+    verdicts: Verdicts = {}
+    todo = [c for c in cases if "predict" not in c.skip and not c.stand_in]
+    for case in (c for c in cases if "predict" not in c.skip and c.stand_in):
+        try:
+            verdicts[case.name] = _predict_stand_in(case, work, ckpt)
+        except Exception as error:
+            verdicts[case.name] = (False, f"{type(error).__name__}: {error}"[:300])
+    if not todo:
+        return verdicts
     folder = combine(todo, work / "predict in é")
     output = work / "predict out é"
     overrides = [f"ckpt_path={_quoted(ckpt)}", f"input={_quoted(folder / 'images')}", f"output={_quoted(output)}"]
@@ -488,7 +626,6 @@ def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
     jobs = {
         job.path.name: job.stem for job in predict_mod.plan_jobs(predict_mod.find_images(folder / "images"), output)
     }
-    verdicts: Verdicts = {}
     for case in todo:
         images = [f for f in case.files if f.parent.name == "images"]
         results = []
@@ -507,3 +644,35 @@ def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
             results.append((shape == case.display_shape, f"{mask.name}: {shape[1]}x{shape[0]} (WxH)"))
         verdicts[case.name] = (all(r[0] for r in results), "; ".join(r[1] for r in results))
     return verdicts
+
+
+def _predict_stand_in(case: Case, work: Path, ckpt: Path) -> tuple[bool, str]:
+    """One image through `rootseg.predict.predict` with `brightness_net`: Smith's grid (step = tile_out,
+    constant blending, each pixel predicted once), 64 tiles a batch, mask and RootPainter outputs."""
+    import rootseg.predict as predict_mod
+    from rootseg.modules.loading import read_checkpoint
+
+    tile_out = int(read_checkpoint(ckpt)["rootseg"]["config"]["model"]["tile_out"])
+    output = work / f"predict {case.name} é"
+    overrides = [
+        f"ckpt_path={_quoted(ckpt)}",
+        f"input={_quoted(case.image)}",
+        f"output={_quoted(output)}",
+        "device=cpu",
+        "save_overlay=false",
+        f"step={tile_out}",
+        "blend=constant",
+        "batch_size=64",
+    ]
+    with stand_in_network():
+        summary = predict_mod.predict(compose_run("predict", overrides, work / f"predict_run_{case.name}"))
+    if summary["failures"] or summary["segmented"] != 1:
+        return False, f"segmented {summary['segmented']}, failures {summary['failures']}"[:300]
+    stem = predict_mod.plan_jobs([case.image], output)[0].stem
+    with open(output / predict_mod.CSV_NAME, newline="", encoding="utf-8") as handle:
+        row = next((r for r in csv.DictReader(handle) if r["name"] == case.image.name), None)
+    ok, detail = check_stand_in_prediction(case, output / f"{stem}.png", row)
+    painted = Image.open(output / f"{stem}_rootpainter.png")
+    if painted.size[::-1] != case.display_shape:
+        ok, detail = False, f"{detail}; RootPainter output {painted.size[0]}x{painted.size[1]} (WxH)"
+    return ok, detail

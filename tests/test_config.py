@@ -51,3 +51,85 @@ def test_mismatched_tile_sizes_are_explained(compose):
     cfg = compose("train", ["+experiment=unet_demo", "data.tile_out=190"])
     with pytest.raises(Exception, match="tile_out=188"):
         hydra.utils.instantiate(cfg.model)
+
+
+#: (experiment, hparams_search) pairs that must sweep: each search config's header names its experiment
+SWEEPS = [("rootsam_stage1", "rootsam_optuna"), ("unet_smith2020", "unet_optuna")]
+
+
+def _sweep_values(params) -> list[list[str]]:
+    """Two overrides per swept key, as the sweeper would set them: the low end of each range (first choice,
+    interval start) in the first list, the high end (last choice, interval end) in the second."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep
+
+    low, high = [], []
+    for override in OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]):
+        sweep = override.value()
+        if isinstance(sweep, ChoiceSweep):
+            ends = (sweep.list[0], sweep.list[-1])
+        elif isinstance(sweep, IntervalSweep):
+            ends = (sweep.start, sweep.end)
+        else:
+            raise AssertionError(f"{override.key_or_group}: unexpected sweep {sweep!r}")
+        low.append(f"{override.key_or_group}={ends[0]}")
+        high.append(f"{override.key_or_group}={ends[1]}")
+    return [low, high]
+
+
+def missing_sweep_keys(cfg) -> list[str]:
+    """The keys hydra.sweeper.params sweeps that the composed config lacks (each would fail every trial)."""
+    from omegaconf import OmegaConf
+
+    absent = object()
+    return [key for key in cfg.hydra.sweeper.params if OmegaConf.select(cfg, key, default=absent) is absent]
+
+
+def test_every_hparams_search_config_is_checked_with_its_experiment():
+    found = {p.stem: p for p in (Path(CONFIG_DIR) / "hparams_search").glob("*.yaml")}
+    assert sorted(found) == sorted(search for _, search in SWEEPS)
+    for experiment, search in SWEEPS:
+        assert f"+experiment={experiment} hparams_search={search}" in found[search].read_text().splitlines()[1]
+
+
+@pytest.mark.parametrize(("experiment", "search"), SWEEPS)
+def test_hparams_search_composes_and_every_swept_key_exists(compose, experiment, search):
+    """The sweep's config composes with its experiment as a multirun with the Optuna sweeper, every key in
+    hydra.sweeper.params is in the composed config, and a trial's overrides at both ends of every range
+    compose, land on those keys and are accepted by what they configure (the optimizer with a parameter)."""
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    cfg = compose("train", [f"+experiment={experiment}", f"hparams_search={search}"])
+    assert cfg.experiment_name == experiment and cfg.optimized_metric == "val/f1"
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert hydra.utils.get_class(cfg.hydra.sweeper._target_).__name__ == "OptunaSweeper"
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert params and missing_sweep_keys(cfg) == []
+    for overrides in _sweep_values(params):
+        GlobalHydra.instance().clear()  # the RootSAM data module's sam2 import initialises Hydra
+        trial = compose("train", [f"+experiment={experiment}", f"hparams_search={search}", *overrides])
+        for override in overrides:
+            key, value = override.split("=")
+            assert OmegaConf.select(trial, key) == pytest.approx(float(value)), override
+        targets = {key.rsplit(".", 1)[0] for key in params}
+        for node in sorted(targets):  # model.optimizer, model.loss, data: built with the trial's values
+            built = hydra.utils.instantiate(OmegaConf.select(trial, node))
+            if node == "model.optimizer":
+                optimizer = built([torch.nn.Parameter(torch.zeros(1))])
+                swept = {k.rsplit(".", 1)[1] for k in params if k.startswith("model.optimizer.")}
+                assert {k: optimizer.defaults[k] for k in swept} == {
+                    k: pytest.approx(trial.model.optimizer[k]) for k in swept
+                }
+
+
+def test_a_swept_key_the_experiment_lacks_is_caught(compose):
+    """unet_optuna tunes SGD's momentum; unet_demo trains with AdamW, which has none: the check names the
+    key (a sweep would fail on every trial), and composing a trial's override fails as the sweeper would."""
+    from hydra.errors import ConfigCompositionException
+
+    cfg = compose("train", ["+experiment=unet_demo", "hparams_search=unet_optuna"])
+    assert missing_sweep_keys(cfg) == ["model.optimizer.momentum"]
+    with pytest.raises(ConfigCompositionException, match="model.optimizer.momentum"):
+        compose("train", ["+experiment=unet_demo", "hparams_search=unet_optuna", "model.optimizer.momentum=0.9"])

@@ -92,7 +92,7 @@ class UNetModule(RootSegModule):
         """(H, W, 3) uint8 image -> (H, W) root probability. Smith's non-overlapping grid by default
         (validation); predict passes blending settings."""
         if isinstance(image, torch.Tensor) and image.ndim == 3 and image.shape[-1] == 3:
-            image = image.permute(2, 0, 1).float()
+            image = image.permute(2, 0, 1).contiguous()  # uint8 CHW: tiles are cut fast and made float per batch
         return sliding_window_probs(
             image,
             self.predict_tiles,
