@@ -186,7 +186,7 @@ def stage1(tmp_path_factory, data_dir, sam_file):
     callbacks, loggers = instantiate_group(cfg.callbacks), instantiate_group(cfg.logger)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     trainer.fit(module, datamodule=datamodule)
-    ckpt = Path(trainer.checkpoint_callback.last_model_path)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     return SimpleNamespace(cfg=cfg, module=module, trainer=trainer, snapshot=snapshot, before=before, ckpt=ckpt)
 

@@ -82,6 +82,30 @@ def test_same_seed_gives_the_same_metrics(tmp_path, synthetic_dir):
     assert first["val/f1"] == pytest.approx(second["val/f1"], abs=1e-6)
 
 
+def test_last_checkpoint_is_every_epoch_even_without_a_new_best(tmp_path, synthetic_dir):
+    """With lr 0 val/f1 never improves after epoch 0, so no new best is saved; last.ckpt (what ckpt_path=last
+    resumes from) must still be the end of the final epoch, and validation every second epoch must not matter."""
+    import torch
+
+    from rootseg.train import train
+
+    overrides = [
+        *TINY_TRAIN,
+        f"data.root={synthetic_dir}",
+        "trainer.max_epochs=3",
+        "trainer.check_val_every_n_epoch=2",
+        "model.optimizer.lr=0.0",
+        "model.optimizer.weight_decay=0.0",
+        "test=false",
+    ]
+    train(compose_run("train", overrides, tmp_path))
+    folder = tmp_path / "checkpoints"
+    last = torch.load(folder / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and last["optimizer_states"] and last["lr_schedulers"] is not None
+    best = [p for p in folder.glob("epoch_*.ckpt")]
+    assert len(best) == 1 and best[0].name.startswith("epoch_001")  # the one validated epoch
+
+
 @pytest.mark.realdata
 def test_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
     """The paper's experiment on the real images, with the tiny net so it fits the fast suite."""
