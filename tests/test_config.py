@@ -28,6 +28,28 @@ def test_debug_configs_compose(compose, debug):
     assert cfg.trainer.max_epochs >= 1
 
 
+SHORT_RUN = [
+    "trainer.limit_train_batches=20",
+    "trainer.limit_val_batches=4",
+    "trainer.limit_test_batches=4",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.accumulate_grad_batches=2",
+]
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp", "ddp_sim"])
+def test_short_run_settings_are_overridable_without_plus(compose, trainer, tmp_path):
+    # a user shortening a run on a slow machine types these without "+"; null means Lightning's default
+    assert compose("train", ["+experiment=rootsam_stage1", f"trainer={trainer}"]).trainer.limit_train_batches is None
+    cfg = compose("train", ["+experiment=rootsam_stage1", f"trainer={trainer}", *SHORT_RUN])
+    lightning_trainer = hydra.utils.instantiate(
+        cfg.trainer, accelerator="cpu", devices=1, strategy="auto", default_root_dir=str(tmp_path), logger=False
+    )
+    assert lightning_trainer.limit_train_batches == 20 and lightning_trainer.limit_test_batches == 4
+    assert lightning_trainer.num_sanity_val_steps == 0 and lightning_trainer.accumulate_grad_batches == 2
+    assert lightning_trainer.gradient_clip_val == 0.1  # stage 1's clipping survives
+
+
 def test_unet_demo_instantiates_matching_model_and_data(compose, tmp_path):
     cfg = compose("train", ["+experiment=unet_demo", f"paths.data_dir={tmp_path}"])
     model = hydra.utils.instantiate(cfg.model)
