@@ -100,9 +100,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     metrics: dict[str, Any] = {}
+    if cfg.get("train", True) and resume:
+        _keep_earlier_logs(run_dir)
+    for run_logger in trainer.loggers:  # W&B's run config, TensorBoard's hparams, the CSV logger's hparams.yaml
+        run_logger.log_hyperparams(model.run_config)
     if cfg.get("train", True):
-        if resume:
-            _keep_earlier_logs(run_dir)
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if cfg.get("test", True):

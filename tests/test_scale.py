@@ -256,6 +256,8 @@ def test_wandb_offline_writes_images_table_and_model(tmp_path, synthetic_dir):
     assert any(f.endswith(".table.json") and "per_image" in f for f in files)
     log = next(first.glob("run-*.wandb")).read_bytes()
     assert b"val/f1" in log  # the metrics, in W&B's own log
+    assert b"tile_in" in log  # the run config
+    assert "experiment_name:" in (tmp_path / "csv" / "hparams.yaml").read_text()
     expected_id = run_id(str(tmp_path))
     assert first.name.endswith(f"-{expected_id}")
     best = [p for p in (tmp_path / "checkpoints").glob("epoch_*.ckpt")]
