@@ -52,3 +52,24 @@ def test_check_command_on_a_good_set_exits_zero(synthetic_dir):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "0 error(s)" in run.stdout and "train" in run.stdout
+
+
+def test_check_command_on_a_bad_set_names_the_file_once_and_exits_two(tmp_path):
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    mask = np.zeros((30, 40), np.uint8)
+    mask[5:10] = 255
+    for stem in ("a", "b", "c"):
+        _pair(tmp_path, stem, rgb, mask)
+    _pair(tmp_path, "wrong_size", rgb, np.zeros((31, 40), np.uint8))
+    run = subprocess.run(
+        [sys.executable, "-m", "rootseg.data.check", "data=folder", f"data.root={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.count("wrong_size.png: mask is 40x31") == 1 and "1 error(s)" in run.stdout
+    assert "hint" not in run.stderr

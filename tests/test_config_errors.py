@@ -51,6 +51,10 @@ def test_override_hint_reads_keys_in_the_chosen_groups():
     assert "model.optimizer.nesterov" in override_hint("train", ["+experiment=unet_demo", "model.optimizer.nesterov=0"])
     hint = override_hint("train", [*demo_sgd, "model.optimizer.momentun=0.9"])
     assert hint is not None and "did you mean model.optimizer.momentum?" in hint
+    # a key whose value the chosen group leaves as ??? is a setting all the same
+    for command in ("train", "eval", "check"):
+        assert override_hint(command, ["data=folder", "data.root=/scans"]) is None
+    assert "did you mean data.root?" in override_hint("train", ["data=folder", "data.rot=/scans"])
 
 
 def test_missing_ckpt_path_is_one_line_not_a_traceback(tmp_path):

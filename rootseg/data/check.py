@@ -132,8 +132,9 @@ def check_source(source: FolderSource) -> CheckReport:
     for split, members in splits.items():
         stats = {"n": len(members), "readable": 0, "sizes": Counter(), "root_fractions": []}
         for sample in members:
-            result = seen.get(sample.name) or check_sample(sample, source.mask_threshold, report)
-            seen[sample.name] = result
+            if sample.name not in seen:  # an image in val and test is read (and its problem reported) once
+                seen[sample.name] = check_sample(sample, source.mask_threshold, report)
+            result = seen[sample.name]
             if result is None:
                 continue
             stats["readable"] += 1
@@ -156,7 +157,7 @@ def main(cfg: DictConfig) -> None:
         report = check_source(source)
     print(report.text())
     if report.errors:
-        sys.exit(1)
+        sys.exit(cli.EXIT_USER_ERROR)  # the report above says what is wrong; no traceback, no hint
 
 
 if __name__ == "__main__":

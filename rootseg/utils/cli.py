@@ -83,7 +83,8 @@ def override_hint(config_name: str, overrides: list[str]) -> str | None:
         key = override.split("=", 1)[0]
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
-        if node is None or not OmegaConf.is_dict(node) or leaf in node:
+        # keys(), not `in`: OmegaConf's `in` is False for a key whose value is still ??? (data.root)
+        if node is None or not OmegaConf.is_dict(node) or leaf in list(node.keys()):
             continue
         close = difflib.get_close_matches(leaf, [str(k) for k in node], n=1)
         meant = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
