@@ -14,17 +14,19 @@ import logging
 import math
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rootseg import measure, metrics, reports
 from rootseg.data.io import IGNORE_INDEX, read_pair, write_image, write_text
-from rootseg.modules.loading import attach_prompt_proposer, load_module
+from rootseg.measure import LENGTH_METHODS
+from rootseg.modules.loading import attach_prompt_proposer, load_module, set_click_grid
 from rootseg.utils import cli
 from rootseg.utils.config import CONFIG_DIR, output_dir, save_resolved_config
 
@@ -128,13 +130,15 @@ def measure_image(
     target: np.ndarray,
     threshold: float,
     mm_per_pixel: float | None = None,
-    grid_mm: float = 10.0,
+    grids_mm: Sequence[float] = (10.0,),
+    length_method: str = "corrected",
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One per_image.csv row (less name and seconds) and the hard prediction.
 
     Every column counts labelled pixels only (target 0 or 1; 255 is unlabelled, e.g. RootPainter's
     transparent areas): the prediction is cut to them before root pixels, length and line intersects are
-    measured, as the annotation can only hold root there.
+    measured, as the annotation can only hold root there. The first grid's intersections and intensity have
+    plain column names (`intensity_true_per_m`); each further grid's end in `_<spacing>mm`.
     """
     pred = probs >= threshold
     labelled = target != IGNORE_INDEX
@@ -148,19 +152,41 @@ def measure_image(
         "unlabelled_pixels": int(np.count_nonzero(~labelled)),
         "root_pixels_true": int(truth.sum()),
         "root_pixels_pred": int(pred_labelled.sum()),
-        "length_true_px": measure.skeleton_length(truth),
-        "length_pred_px": measure.skeleton_length(pred_labelled),
+        "length_true_px": measure.skeleton_length(truth, method=length_method),
+        "length_pred_px": measure.skeleton_length(pred_labelled, method=length_method),
     }
     if mm_per_pixel:
         row["length_true_mm"] = row["length_true_px"] * mm_per_pixel
         row["length_pred_mm"] = row["length_pred_px"] * mm_per_pixel
-        spacing = grid_mm / mm_per_pixel
-        for side, mask in (("true", truth), ("pred", pred_labelled)):
-            found = measure.line_intersect_counts(mask, spacing, mm_per_pixel, valid=labelled)
-            row[f"intersections_{side}"] = found["intersections"]
-            intensity = found["intensity_per_m"]
-            row[f"intensity_{side}_per_m"] = math.nan if intensity is None else float(intensity)
+        for grid_mm in grids_mm:
+            suffix = grid_suffix(grid_mm, grids_mm)
+            for side, mask in (("true", truth), ("pred", pred_labelled)):
+                found = measure.line_intersect_counts(mask, grid_mm / mm_per_pixel, mm_per_pixel, valid=labelled)
+                row[f"intersections_{side}{suffix}"] = found["intersections"]
+                intensity = found["intensity_per_m"]
+                row[f"intensity_{side}_per_m{suffix}"] = math.nan if intensity is None else float(intensity)
     return row, pred
+
+
+def grid_suffix(grid_mm: float, grids_mm: Sequence[float]) -> str:
+    """Column-name suffix of a line-intersect grid: none for the first (the headline), `_20mm` for the rest."""
+    return "" if grid_mm == grids_mm[0] else f"_{grid_mm:g}mm"
+
+
+def resolve_grids(cfg: DictConfig) -> list[float]:
+    """`line_intersect_grid_mm=10` or `=[10,20,40,80]` (Smith et al.'s grids): spacings in mm, first = headline."""
+    value = cfg.get("line_intersect_grid_mm")
+    values = [10.0] if value is None else list(value) if isinstance(value, list | tuple | ListConfig) else [value]
+    try:
+        grids = [float(v) for v in values]
+    except (TypeError, ValueError):
+        grids = []
+    if not grids or not all(math.isfinite(g) and g > 0 for g in grids) or len(set(grids)) != len(grids):
+        raise ValueError(
+            f"line_intersect_grid_mm must be a positive spacing in mm or a list of distinct ones "
+            f"(e.g. [10,20,40,80]), got {value!r}"
+        )
+    return grids
 
 
 def prediction_file(name: str) -> str:
@@ -200,9 +226,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "[data=folder data.root=DIR]"
         )
     mm = resolve_mm_per_pixel(cfg)
-    grid_mm = float(cfg.get("line_intersect_grid_mm") or 10.0)
-    if not grid_mm > 0:
-        raise ValueError(f"line_intersect_grid_mm must be positive, got {grid_mm}")
+    grids_mm = resolve_grids(cfg)
+    length_method = str(cfg.get("length_method") or "corrected")
+    if length_method not in LENGTH_METHODS:
+        raise ValueError(f"length_method must be one of {LENGTH_METHODS}, got {length_method!r}")
     run_dir = output_dir(cfg)
     save_resolved_config(cfg, run_dir)
     module = load_module(cfg.ckpt_path)
@@ -210,6 +237,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     device = _device(cfg.get("device"))
     module.to(device)
     attach_prompt_proposer(module, cfg.get("prompt_ckpt"), device)
+    set_click_grid(module, cfg.get("grid_points_per_side"))
     source = hydra.utils.instantiate(data_config(cfg, module).source)
     split, split_reason = resolve_split(cfg, source, module)
     samples = _samples(source, split)
@@ -236,7 +264,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             )
         probs = probs.float().cpu().numpy()
         seconds = time.perf_counter() - start
-        measured, pred = measure_image(probs, target, threshold, mm, grid_mm)
+        measured, pred = measure_image(probs, target, threshold, mm, grids_mm, length_method)
         row = {"name": sample.name, **measured, "seconds": seconds}
         rows.append(row)
         preds.append(pred)
@@ -290,13 +318,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "predicted root length (px)",
             "root length: prediction vs annotation",
         )
-    intensity = _agreement(rows, "intensity_true_per_m", "intensity_pred_per_m")
-    if intensity is not None:
-        result["intensity_agreement"] = {**intensity, "grid_mm": grid_mm}
+    for grid_mm in grids_mm:
+        suffix = grid_suffix(grid_mm, grids_mm)
+        intensity = _agreement(rows, f"intensity_true_per_m{suffix}", f"intensity_pred_per_m{suffix}")
+        if intensity is None:
+            continue
+        result[f"intensity_agreement{suffix}"] = {**intensity, "grid_mm": grid_mm}
         measure.scatter_plot(
-            [r["intensity_true_per_m"] for r in rows],
-            [r["intensity_pred_per_m"] for r in rows],
-            figures_dir / "root_intensity_agreement.png",
+            [r[f"intensity_true_per_m{suffix}"] for r in rows],
+            [r[f"intensity_pred_per_m{suffix}"] for r in rows],
+            figures_dir / f"root_intensity_agreement{suffix}.png",
             f"annotated root intensity ({grid_mm:g} mm grid, per m)",
             "predicted root intensity (per m)",
             "line-intersect root intensity: prediction vs annotation",
@@ -353,14 +384,20 @@ def summary_csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         add(group, "per-patch mean", "ap", values["ap"], values["n_ap"])
         for metric in ("iou", "dice", "ap"):
             add(group, "pooled over all pixels", metric, values[f"{metric}_pooled"], n_images)
-    for key, group in (("length_agreement", "root length"), ("intensity_agreement", "root intensity")):
+    for key in agreement_keys(result):
         if key in result:
+            group = "root length" if key == "length_agreement" else "root intensity"
             statistic = "predicted vs annotated"
-            if key == "intensity_agreement":
+            if key != "length_agreement":
                 statistic += f" ({result[key]['grid_mm']:g} mm grid)"
             for metric in AGREEMENT_KEYS:
                 add(group, statistic, metric, result[key][metric], result[key]["n"])
     return rows
+
+
+def agreement_keys(result: dict[str, Any]) -> list[str]:
+    """length_agreement, then intensity_agreement (the headline grid) and intensity_agreement_<g>mm."""
+    return ["length_agreement"] + [key for key in result if key.startswith("intensity_agreement")]
 
 
 def _write(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
@@ -398,8 +435,9 @@ def _write(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) ->
         "over patches with root in the annotation (`with root`). Pooled: all test pixels at once (the same "
         "for every patch size).\n\n" + reports.markdown_table(patches)
     )
-    for key, title in (("length_agreement", "Root length"), ("intensity_agreement", "Root intensity")):
+    for key in agreement_keys(result):
         if key in result:
+            title = "Root length" if key == "length_agreement" else "Root intensity"
             agreement = result[key]
             grid = f" ({agreement['grid_mm']:g} mm line-intersect grid)" if "grid_mm" in agreement else ""
             text += (

@@ -35,6 +35,7 @@ from scipy import stats
 __all__ = [
     "agreement",
     "grid_spacings_mm",
+    "LENGTH_METHODS",
     "line_intersect_counts",
     "mm_per_pixel_from_dpi",
     "root_intensity",
@@ -46,6 +47,8 @@ __all__ = [
 SQRT2 = math.sqrt(2.0)
 # Grid spacings commonly used for line-intersect counts on minirhizotron tubes (mm).
 grid_spacings_mm: tuple[int, ...] = (10, 20, 40, 80)
+# skeleton_length methods: orientation-corrected (Kimura et al. 1999, the default) or Smith's pixel count
+LENGTH_METHODS: tuple[str, ...] = ("corrected", "pixels")
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 # (dy, dx) of the four forward neighbours: each skeleton link is visited exactly once.
@@ -130,8 +133,8 @@ def skeleton_length(
     from skimage.morphology import skeletonize
 
     mask = _as_mask(mask)
-    if method not in ("corrected", "pixels"):
-        raise ValueError(f"method must be 'corrected' or 'pixels', got {method!r}")
+    if method not in LENGTH_METHODS:
+        raise ValueError(f"method must be one of {LENGTH_METHODS}, got {method!r}")
     if not mask.any():
         return 0.0
     skeleton = skeletonize(mask)

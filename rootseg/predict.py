@@ -62,8 +62,8 @@ from rootseg.data.io import (
     write_text,
 )
 from rootseg.inference import BLEND_MODES, sliding_window_probs
-from rootseg.measure import mm_per_pixel_from_dpi, skeleton_length
-from rootseg.modules.loading import attach_prompt_proposer, load_module
+from rootseg.measure import LENGTH_METHODS, mm_per_pixel_from_dpi, skeleton_length
+from rootseg.modules.loading import attach_prompt_proposer, load_module, set_click_grid
 from rootseg.outputs import overlay, probability_to_uint8, write_rootpainter_segmentation
 from rootseg.utils import cli
 from rootseg.utils.cli import check_writable
@@ -86,7 +86,6 @@ CSV_COLUMNS = (
     "seconds",
 )
 SAVE_PROBS = ("none", "png", "npy")
-LENGTH_METHODS = ("corrected", "pixels")
 # settings that change what is written: a resumed run with different ones mixes two predictions
 _OUTPUT_SETTINGS = ("ckpt_path", "step", "blend", "tta", "threshold")
 # temporary files of rootseg.data.io.atomic_path: ".<stem>.<random>.tmp<suffix>"
@@ -532,6 +531,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
     module = load_module(cfg.ckpt_path)
     attach_prompt_proposer(module, cfg.get("prompt_ckpt"), device)
+    set_click_grid(module, cfg.get("grid_points_per_side"))
     predictor = build_predictor(module, cfg, device, [job.path for job in jobs])
     _write_config(output, cfg, overwrite)
 

@@ -165,6 +165,7 @@ def test_unknown_split_and_missing_checkpoint_say_what_to_do(tiny_checkpoint, tm
 
 # -- eval's numbers against an independent NumPy computation on a prediction we can recompute -----------
 DPI, GRID_MM, THRESHOLD = 600, 5.0, 0.45
+SECOND_GRID_MM = 12.0  # a further line-intersect grid: columns and agreement end in _12mm
 
 
 def fake_probs(image: np.ndarray) -> np.ndarray:
@@ -233,7 +234,7 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
         "data=folder",
         f"data.root={folder}",
         f"dpi={DPI}",
-        f"line_intersect_grid_mm={GRID_MM}",
+        f"line_intersect_grid_mm=[{GRID_MM},{SECOND_GRID_MM}]",
         f"threshold={THRESHOLD}",
         "figures=0",
         "save_predictions=true",
@@ -277,6 +278,9 @@ def test_per_image_columns_equal_an_independent_computation(recomputable):
             runs, grid_px = crossings(mask, labelled, spacing)
             assert getattr(row, f"intersections_{side}") == runs
             assert getattr(row, f"intensity_{side}_per_m") == pytest.approx(runs / (grid_px * mm / 1000))
+            runs, grid_px = crossings(mask, labelled, SECOND_GRID_MM / mm)
+            assert getattr(row, f"intersections_{side}_12mm") == runs
+            assert getattr(row, f"intensity_{side}_per_m_12mm") == pytest.approx(runs / (grid_px * mm / 1000))
     # the unlabelled areas hold predicted root, so counting it there would have changed the columns
     assert predicted_where_unlabelled > 1000
 
@@ -352,15 +356,47 @@ def test_patch_metrics_and_agreement_equal_an_independent_computation(recomputab
         table["segroot_soft_dice"].mean()
     )
 
-    for key, group, true_col, pred_col in (
-        ("length_agreement", "root length", "length_true_px", "length_pred_px"),
-        ("intensity_agreement", "root intensity", "intensity_true_per_m", "intensity_pred_per_m"),
+    for key, group, true_col, pred_col, grid in (
+        ("length_agreement", "root length", "length_true_px", "length_pred_px", None),
+        ("intensity_agreement", "root intensity", "intensity_true_per_m", "intensity_pred_per_m", GRID_MM),
+        (
+            "intensity_agreement_12mm",
+            "root intensity",
+            "intensity_true_per_m_12mm",
+            "intensity_pred_per_m_12mm",
+            SECOND_GRID_MM,
+        ),
     ):
         x, y = table[true_col].to_numpy(), table[pred_col].to_numpy()
         assert result[key]["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
         assert result[key]["r2"] == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2, abs=1e-9)
-        statistic = "predicted vs annotated" + (f" ({GRID_MM:g} mm grid)" if key == "intensity_agreement" else "")
+        statistic = "predicted vs annotated" + (f" ({grid:g} mm grid)" if grid else "")
         assert csv_value(group, statistic, "r2") == pytest.approx(result[key]["r2"], abs=1e-12)
-    assert result["intensity_agreement"]["grid_mm"] == GRID_MM
+        assert result[key].get("grid_mm") == grid
     assert (run_dir / "figures" / "root_intensity_agreement.png").is_file()
+    assert (run_dir / "figures" / "root_intensity_agreement_12mm.png").is_file()
+    assert "Root intensity (12 mm line-intersect grid)" in (run_dir / "summary.md").read_text()
     assert "AP pooled" in (run_dir / "summary.md").read_text()
+
+
+def test_length_method_and_grid_settings(tmp_path):
+    """length_method=pixels counts skeleton pixels (Smith); a bad grid list or method is refused by name."""
+    from omegaconf import OmegaConf
+
+    from rootseg.eval import measure_image, resolve_grids
+
+    target = np.zeros((64, 64), np.uint8)
+    for i in range(10, 50):
+        target[i, i] = 1  # a diagonal root: 40 skeleton pixels, 39 diagonal steps
+    probs = target.astype(np.float32)
+    pixels, _ = measure_image(probs, target, 0.5, length_method="pixels")
+    corrected, _ = measure_image(probs, target, 0.5)
+    assert pixels["length_true_px"] == skeleton_length(target, method="pixels")
+    assert corrected["length_true_px"] == skeleton_length(target)
+    assert pixels["length_true_px"] != pytest.approx(corrected["length_true_px"], rel=0.05)
+
+    assert resolve_grids(OmegaConf.create({"line_intersect_grid_mm": None})) == [10.0]
+    assert resolve_grids(OmegaConf.create({"line_intersect_grid_mm": [10, 20, 40, 80]})) == [10, 20, 40, 80]
+    for bad in (0, -5, [10, 10], [], "ten", [10, "x"]):
+        with pytest.raises(ValueError, match="line_intersect_grid_mm must be"):
+            resolve_grids(OmegaConf.create({"line_intersect_grid_mm": bad}))

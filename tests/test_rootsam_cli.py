@@ -76,3 +76,23 @@ def test_stage1_then_stage2_then_baseline_at_real_tile_sizes(hiera_t_file, tmp_p
     assert "tile: 1024" in config and "resize: 2048" in config
 
     _train(tmp_path / "baseline", data_dir, "+experiment=rootsam_baseline", sam, "debug=fdr")
+
+    # prompt-free eval of stage 1 on whole images with a coarser click grid, as the README shows
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rootseg.eval",
+            f"ckpt_path={stage1}",
+            "grid_points_per_side=2",
+            f"hydra.run.dir={tmp_path / 'eval'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ},
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert "RootSAM: 2 x 2 clicks per tile" in run.stdout + run.stderr
+    assert (tmp_path / "eval" / "summary.csv").is_file()

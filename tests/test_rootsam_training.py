@@ -395,6 +395,32 @@ def test_prompt_free_prediction_of_a_whole_image(stage1, monkeypatch):
         assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
 
 
+@pytest.mark.parametrize("min_predicted_iou", [-1.0, 0.0, 1e9])
+def test_tile_merge_equals_every_click_decoded_at_full_size(stage1, min_predicted_iou, monkeypatch):
+    """The tile is merged from low-resolution choices; it must equal the plain computation: every click's
+    three masks decoded at tile size, SAM's pick by predicted IoU, sigmoid, unsure clicks dropped, maximum."""
+    from rootseg.modules.rootsam import select_best
+
+    module = stage1.module.eval()
+    monkeypatch.setattr(module, "min_predicted_iou", min_predicted_iou)
+    monkeypatch.setattr(module, "multimask_output", True)
+    monkeypatch.setattr(module, "prompt_batch", 8)  # several chunks
+    tile = np.random.default_rng(5).integers(0, 255, (module.tile, module.tile, 3), dtype=np.uint8)
+    clicks = np.random.default_rng(6).uniform(0, module.tile, (37, 2)).astype(np.float32)
+    with torch.no_grad():
+        merged = module._predict_tile(tile, clicks, torch.device("cpu"))
+        embeddings = module.embeddings(torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None])
+        coords = torch.from_numpy(clicks)[None, :, None, :]
+        logits, iou = module.net.decode(embeddings, coords, torch.ones(1, 37, 1, dtype=torch.int64), True)
+    assert logits.shape[-2:] == (module.tile, module.tile) and logits.shape[2] == 3
+    probs = select_best(logits, iou)[0].sigmoid()
+    keep = iou.amax(-1)[0] >= min_predicted_iou
+    expected = probs[keep].amax(0).numpy() if keep.any() else np.zeros((module.tile, module.tile), np.float32)
+    assert merged.shape == (module.tile, module.tile) and merged.dtype == np.float32
+    np.testing.assert_allclose(merged, expected, atol=1e-6)
+    assert (merged.max() > 0) == bool(keep.any())
+
+
 def test_rootsam_prediction_falls_back_to_the_cpu_on_out_of_memory(stage1, monkeypatch):
     """As the U-Net's sliding window: "meta" stands in for a GPU whose encoder runs out of memory."""
     module = stage1.module.eval()
@@ -493,3 +519,55 @@ def test_a_unet_checkpoint_proposes_the_clicks(stage1, tiny_checkpoint, monkeypa
         attach_prompt_proposer(module, stage1.ckpt, "cpu")
     with pytest.raises(ValueError, match="ckpt_path is a 'unet' model"):
         attach_prompt_proposer(load_module(tiny_checkpoint), tiny_checkpoint, "cpu")
+
+
+def test_click_grid_override_sets_how_many_clicks_each_tile_gets(stage1, tiny_checkpoint, monkeypatch):
+    """`grid_points_per_side=` (eval, predict): an n x n grid of clicks per tile, at SAM's cell centres."""
+    from rootseg.modules.loading import set_click_grid
+
+    module = load_module(stage1.ckpt)
+    image = np.random.default_rng(2).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    set_click_grid(module, None)  # null: the checkpoint's own
+    assert module.grid_points_per_side == 4
+    set_click_grid(module, 2)
+    calls = _record_decoded_clicks(module, monkeypatch)
+    module.predict_probs(image)
+    centres = (np.arange(2) + 0.5) * 128 / 2  # 32, 96 in a 128 px tile
+    expected = np.array([(x, y) for y in centres for x in centres], np.float32)
+    assert len(calls) == 4 and all(np.array_equal(c, expected) for c in calls)
+    for bad in (0, -3, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="whole number >= 1"):
+            set_click_grid(module, bad)
+    with pytest.raises(ValueError, match="ckpt_path is a 'unet' model"):
+        set_click_grid(load_module(tiny_checkpoint), 8)
+
+
+def test_cache_embeddings_flag_attaches_the_cache_and_a_second_pass_encodes_nothing(tmp_path, data_dir, sam_file):
+    """`data.cache_embeddings=true` as a user sets it: the data module's flag reaches the module at fit, and
+    validating the same tiles again reads every embedding from `data.cache_dir` instead of the encoder."""
+    cache_dir = tmp_path / "embeddings"
+    overrides = small(
+        data_dir,
+        "+experiment=rootsam_stage1",
+        f"model.net.ckpt_path={sam_file}",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=2",
+        "trainer.num_sanity_val_steps=0",
+        "data.cache_embeddings=true",
+        f"data.cache_dir={cache_dir}",
+    )
+    cfg = compose_run("train", overrides, tmp_path / "run")
+    datamodule = hydra.utils.instantiate(cfg.data)
+    module = hydra.utils.instantiate(cfg.model)
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[], logger=False, enable_checkpointing=False)
+    encoded: list[int] = []
+    encode = module.net.encode
+    module.net.encode = lambda images: (encoded.append(len(images)), encode(images))[1]
+    trainer.fit(module, datamodule=datamodule)
+    assert module.embedding_cache is not None and module.embedding_cache.root == cache_dir
+    stored = [p for p in cache_dir.rglob("*") if p.is_file()]
+    assert stored and sum(encoded) > 0
+    encoded.clear()
+    trainer.validate(module, datamodule=datamodule)
+    assert encoded == []  # every validation tile came from the cache

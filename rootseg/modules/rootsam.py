@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
@@ -453,14 +454,18 @@ class RootSAMModule(RootSegModule):
         """One (T, T, 3) uint8 tile and its (P, 2) clicks -> (T, T) float32 maximum over the clicks' masks."""
         pixels = torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None].to(device)
         embeddings = self.embeddings(pixels)
-        tile_probs = torch.zeros(self.tile, self.tile, device=device)
+        side = self.tile
+        tile_logits = torch.full((side, side), -torch.inf, device=device)
         for start in range(0, len(clicks), self.prompt_batch):
             chunk = torch.from_numpy(np.ascontiguousarray(clicks[start : start + self.prompt_batch])).to(device)
             coords = chunk[None, :, None, :]
             labels = torch.ones(coords.shape[:3], dtype=torch.int64, device=device)
-            logits, iou = self.net.decode(embeddings, coords, labels, self.multimask_output)
-            best = select_best(logits, iou)[0].float().sigmoid()  # [n, T, T]
+            # choose each click's mask and drop the unsure ones at the decoder's 256 px, then upsample only
+            # those (the same bilinear resize decode would do for all three): 3x less of the costliest step
+            logits, iou = self.net.decode(embeddings, coords, labels, self.multimask_output, output_size=0)
             keep = iou.amax(-1)[0] >= self.min_predicted_iou
             if keep.any():
-                tile_probs = torch.maximum(tile_probs, best[keep].amax(0))
-        return tile_probs.float().cpu().numpy()
+                best = select_best(logits, iou)[0][keep].float()  # [n, 256, 256]
+                upsampled = F.interpolate(best[:, None], size=(side, side), mode="bilinear", align_corners=False)
+                tile_logits = torch.maximum(tile_logits, upsampled[:, 0].amax(0))
+        return tile_logits.sigmoid().cpu().numpy()  # sigmoid(-inf) = 0 where no click was kept
