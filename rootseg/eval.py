@@ -468,5 +468,10 @@ def main(cfg: DictConfig) -> float:
     return float(result["pooled"]["f1"]) if not math.isnan(result["pooled"]["f1"]) else 0.0
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `rootseg-eval` console script: `python -m rootseg.eval` with its error hints."""
     cli.run(main, "eval")
+
+
+if __name__ == "__main__":
+    entry()

@@ -637,5 +637,10 @@ def main(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `rootseg-predict` console script: `python -m rootseg.predict` with its error hints."""
     cli.run(main, "predict")
+
+
+if __name__ == "__main__":
+    entry()

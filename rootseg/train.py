@@ -155,5 +155,10 @@ def main(cfg: DictConfig) -> float | None:
     return float(metrics[metric]) if metric and metric in metrics else None
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `rootseg-train` console script: `python -m rootseg.train` with its error hints."""
     cli.run(main, "train")
+
+
+if __name__ == "__main__":
+    entry()
