@@ -155,3 +155,28 @@ def test_a_swept_key_the_experiment_lacks_is_caught(compose):
     assert missing_sweep_keys(cfg) == ["model.optimizer.momentum"]
     with pytest.raises(ConfigCompositionException, match="model.optimizer.momentum"):
         compose("train", ["+experiment=unet_demo", "hparams_search=unet_optuna", "model.optimizer.momentum=0.9"])
+
+
+@pytest.mark.parametrize(
+    ("env", "netrc", "offline"),
+    [
+        ({}, None, True),  # no key anywhere: never wait on a login
+        ({"WANDB_API_KEY": "k" * 40}, None, False),
+        ({}, "machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n", False),  # `wandb login`
+        ({}, "machine example.org\n  login a\n  password b\n", True),
+        ({"WANDB_API_KEY": "k" * 40, "WANDB_MODE": "offline"}, None, True),
+        ({"WANDB_MODE": "online"}, None, False),
+    ],
+)
+def test_wandb_is_offline_unless_it_can_log_in(compose, monkeypatch, tmp_path, env, netrc, offline):
+    for key in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    netrc_file = tmp_path / "netrc"
+    if netrc is not None:
+        netrc_file.write_text(netrc)
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    cfg = compose("train", ["+experiment=unet_demo", "logger=wandb"])
+    assert cfg.logger.wandb.offline is offline
+    assert compose("train", ["+experiment=unet_demo", "logger=wandb", "logger.wandb.offline=true"]).logger.wandb.offline

@@ -22,8 +22,27 @@ def run_id(run_dir: str) -> str:
     return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
 
 
+def wandb_offline() -> bool:
+    """W&B goes online only where it can log in: WANDB_MODE=online, or an API key (WANDB_API_KEY or the
+    ~/.netrc entry `wandb login` writes); otherwise offline, so a run never waits on a login or a network."""
+    import os
+
+    mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    if mode in ("offline", "dryrun", "disabled"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        return "api.wandb.ai" not in netrc.read_text(errors="replace")
+    except OSError:
+        return True
+
+
 if not OmegaConf.has_resolver("run_id"):
     OmegaConf.register_new_resolver("run_id", run_id)
+if not OmegaConf.has_resolver("wandb_offline"):
+    OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
 
 #: conf/ at the repository root (installed editable, as the Makefile does)
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
