@@ -571,3 +571,28 @@ def test_cache_embeddings_flag_attaches_the_cache_and_a_second_pass_encodes_noth
     encoded.clear()
     trainer.validate(module, datamodule=datamodule)
     assert encoded == []  # every validation tile came from the cache
+
+
+def test_a_real_rootsam_checkpoint_through_rootseg_predict(stage1, compose, tmp_path):
+    """`rootseg.predict` with a RootSAM checkpoint (not a stand-in): every output written, the mask equal to
+    the module's own prompt-free prediction with the clicks asked for (grid_points_per_side=2)."""
+    from PIL import Image
+
+    from rootseg import predict as predict_mod
+    from rootseg.data.synthetic import generate_sample
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    image = generate_sample(4, size=(150, 210)).image
+    Image.fromarray(image).save(folder / "scan.png")
+    output = tmp_path / "out"
+    args = [f"ckpt_path={stage1.ckpt}", f"input={folder}", f"output={output}", "grid_points_per_side=2"]
+    summary = predict_mod.predict(compose("predict", [*args, "save_probs=npy"]))
+    assert (summary["segmented"], summary["failed"]) == (1, 0)
+    for name in ("scan.png", "scan_rootpainter.png", "scan_overlay.jpg", "scan_prob.npy", "results.csv"):
+        assert (output / name).is_file(), name
+    module = load_module(stage1.ckpt).eval()
+    module.grid_points_per_side = 2
+    expected = module.predict_probs(image).numpy()
+    np.testing.assert_allclose(np.load(output / "scan_prob.npy"), expected, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(Image.open(output / "scan.png")) == 255, expected >= 0.5)
