@@ -132,13 +132,15 @@ def measure_image(
     mm_per_pixel: float | None = None,
     grids_mm: Sequence[float] = (10.0,),
     length_method: str = "corrected",
+    grid_px: float | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One per_image.csv row (less name and seconds) and the hard prediction.
 
     Every column counts labelled pixels only (target 0 or 1; 255 is unlabelled, e.g. RootPainter's
     transparent areas): the prediction is cut to them before root pixels, length and line intersects are
     measured, as the annotation can only hold root there. The first grid's intersections and intensity have
-    plain column names (`intensity_true_per_m`); each further grid's end in `_<spacing>mm`.
+    plain column names (`intensity_true_per_m`); each further grid's end in `_<spacing>mm`. Without a
+    resolution, `grid_px` counts intersections on a grid that many pixels apart (no intensity per metre).
     """
     pred = probs >= threshold
     labelled = target != IGNORE_INDEX
@@ -165,6 +167,9 @@ def measure_image(
                 row[f"intersections_{side}{suffix}"] = found["intersections"]
                 intensity = found["intensity_per_m"]
                 row[f"intensity_{side}_per_m{suffix}"] = math.nan if intensity is None else float(intensity)
+    elif grid_px:
+        for side, mask in (("true", truth), ("pred", pred_labelled)):
+            row[f"intersections_{side}"] = measure.line_intersect_counts(mask, grid_px, valid=labelled)["intersections"]
     return row, pred
 
 
@@ -227,6 +232,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     mm = resolve_mm_per_pixel(cfg)
     grids_mm = resolve_grids(cfg)
+    grid_px = cfg.get("line_intersect_grid_px")
+    if grid_px is not None and not (isinstance(grid_px, int | float) and not isinstance(grid_px, bool) and grid_px > 0):
+        raise ValueError(f"line_intersect_grid_px must be a positive spacing in pixels, got {grid_px!r}")
     length_method = str(cfg.get("length_method") or "corrected")
     if length_method not in LENGTH_METHODS:
         raise ValueError(f"length_method must be one of {LENGTH_METHODS}, got {length_method!r}")
@@ -264,7 +272,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             )
         probs = probs.float().cpu().numpy()
         seconds = time.perf_counter() - start
-        measured, pred = measure_image(probs, target, threshold, mm, grids_mm, length_method)
+        measured, pred = measure_image(probs, target, threshold, mm, grids_mm, length_method, grid_px)
         row = {"name": sample.name, **measured, "seconds": seconds}
         rows.append(row)
         preds.append(pred)
@@ -318,6 +326,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "predicted root length (px)",
             "root length: prediction vs annotation",
         )
+    counts = None if mm else _agreement(rows, "intersections_true", "intersections_pred")
+    if counts is not None:
+        result["intersections_agreement"] = {**counts, "grid_px": float(grid_px)}
     for grid_mm in grids_mm:
         suffix = grid_suffix(grid_mm, grids_mm)
         intensity = _agreement(rows, f"intensity_true_per_m{suffix}", f"intensity_pred_per_m{suffix}")
@@ -386,18 +397,27 @@ def summary_csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             add(group, "pooled over all pixels", metric, values[f"{metric}_pooled"], n_images)
     for key in agreement_keys(result):
         if key in result:
-            group = "root length" if key == "length_agreement" else "root intensity"
-            statistic = "predicted vs annotated"
-            if key != "length_agreement":
-                statistic += f" ({result[key]['grid_mm']:g} mm grid)"
+            group, grid = agreement_label(key, result[key])
+            statistic = "predicted vs annotated" + (f" ({grid})" if grid else "")
             for metric in AGREEMENT_KEYS:
                 add(group, statistic, metric, result[key][metric], result[key]["n"])
     return rows
 
 
 def agreement_keys(result: dict[str, Any]) -> list[str]:
-    """length_agreement, then intensity_agreement (the headline grid) and intensity_agreement_<g>mm."""
-    return ["length_agreement"] + [key for key in result if key.startswith("intensity_agreement")]
+    """length_agreement, then intensity_agreement (the headline grid) and intensity_agreement_<g>mm, or
+    intersections_agreement (a pixel grid, without a resolution)."""
+    grids = ("intensity_agreement", "intersections_agreement")
+    return ["length_agreement"] + [key for key in result if key.startswith(grids)]
+
+
+def agreement_label(key: str, agreement: dict[str, Any]) -> tuple[str, str]:
+    """(what is compared, its grid) for summary.csv and summary.md."""
+    if key == "length_agreement":
+        return "root length", ""
+    if key == "intersections_agreement":
+        return "root intersections", f"{agreement['grid_px']:g} px grid"
+    return "root intensity", f"{agreement['grid_mm']:g} mm grid"
 
 
 def _write(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
@@ -437,11 +457,11 @@ def _write(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) ->
     )
     for key in agreement_keys(result):
         if key in result:
-            title = "Root length" if key == "length_agreement" else "Root intensity"
             agreement = result[key]
-            grid = f" ({agreement['grid_mm']:g} mm line-intersect grid)" if "grid_mm" in agreement else ""
+            title, grid = agreement_label(key, agreement)
+            grid = f" ({grid.replace(' grid', ' line-intersect grid')})" if grid else ""
             text += (
-                f"\n## {title}{grid}, predicted vs annotated\n\nSpearman {agreement['spearman']:.4f}, "
+                f"\n## {title.capitalize()}{grid}, predicted vs annotated\n\nSpearman {agreement['spearman']:.4f}, "
                 f"r^2 {agreement['r2']:.4f} (n = {agreement['n']})\n"
             )
     if result["no_root_images"]:

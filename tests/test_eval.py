@@ -206,7 +206,6 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
     """A folder of four 600 x 560 scans with RootPainter masks that leave a band and a column strip
     unlabelled, evaluated with `predict_probs` replaced by `fake_probs`, dpi=600, a 5 mm grid and
     threshold 0.45; no split file, so every image; no figures, but save_predictions=true."""
-    from rootseg import eval as eval_module
     from rootseg.data.synthetic import write_dataset
 
     tmp = tmp_path_factory.mktemp("recompute")
@@ -221,6 +220,19 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
         rgba[:, 500:, 3] = 0  # and strip
         Image.fromarray(rgba).save(path)
 
+    run_dir = tmp / "run"
+    overrides = [
+        f"dpi={DPI}",
+        f"line_intersect_grid_mm=[{GRID_MM},{SECOND_GRID_MM}]",
+        "save_predictions=true",
+    ]
+    return evaluate_with_fake_probs(tiny_checkpoint, folder, run_dir, overrides), run_dir, folder
+
+
+def evaluate_with_fake_probs(checkpoint, folder, run_dir, overrides: list[str]) -> dict:
+    """`rootseg.eval` of `folder` at THRESHOLD, no figures, with `predict_probs` replaced by `fake_probs`."""
+    from rootseg import eval as eval_module
+
     real_load = eval_module.load_module
 
     def load_with_fake_model(path):
@@ -228,21 +240,10 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
         module.predict_probs = lambda image, **_: torch.from_numpy(fake_probs(image.cpu().numpy()))
         return module
 
-    run_dir = tmp / "run"
-    overrides = [
-        f"ckpt_path={tiny_checkpoint}",
-        "data=folder",
-        f"data.root={folder}",
-        f"dpi={DPI}",
-        f"line_intersect_grid_mm=[{GRID_MM},{SECOND_GRID_MM}]",
-        f"threshold={THRESHOLD}",
-        "figures=0",
-        "save_predictions=true",
-    ]
+    base = [f"ckpt_path={checkpoint}", "data=folder", f"data.root={folder}", f"threshold={THRESHOLD}", "figures=0"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(eval_module, "load_module", load_with_fake_model)
-        result = evaluate(compose_run("eval", overrides, run_dir))
-    return result, run_dir, folder
+        return evaluate(compose_run("eval", [*base, *overrides], run_dir))
 
 
 def test_per_image_columns_equal_an_independent_computation(recomputable):
@@ -400,3 +401,30 @@ def test_length_method_and_grid_settings(tmp_path):
     for bad in (0, -5, [10, 10], [], "ten", [10, "x"]):
         with pytest.raises(ValueError, match="line_intersect_grid_mm must be"):
             resolve_grids(OmegaConf.create({"line_intersect_grid_mm": bad}))
+
+
+def test_pixel_grid_counts_intersections_without_a_resolution(recomputable, tiny_checkpoint, tmp_path):
+    """line_intersect_grid_px=40 and no dpi: intersection counts per image on a 40 px grid (labelled pixels
+    only) and their agreement; no intensity per metre, which needs a resolution."""
+    _, _, folder = recomputable
+    run_dir = tmp_path / "px"
+    result = evaluate_with_fake_probs(tiny_checkpoint, folder, run_dir, ["line_intersect_grid_px=40"])
+    table = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
+    assert "intensity_true_per_m" not in table.columns and result["mm_per_pixel"] is None
+    for row in table.itertuples():
+        image, truth, labelled = read_independently(folder, row.name)
+        pred = fake_probs(image).astype(np.float64) >= THRESHOLD
+        assert row.intersections_true == crossings(truth, labelled, 40)[0]
+        assert row.intersections_pred == crossings(pred, labelled, 40)[0]
+    x, y = table["intersections_true"].to_numpy(), table["intersections_pred"].to_numpy()
+    assert result["intersections_agreement"]["grid_px"] == 40
+    assert result["intersections_agreement"]["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic)
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert (
+        (summary["statistic"] == "predicted vs annotated (40 px grid)").sum()
+        == len(summary[summary["group"] == "root intersections"])
+        > 0
+    )
+    assert "Root intersections (40 px line-intersect grid)" in (run_dir / "summary.md").read_text()
+    with pytest.raises(ValueError, match="line_intersect_grid_px must be a positive"):
+        evaluate_with_fake_probs(tiny_checkpoint, folder, tmp_path / "bad", ["line_intersect_grid_px=-4"])
