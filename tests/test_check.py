@@ -42,14 +42,13 @@ def test_check_reports_every_problem_with_its_file(tmp_path):
     assert report.split_stats["train"]["n"] + report.split_stats["val"]["n"] == 5
 
 
+def _check_command(root) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "rootseg.data.check", "data=folder", f"data.root={root}"]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
 def test_check_command_on_a_good_set_exits_zero(synthetic_dir):
-    run = subprocess.run(
-        [sys.executable, "-m", "rootseg.data.check", "data=folder", f"data.root={synthetic_dir}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _check_command(synthetic_dir)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "0 error(s)" in run.stdout and "train" in run.stdout
 
@@ -63,13 +62,7 @@ def test_check_command_on_a_bad_set_names_the_file_once_and_exits_two(tmp_path):
     for stem in ("a", "b", "c"):
         _pair(tmp_path, stem, rgb, mask)
     _pair(tmp_path, "wrong_size", rgb, np.zeros((31, 40), np.uint8))
-    run = subprocess.run(
-        [sys.executable, "-m", "rootseg.data.check", "data=folder", f"data.root={tmp_path}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _check_command(tmp_path)
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.stdout.count("wrong_size.png: mask is 40x31") == 1 and "1 error(s)" in run.stdout
     assert "hint" not in run.stderr
