@@ -175,3 +175,23 @@ def test_nan_monitor_is_never_the_best_checkpoint():
     callback.kth_best_model_path = "a.ckpt"
     assert not callback.check_monitor_top_k(trainer, current=torch.tensor(float("nan")))
     assert callback.check_monitor_top_k(trainer, current=torch.tensor(0.3))
+
+
+def test_training_without_the_data_check_stops_at_a_corrupt_image_naming_it(tmp_path):
+    """check_data=false (the default): the run still stops with the file's name, not a bare traceback."""
+    from rootseg.data.synthetic import write_dataset
+
+    folder = write_dataset(tmp_path / "set", n=6, size=(300, 300), seed=3)
+    broken = sorted((folder / "images").glob("*.png"))[2]
+    broken.write_bytes(b"not a png at all")
+    run = _cli(
+        "rootseg.train",
+        "+experiment=unet_demo",
+        "data=folder",
+        f"data.root={folder}",
+        "debug=fdr",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert run.returncode != 0
+    assert f"error: {broken}: cannot decode image" in run.stderr
+    assert "Traceback" not in run.stderr
