@@ -310,12 +310,15 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> fl
     return time.time()
 
 
-def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir, workers):
     """SIGKILL at a random moment after the first checkpoint (epoch 0) and before the run ends; resumed with
     ckpt_path=last, it continues after the checkpoint's epoch (not from epoch 0: metrics.csv starts later, the
     killed part's rows stay in metrics_part1.csv) and ends with the uninterrupted run's val/f1.
 
-    The delay is drawn from a seed that changes from run to run (printed; ROOTSEG_KILL_SEED=N repeats one)."""
+    The delay is drawn from a seed that changes from run to run (printed; ROOTSEG_KILL_SEED=N repeats one).
+    With loader worker processes too: their tiles and augmentation come from (seed, epoch, worker), not
+    from state a checkpoint would have to carry."""
     seed = int(os.environ.get("ROOTSEG_KILL_SEED", time.time_ns() % 2**31))
     args = [
         *SMALL,
@@ -324,6 +327,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir
         "data.max_tiles_per_image=4",
         "trainer.deterministic=true",
         "test=false",
+        f"data.num_workers={workers}",
     ]
 
     def start(run_dir: Path) -> subprocess.Popen:
