@@ -370,3 +370,12 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir
         assert kept[e] == pytest.approx(reference[e], abs=1e-6)
     assert len(reference) == 3
     assert resumed_log["val/f1"].dropna().iloc[-1] == pytest.approx(reference.iloc[-1], abs=1e-6)
+
+
+@pytest.mark.parametrize(("overrides", "nodes"), [([], 1), (["trainer.num_nodes=2"], 2)])
+def test_slurm_nodes_follow_the_trainer(compose, overrides, nodes):
+    """One setting (trainer.num_nodes) asks SLURM for the nodes Lightning will span."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    cfg = compose("train", ["+experiment=unet_smith2020", "hydra/launcher=slurm", "trainer=ddp", *overrides])
+    assert cfg.hydra.launcher.nodes == nodes == cfg.trainer.num_nodes
+    assert compose("train", ["+experiment=unet_smith2020", "hydra/launcher=slurm"]).hydra.launcher.nodes == 1
