@@ -194,6 +194,14 @@ def resolve_grids(cfg: DictConfig) -> list[float]:
     return grids
 
 
+def resolve_grid_px(cfg: DictConfig) -> float | None:
+    """`line_intersect_grid_px=40`: the pixel grid used without a resolution, or None."""
+    grid_px = cfg.get("line_intersect_grid_px")
+    if grid_px is not None and not (isinstance(grid_px, int | float) and not isinstance(grid_px, bool) and grid_px > 0):
+        raise ValueError(f"line_intersect_grid_px must be a positive spacing in pixels, got {grid_px!r}")
+    return grid_px
+
+
 def prediction_file(name: str) -> str:
     """predictions/<name>.png, relative to the run directory (path separators in a name become _)."""
     return "predictions/" + re.sub(r"[\\/]", "_", name) + ".png"
@@ -231,10 +239,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "[data=folder data.root=DIR]"
         )
     mm = resolve_mm_per_pixel(cfg)
-    grids_mm = resolve_grids(cfg)
-    grid_px = cfg.get("line_intersect_grid_px")
-    if grid_px is not None and not (isinstance(grid_px, int | float) and not isinstance(grid_px, bool) and grid_px > 0):
-        raise ValueError(f"line_intersect_grid_px must be a positive spacing in pixels, got {grid_px!r}")
+    grids_mm, grid_px = resolve_grids(cfg), resolve_grid_px(cfg)
     length_method = str(cfg.get("length_method") or "corrected")
     if length_method not in LENGTH_METHODS:
         raise ValueError(f"length_method must be one of {LENGTH_METHODS}, got {length_method!r}")
@@ -398,7 +403,7 @@ def summary_csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for key in agreement_keys(result):
         if key in result:
             group, grid = agreement_label(key, result[key])
-            statistic = "predicted vs annotated" + (f" ({grid})" if grid else "")
+            statistic = "predicted vs annotated" + (f" ({grid} grid)" if grid else "")
             for metric in AGREEMENT_KEYS:
                 add(group, statistic, metric, result[key][metric], result[key]["n"])
     return rows
@@ -412,12 +417,12 @@ def agreement_keys(result: dict[str, Any]) -> list[str]:
 
 
 def agreement_label(key: str, agreement: dict[str, Any]) -> tuple[str, str]:
-    """(what is compared, its grid) for summary.csv and summary.md."""
+    """(what is compared, its grid spacing such as "10 mm"; "" for length) for summary.csv and summary.md."""
     if key == "length_agreement":
         return "root length", ""
     if key == "intersections_agreement":
-        return "root intersections", f"{agreement['grid_px']:g} px grid"
-    return "root intensity", f"{agreement['grid_mm']:g} mm grid"
+        return "root intersections", f"{agreement['grid_px']:g} px"
+    return "root intensity", f"{agreement['grid_mm']:g} mm"
 
 
 def _write(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
@@ -459,7 +464,7 @@ def _write(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) ->
         if key in result:
             agreement = result[key]
             title, grid = agreement_label(key, agreement)
-            grid = f" ({grid.replace(' grid', ' line-intersect grid')})" if grid else ""
+            grid = f" ({grid} line-intersect grid)" if grid else ""
             text += (
                 f"\n## {title.capitalize()}{grid}, predicted vs annotated\n\nSpearman {agreement['spearman']:.4f}, "
                 f"r^2 {agreement['r2']:.4f} (n = {agreement['n']})\n"
