@@ -4,7 +4,7 @@ Both sides run the full training transform on 572 px RGB tiles with masks, one t
 (cv2 and OpenMP pinned to one thread, so "per core" is honest): elastic grid (always applied, p = 1, on
 both sides), the same albumentations ColorJitter, and the same min-max normalisation to [-0.5, 0.5].
 
-- `fast`: `rootseg.data.transforms.smith2020_transform(elastic_p=1)` - Gaussian-smoothed displacement
+- `fast`: `rootseg.datamodules.transforms.smith2020_transform(elastic_p=1)` - Gaussian-smoothed displacement
   drawn on a coarse grid (sigma / 4 px cells) and upsampled, then `cv2.remap`.
 - `reference`: Smith's elastic grid as RootPainter's `elastic.py` does it, written here: per axis a
   full-resolution U(-1, 1) field on the tile padded by 60 px (reflect), `scipy.ndimage.gaussian_filter`
@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 import scipy  # noqa: E402
 from scipy.ndimage import gaussian_filter, map_coordinates  # noqa: E402
 
-from rootseg.data.synthetic import generate_sample  # noqa: E402
-from rootseg.data.transforms import coarse_displacement, smith2020_transform, smith_elastic_params  # noqa: E402
+from rootseg.datamodules.transforms import coarse_displacement, smith2020_transform, smith_elastic_params  # noqa: E402
+from rootseg.synthetic.generator import generate_sample  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -144,7 +144,7 @@ def time_transforms(
 
 def component_times(data: list[tuple[np.ndarray, np.ndarray]], n: int) -> dict[str, float]:
     """Milliseconds per tile of each stage of the fast transform (where its time goes)."""
-    from rootseg.data.transforms import SmithElasticGrid
+    from rootseg.datamodules.transforms import SmithElasticGrid
 
     elastic = A.Compose([SmithElasticGrid(p=1.0)])
     elastic.set_random_seed(0)
@@ -169,7 +169,7 @@ def displacement_statistics(draws: int, gammas: tuple[float, ...], seed: int) ->
 
     Both fields are drawn on the tile padded by 60 px and cropped, as SmithElasticGrid and RootPainter do;
     the `unpadded` pair draws both on the bare tile (the case tests/test_transforms.py checks)."""
-    from rootseg.data.transforms import SmithElasticGrid
+    from rootseg.datamodules.transforms import SmithElasticGrid
 
     pad = SmithElasticGrid().padding
     rng = np.random.default_rng(seed)

@@ -85,8 +85,8 @@ def summary_lines(result: dict) -> list[str]:
 
 def tiny_checkpoint(work: Path) -> Path:
     """The tests' tiny_checkpoint: unet_tiny, two short epochs on 12 small synthetic images."""
-    from rootseg.data.synthetic import write_dataset
-    from rootseg.train import train
+    from rootseg.synthetic.dataset import write_dataset
+    from rootseg.tasks.fit import train
 
     data = write_dataset(work / "synthetic", n=12, size=(192, 160), seed=5)
     overrides = [

@@ -2,7 +2,7 @@
 
 Times `UNetDataModule.train_dataloader()` with the real training transform (`smith2020_transform`: elastic
 grid, colour jitter; 572 px tiles cut from cached images, masks cropped to 388) at each worker count, on
-synthetic images written to a temporary folder (`rootseg.data.synthetic.write_dataset`) or, with `--segroot`,
+synthetic images written to a temporary folder (`rootseg.synthetic.dataset.write_dataset`) or, with `--segroot`,
 on SegRoot's images. The first batch (worker start-up, fork) is timed apart; the steady rate is timed after
 3 more batches (what the workers prefetched meanwhile would inflate it).
 
@@ -36,10 +36,10 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 
-from rootseg.data.datamodules import UNetDataModule  # noqa: E402
-from rootseg.data.sources import FolderSource  # noqa: E402
-from rootseg.data.synthetic import write_dataset  # noqa: E402
-from rootseg.data.transforms import smith2020_transform  # noqa: E402
+from rootseg.datamodules.transforms import smith2020_transform
+from rootseg.datamodules.unet import UNetDataModule
+from rootseg.sources.folder import FolderSource
+from rootseg.synthetic.dataset import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SEGROOT = Path(os.environ.get("ROOTSEG_SHARED", REPO.parent / "shared")) / "datasets" / "segroot"
@@ -130,8 +130,8 @@ def time_loader(datamodule: UNetDataModule, max_batches: int) -> dict[str, Any]:
 def end_to_end(datamodule: UNetDataModule, max_batches: int) -> dict[str, Any]:
     """GPU only: train the Smith U-Net (bf16, channels_last) straight from the loader; busy share =
     (steps x step time on a resident batch) / wall time of the loader-fed loop."""
-    from rootseg.losses import DiceCELoss
     from rootseg.models.unet import UNet
+    from rootseg.tasks.losses import DiceCELoss
 
     device = torch.device("cuda")
     torch.backends.cudnn.benchmark = True

@@ -30,7 +30,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from rootseg.inference import frame_shape, sliding_window_probs, tile_grid  # noqa: E402
+from rootseg.tiling.grid import frame_shape, tile_grid
+from rootseg.tiling.window import sliding_window_probs
 
 REPO = Path(__file__).resolve().parents[1]
 SEGROOT = Path(os.environ.get("ROOTSEG_SHARED", REPO.parent / "shared")) / "datasets" / "segroot"
@@ -137,8 +138,9 @@ def _f1(tp: int, fp: int, fn: int) -> float:
 
 
 def segroot_compare(args: argparse.Namespace) -> dict[str, Any]:
-    from rootseg.data.io import read_image, read_mask
-    from rootseg.modules.loading import load_module
+    from rootseg.io.images import read_image
+    from rootseg.io.masks import read_mask
+    from rootseg.tasks.checkpoints import load_module
 
     split_path = SEGROOT / "split.json"
     if not split_path.is_file():

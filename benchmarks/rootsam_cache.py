@@ -1,7 +1,7 @@
 """What the embedding cache buys RootSAM training: epoch time with and without it (JSON).
 
 With the image encoder frozen, an epoch of decoder training re-encodes every tile unless the embeddings are
-cached (`data.cache_embeddings=true`, `rootseg.data.embedding_cache`). This times epochs of
+cached (`data.cache_embeddings=true`, `rootseg.models.embedding_cache`). This times epochs of
 `RootSAMModule`'s own training computation (`_step`: cache lookup or encoder, decoder, SAMLoss) plus backward
 and AdamW over the training tiles of a small synthetic set:
 
@@ -38,13 +38,13 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from rootseg.data.rootsam_data import RootSAMDataModule  # noqa: E402
-from rootseg.data.sources import FolderSource  # noqa: E402
-from rootseg.data.synthetic import write_dataset  # noqa: E402
-from rootseg.losses import SAMLoss  # noqa: E402
+from rootseg.datamodules.rootsam import RootSAMDataModule
 from rootseg.models.rootsam import RootSAM  # noqa: E402
 from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES  # noqa: E402
-from rootseg.modules.rootsam import RootSAMModule  # noqa: E402
+from rootseg.sources.folder import FolderSource
+from rootseg.synthetic.dataset import write_dataset
+from rootseg.tasks.losses import SAMLoss
+from rootseg.tasks.rootsam import RootSAMModule
 
 
 def build_module(config: str, image_size: int, device: torch.device) -> RootSAMModule:

@@ -10,7 +10,7 @@ Modes (each on random tiles and masks; speed does not depend on the values):
   the largest batch size is compiled): compile time (the warm-up steps) is reported apart and excluded
   from tiles/s.
 
-Loss and optimiser are the paper's: Dice + 0.3 CE (`rootseg.losses.DiceCELoss`), SGD Nesterov momentum 0.99.
+Loss and optimiser are the paper's: Dice + 0.3 CE (`rootseg.tasks.losses.DiceCELoss`), SGD Nesterov momentum 0.99.
 Peak memory: GPU `torch.cuda.max_memory_allocated`; CPU peak resident set (VmHWM, reset per run through
 /proc/self/clear_refs) minus the resident set before the run. Prints one JSON object per device; `ratio` of
 each mode = its tiles/s / fp32 tiles/s at the same batch size.
@@ -39,8 +39,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 
-from rootseg.losses import DiceCELoss  # noqa: E402
 from rootseg.models.unet import UNet  # noqa: E402
+from rootseg.tasks.losses import DiceCELoss
 
 # name -> (UNet kwargs, tile_in, tile_out), as benchmarks/predict.py
 NETS: dict[str, tuple[dict[str, int], int, int]] = {

@@ -39,7 +39,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rootseg.data.io import read_image, read_mask
+from rootseg.inference.folder import CSV_NAME, find_images, plan_jobs, predict
+from rootseg.io.images import read_image
+from rootseg.io.masks import read_mask
 
 SIZE = (96, 128)  # (H, W) of the ordinary cases
 LARGE = (9000, 12000)  # a stitched rhizotron panel: 108 MP
@@ -333,7 +335,7 @@ def brightness_net(module):
     `predict_tiles` (what the sliding window calls) becomes: root probability 1 where the mean of R, G, B of
     an output pixel exceeds `STAND_IN_BRIGHTNESS`, else 0. It reads only the central tile_out x tile_out
     window of each tile_in x tile_in input tile, where that tile's output pixels lie, so a tile cut from the
-    wrong place or pasted back at the wrong place changes the mask. 64 tiles a batch (Python overhead).
+    wrong place or pasted back at the wrong place changes the mask. Run it 64 tiles a batch (`batch_size=64`).
     """
     margin = (module.tile_in - module.tile_out) // 2
     window = slice(margin, margin + module.tile_out)
@@ -343,7 +345,6 @@ def brightness_net(module):
         return (tiles[:, :, window, window].sum(dim=1) > 3 * STAND_IN_BRIGHTNESS).float()
 
     module.predict_tiles = predict_tiles
-    module.eval_batch_size = 64
     return module
 
 
@@ -357,17 +358,10 @@ def stand_in_network() -> Iterator[None]:
     """Within the block, every checkpoint that eval and predict load gets `brightness_net`."""
     from unittest import mock
 
-    import rootseg.eval
-    import rootseg.predict
+    import rootseg.inference.predictor as predictor
 
-    with contextlib.ExitStack() as stack:
-        for command in (rootseg.eval, rootseg.predict):
-            original = command.load_module
-            stack.enter_context(
-                mock.patch.object(
-                    command, "load_module", lambda *a, _load=original, **k: brightness_net(_load(*a, **k))
-                )
-            )
+    original = predictor.load_module
+    with mock.patch.object(predictor, "load_module", lambda *a, **k: brightness_net(original(*a, **k))):
         yield
 
 
@@ -468,7 +462,7 @@ def compose_run(config_name: str, overrides: list[str], run_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from rootseg.utils.config import CONFIG_DIR
+    from rootseg.config.run_config import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -492,8 +486,8 @@ def _error_verdict(case: Case, message: str, expected: str | None) -> tuple[bool
 
 def run_check(cases: list[Case], work: Path) -> Verdicts:
     """All cases in one folder through `check_source`: errors and warnings name each file."""
-    from rootseg.data.check import check_source
-    from rootseg.data.sources import FolderSource
+    from rootseg.sources.check import check_source
+    from rootseg.sources.folder import FolderSource
 
     folder = combine(cases, work / "check é corpus")
     report = check_source(FolderSource(folder))
@@ -521,7 +515,7 @@ def run_check(cases: list[Case], work: Path) -> Verdicts:
 def run_train(cases: list[Case], work: Path) -> Verdicts:
     """`debug=fdr` training: bad files refused up front by `check_data=true` (every one named in one error);
     readable cases trained on, each in the train split so the data module reads every one of them."""
-    from rootseg.train import train
+    from rootseg.tasks.fit import train
 
     base = ["+experiment=unet_demo", "debug=fdr", "data=folder", "data.batch_size=2", "logger=csv"]
     verdicts: Verdicts = {}
@@ -556,12 +550,12 @@ def run_train(cases: list[Case], work: Path) -> Verdicts:
 
 
 def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
-    """`rootseg.eval.evaluate` with `split=all`: each bad case alone (eval stops at the first bad file),
+    """`rootseg.evaluation.run.evaluate` with `split=all`: each bad case alone (eval stops at the first bad file),
     the readable ones together; a row per image, of the displayed size."""
-    from rootseg.eval import evaluate
+    from rootseg.evaluation.run import evaluate
 
     verdicts: Verdicts = {}
-    base = [f"ckpt_path={_quoted(ckpt)}", "data=folder", "split=all", "figures=0", "+device=cpu"]
+    base = [f"ckpt_path={_quoted(ckpt)}", "data=folder", "split=all", "figures=0", "device=cpu"]
     for case in cases:
         if not case.expects_error or "eval" in case.skip:
             continue
@@ -586,7 +580,8 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
         run_dir = work / f"eval_{case.name}"
         try:
             with stand_in_network():
-                rows = _eval_rows(compose_run("eval", [*base, f"data.root={_quoted(case.root)}"], run_dir))
+                grid = [*base, f"data.root={_quoted(case.root)}", "step=tile", "batch_size=64"]
+                rows = _eval_rows(compose_run("eval", grid, run_dir))
             verdicts[case.name] = check_stand_in_scores(case, rows.get(case.image.stem))
         except Exception as error:
             verdicts[case.name] = (False, f"{type(error).__name__}: {error}"[:300])
@@ -594,8 +589,8 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
 
 
 def _eval_rows(cfg) -> dict[str, dict[str, str]]:
-    """Run `rootseg.eval.evaluate` and return its per_image.csv rows by image name."""
-    from rootseg.eval import evaluate
+    """Run `rootseg.evaluation.run.evaluate` and return its per_image.csv rows by image name."""
+    from rootseg.evaluation.run import evaluate
 
     evaluate(cfg)
     with open(Path(cfg.paths.output_dir) / "per_image.csv", newline="", encoding="utf-8") as handle:
@@ -603,10 +598,9 @@ def _eval_rows(cfg) -> dict[str, dict[str, str]]:
 
 
 def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
-    """`rootseg.predict.predict` over one folder of every case's images: unreadable ones reported by name
+    """`rootseg.inference.folder.predict` over one folder of every case's images: unreadable ones reported by name
     and skipped, every other mask written with the displayed size. Stand-in cases are predicted by
     `_predict_stand_in`, each alone."""
-    import rootseg.predict as predict_mod
 
     verdicts: Verdicts = {}
     todo = [c for c in cases if "predict" not in c.skip and not c.stand_in]
@@ -621,11 +615,9 @@ def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
     output = work / "predict out é"
     overrides = [f"ckpt_path={_quoted(ckpt)}", f"input={_quoted(folder / 'images')}", f"output={_quoted(output)}"]
     cfg = compose_run("predict", [*overrides, "device=cpu", "save_overlay=false"], work / "predict_run")
-    summary = predict_mod.predict(cfg)
+    summary = predict(cfg)
     failures = {Path(f["path"]).name: f["error"] for f in summary["failures"]}
-    jobs = {
-        job.path.name: job.stem for job in predict_mod.plan_jobs(predict_mod.find_images(folder / "images"), output)
-    }
+    jobs = {job.path.name: job.stem for job in plan_jobs(find_images(folder / "images"), output)}
     for case in todo:
         images = [f for f in case.files if f.parent.name == "images"]
         results = []
@@ -647,10 +639,9 @@ def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
 
 
 def _predict_stand_in(case: Case, work: Path, ckpt: Path) -> tuple[bool, str]:
-    """One image through `rootseg.predict.predict` with `brightness_net`: Smith's grid (step = tile_out,
+    """One image through `rootseg.inference.folder.predict` with `brightness_net`: Smith's grid (step = tile_out,
     constant blending, each pixel predicted once), 64 tiles a batch, mask and RootPainter outputs."""
-    import rootseg.predict as predict_mod
-    from rootseg.modules.loading import read_checkpoint
+    from rootseg.tasks.checkpoints import read_checkpoint
 
     tile_out = int(read_checkpoint(ckpt)["rootseg"]["config"]["model"]["tile_out"])
     output = work / f"predict {case.name} é"
@@ -665,11 +656,11 @@ def _predict_stand_in(case: Case, work: Path, ckpt: Path) -> tuple[bool, str]:
         "batch_size=64",
     ]
     with stand_in_network():
-        summary = predict_mod.predict(compose_run("predict", overrides, work / f"predict_run_{case.name}"))
+        summary = predict(compose_run("predict", overrides, work / f"predict_run_{case.name}"))
     if summary["failures"] or summary["segmented"] != 1:
         return False, f"segmented {summary['segmented']}, failures {summary['failures']}"[:300]
-    stem = predict_mod.plan_jobs([case.image], output)[0].stem
-    with open(output / predict_mod.CSV_NAME, newline="", encoding="utf-8") as handle:
+    stem = plan_jobs([case.image], output)[0].stem
+    with open(output / CSV_NAME, newline="", encoding="utf-8") as handle:
         row = next((r for r in csv.DictReader(handle) if r["name"] == case.image.name), None)
     ok, detail = check_stand_in_prediction(case, output / f"{stem}.png", row)
     painted = Image.open(output / f"{stem}_rootpainter.png")

@@ -31,7 +31,7 @@ def compose(clean_hydra):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from rootseg.utils.config import CONFIG_DIR
+    from rootseg.config.run_config import CONFIG_DIR
 
     def _compose(config_name: str = "train", overrides: list[str] | None = None):
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -71,7 +71,7 @@ def compose_run(config_name: str, overrides: list[str], run_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from rootseg.utils.config import CONFIG_DIR
+    from rootseg.config.run_config import CONFIG_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -86,7 +86,7 @@ def compose_run(config_name: str, overrides: list[str], run_dir: Path):
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
     """A small synthetic set (12 images of 192 x 160) shared by the tests that train or predict."""
-    from rootseg.data.synthetic import write_dataset
+    from rootseg.synthetic.dataset import write_dataset
 
     return write_dataset(tmp_path_factory.mktemp("synthetic") / "set", n=12, size=(192, 160), seed=5)
 
@@ -104,7 +104,7 @@ TINY_TRAIN = [
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
     """A unet_tiny checkpoint trained for two short epochs on the small synthetic set."""
-    from rootseg.train import train
+    from rootseg.tasks.fit import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     cfg = compose_run("train", [*TINY_TRAIN, f"data.root={synthetic_dir}", "logger=csv"], run_dir)

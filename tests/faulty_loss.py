@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from rootseg.losses import DiceCELoss
+from rootseg.tasks.losses import DiceCELoss
 
 
 class NaNOnceOnRank(DiceCELoss):

@@ -25,10 +25,11 @@ def test_outputs_are_stripped(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_cells_run_in_order(path, monkeypatch):
+def test_cells_run_in_order(path, monkeypatch, tiny_checkpoint):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    monkeypatch.setenv("ROOTSEG_CKPT", str(tiny_checkpoint))  # the model cell runs too
     monkeypatch.chdir(path.parent)  # notebooks use paths relative to their folder, as Jupyter runs them
     namespace: dict = {"__name__": "__notebook__"}
     try:
@@ -37,6 +38,9 @@ def test_cells_run_in_order(path, monkeypatch):
     finally:
         plt.close("all")
     assert namespace["image"].shape[:2] == namespace["mask"].shape  # what the later cells measured
+    if "tour" in path.name:  # the model cell predicted the scan with the checkpoint it was given
+        assert namespace["CKPT"] == str(tiny_checkpoint)
+        assert namespace["pred"].shape == namespace["mask"].shape and namespace["pred"].dtype == bool
 
 
 def test_there_is_a_notebook():

@@ -12,16 +12,17 @@ resume() { [ -f "$1/checkpoints/last.ckpt" ] && echo "ckpt_path=last" || true; }
 $PY -m rootseg.train +experiment=unet_segroot_cpu hydra.run.dir=$OUT/unet $(resume $OUT/unet)
 BEST=$(ls -t $OUT/unet/checkpoints/epoch_*.ckpt | head -1)
 
-# 2. the 13 val images: Smith's non-overlapping grid (the default), half-tile Gaussian blending, SegRoot's
-#    threshold 0.9, and SegRoot's one-pixel-dilated masks
+# 2. the 13 val images: Smith's non-overlapping grid (step=tile), half-tile Gaussian blending (the default,
+#    what rootseg.predict writes), SegRoot's threshold 0.9, and SegRoot's one-pixel-dilated masks (on the grid,
+#    as recorded in README.md)
 $PY experiments/segroot/derived_sets.py $OUT
-$PY -m rootseg.eval ckpt_path=$BEST dpi=600 hydra.run.dir=$OUT/eval_grid
-$PY -m rootseg.eval ckpt_path=$BEST dpi=600 eval_step=194 eval_blend=gaussian hydra.run.dir=$OUT/eval_blend
-$PY -m rootseg.eval ckpt_path=$BEST threshold=0.9 hydra.run.dir=$OUT/eval_t09
+$PY -m rootseg.eval ckpt_path=$BEST dpi=600 step=tile hydra.run.dir=$OUT/eval_grid
+$PY -m rootseg.eval ckpt_path=$BEST dpi=600 hydra.run.dir=$OUT/eval_blend
+$PY -m rootseg.eval ckpt_path=$BEST threshold=0.9 step=tile hydra.run.dir=$OUT/eval_t09
 $PY -m rootseg.eval ckpt_path=$BEST data=folder data.root=$OUT/dilated1 data.source.mask_suffix=-mask \
-    threshold=0.9 hydra.run.dir=$OUT/eval_dilated_t09
+    threshold=0.9 step=tile hydra.run.dir=$OUT/eval_dilated_t09
 $PY -m rootseg.eval ckpt_path=$BEST data=folder data.root=$OUT/dilated1 data.source.mask_suffix=-mask \
-    hydra.run.dir=$OUT/eval_dilated
+    step=tile hydra.run.dir=$OUT/eval_dilated
 
 # 3. Smith's Frangi + CMA-ES baseline (downscale 4; ~150 evaluations of the 39 training images)
 $PY -m rootseg.train +experiment=frangi_cmaes data=segroot model.downscale=4 model.upsample=linear \

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy.ndimage import uniform_filter
 
-from rootseg.data.synthetic import generate_sample
+from rootseg.synthetic.generator import generate_sample
 
 HERE = Path(__file__).resolve().parent
 SEGROOT = HERE.parents[1].parent / "shared" / "datasets" / "segroot"

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from rootseg.data.io import atomic_path
-from rootseg.metrics import confusion, scores
+from rootseg.io.atomic import atomic_path
+from rootseg.metrics.pixels import confusion, scores
 
 __all__ = [
     "BOUNDS",
@@ -201,6 +201,57 @@ def _fingerprint(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], sett
     }
 
 
+class _Search:
+    """One CMA-ES search's bookkeeping: the candidates' scores, the history, and the state file that lets a
+    killed search resume exactly."""
+
+    def __init__(self, n_images: int, start: FrangiParams, fingerprint: dict, state_path: Path | None, mapper) -> None:
+        self.n_images, self.start, self.fingerprint = n_images, start, fingerprint
+        self.state_path, self.mapper = state_path, mapper
+        self.history: list[dict] = []
+
+    def load(self):
+        """The saved ES (numpy's random state restored with it), or None for a new search."""
+        if self.state_path is None or not self.state_path.exists():
+            return None
+        with open(self.state_path, "rb") as handle:
+            saved = pickle.load(handle)
+        if saved["fingerprint"] != self.fingerprint:
+            raise ValueError(
+                f"{self.state_path} was written for other data or settings; delete it or pass another state_path"
+            )
+        self.history = saved["history"]
+        np.random.set_state(saved["random_state"])
+        return saved["es"]
+
+    def save(self, es) -> None:
+        if self.state_path is None:
+            return
+        state = {"es": es, "history": self.history, "random_state": np.random.get_state()}
+        with atomic_path(self.state_path) as tmp:
+            tmp.write_bytes(pickle.dumps({**state, "fingerprint": self.fingerprint}))
+
+    def evaluate(self, units: list[np.ndarray], generation: int) -> list[float]:
+        """Mean F1 over the images of each candidate (unit-box coordinates), recorded in the history."""
+        began = time.perf_counter()
+        jobs = [(tuple(map(float, u)), self.start.n_sigmas, i) for u in units for i in range(self.n_images)]
+        f1s = np.array(self.mapper(_evaluate_pair, jobs), dtype=np.float64).reshape(len(units), self.n_images)
+        means = [float(np.nanmean(row)) for row in f1s]
+        seconds = time.perf_counter() - began
+        for unit, f1 in zip(units, means, strict=True):
+            params = dataclasses.asdict(FrangiParams.from_unit(unit, self.start.n_sigmas))
+            row = {"eval": len(self.history), "generation": generation, "params": params, "f1": f1}
+            self.history.append({**row, "seconds": seconds / len(units)})
+        return means
+
+
+def _new_strategy(cma, start: FrangiParams, seed: int, sigma0: float, popsize: int | None):
+    options = {"bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9, "verb_disp": 0, "verb_log": 0}  # 0: random
+    if popsize is not None:
+        options["popsize"] = popsize
+    return cma.CMAEvolutionStrategy(start.to_unit(), sigma0, options)
+
+
 def tune_frangi(
     images: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
@@ -230,94 +281,39 @@ def tune_frangi(
 
     if len(images) != len(masks) or not images:
         raise ValueError(f"need the same non-zero number of images and masks, got {len(images)} and {len(masks)}")
-    start = start or FrangiParams()
-    settings = {"downscale": downscale, "upsample": upsample, "seed": seed, "n_sigmas": start.n_sigmas}
-    fingerprint = _fingerprint(images, masks, settings)
-    state_path = Path(state_path) if state_path is not None else None
-    caller_random_state = np.random.get_state()  # cma draws from numpy's global generator
-    history: list[dict] = []
-    es = None
-    if state_path is not None and state_path.exists():
-        with open(state_path, "rb") as handle:
-            saved = pickle.load(handle)
-        if saved["fingerprint"] != fingerprint:
-            raise ValueError(
-                f"{state_path} was written for other data or settings; delete it or pass another state_path"
-            )
-        es, history = saved["es"], saved["history"]
-        np.random.set_state(saved["random_state"])
     for image, mask in zip(images, masks, strict=True):
         if image.shape[:2] != mask.shape:
             raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} differ in size")
+    start = start or FrangiParams()
+    settings = {"downscale": downscale, "upsample": upsample, "seed": seed, "n_sigmas": start.n_sigmas}
+    caller_random_state = np.random.get_state()  # cma draws from numpy's global generator
     greys = [prepare_grey(image, downscale) for image in images]
     pool = None
     if workers > 1:
-        pool = multiprocessing.get_context().Pool(
-            workers, initializer=_init_worker, initargs=(greys, list(masks), downscale, upsample)
-        )
+        context = multiprocessing.get_context()
+        pool = context.Pool(workers, initializer=_init_worker, initargs=(greys, list(masks), downscale, upsample))
     else:
         _init_worker(greys, list(masks), downscale, upsample)
     mapper = pool.map if pool is not None else lambda fn, jobs: list(map(fn, jobs))
-
-    def evaluate(units: list[np.ndarray]) -> list[float]:
-        jobs = [(tuple(map(float, u)), start.n_sigmas, i) for u in units for i in range(len(images))]
-        f1s = np.array(mapper(_evaluate_pair, jobs), dtype=np.float64).reshape(len(units), len(images))
-        return [float(np.nanmean(row)) for row in f1s]
-
-    def record(units: list[np.ndarray], f1s: list[float], generation: int, seconds: float) -> None:
-        for unit, f1 in zip(units, f1s, strict=True):
-            params = FrangiParams.from_unit(unit, start.n_sigmas)
-            history.append(
-                {
-                    "eval": len(history),
-                    "generation": generation,
-                    "params": dataclasses.asdict(params),
-                    "f1": f1,
-                    "seconds": seconds / len(units),
-                }
-            )
-
-    def save() -> None:
-        if state_path is None:
-            return
-        state = {
-            "es": es,
-            "history": history,
-            "random_state": np.random.get_state(),
-            "fingerprint": fingerprint,
-        }
-        with atomic_path(state_path) as tmp:
-            tmp.write_bytes(pickle.dumps(state))
-
+    path = Path(state_path) if state_path is not None else None
+    search = _Search(len(images), start, _fingerprint(images, masks, settings), path, mapper)
     try:
+        es = search.load()
         if es is None:
             np.random.seed(seed)
-            x0 = start.to_unit()
-            began = time.perf_counter()
-            record([x0], evaluate([x0]), generation=0, seconds=time.perf_counter() - began)
-            options = {
-                "bounds": [0.0, 1.0],
-                "seed": seed + 1,  # cma treats 0 as "random"
-                "verbose": -9,
-                "verb_disp": 0,
-                "verb_log": 0,
-            }
-            if popsize is not None:
-                options["popsize"] = popsize
-            es = cma.CMAEvolutionStrategy(x0, sigma0, options)
-            save()
-        while len(history) + es.popsize <= max_evals and not es.stop():
+            search.evaluate([start.to_unit()], generation=0)
+            es = _new_strategy(cma, start, seed, sigma0, popsize)
+            search.save(es)
+        while len(search.history) + es.popsize <= max_evals and not es.stop():
             units = es.ask()
-            began = time.perf_counter()
-            f1s = evaluate(units)
+            f1s = search.evaluate(units, es.countiter + 1)
             es.tell(units, [1.0 - f1 for f1 in f1s])
-            record(units, f1s, es.countiter, time.perf_counter() - began)
-            save()
+            search.save(es)
     finally:
         if pool is not None:
             pool.close()
             pool.join()
         np.random.set_state(caller_random_state)
         _DATA.clear()  # the serial path keeps the images in this process otherwise
-    best = max(history, key=lambda row: row["f1"] if math.isfinite(row["f1"]) else -math.inf)
-    return FrangiParams(**best["params"]), history
+    best = max(search.history, key=lambda row: row["f1"] if math.isfinite(row["f1"]) else -math.inf)
+    return FrangiParams(**best["params"]), search.history

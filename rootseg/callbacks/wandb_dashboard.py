@@ -14,8 +14,8 @@ import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.loggers import WandbLogger
 
-from rootseg.metrics import scores
-from rootseg.outputs import overlay
+from rootseg.figures.overlay import overlay
+from rootseg.metrics.pixels import scores
 
 
 def _downscale(array: np.ndarray, longest: int) -> np.ndarray:
@@ -86,7 +86,7 @@ class WandbDashboard(L.Callback):
                 ]
             )
         logger.experiment.log({"val/per_image": wandb.Table(columns=columns, data=rows)}, commit=False)
-        images = [wandb.Image(image, caption=f"{name}: FP red, FN green, TP yellow") for name, image in examples]
+        images = [wandb.Image(image, caption=f"{name}: TP white, FP red, FN green") for name, image in examples]
         if images:
             logger.experiment.log({"val/overlays": images}, commit=False)
 

@@ -1,7 +1,7 @@
 """RootSAM (Parth et al.): SAM 2.1's single-image path with point prompts, as a plain `nn.Module`.
 
 The wrapper exposes the two halves separately so that the expensive, frozen image encoder runs once per
-tile (and can be cached, `rootseg.data.embedding_cache`) while many prompts are decoded against it:
+tile (and can be cached, `rootseg.models.embedding_cache`) while many prompts are decoded against it:
 
     embeddings = model.encode(sam_normalize(tiles))           # [B, 3, S, S] -> features
     logits, iou = model.decode(embeddings, coords, labels)     # [B, N_obj, M, S, S], [B, N_obj, M]
@@ -132,7 +132,7 @@ class RootSAM(nn.Module):
 
     def encoder_fingerprint(self) -> str:
         """Hash of the encoder weights and of every setting that changes `encode`'s output."""
-        from rootseg.data.embedding_cache import encoder_fingerprint
+        from rootseg.models.embedding_cache import encoder_fingerprint
 
         extra = f"image_size={self.image_size};project_in_decode={self.project_high_res_in_decode}"
         return encoder_fingerprint(self.encoder_state_dict(), extra=extra)

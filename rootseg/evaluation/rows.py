@@ -1,0 +1,99 @@
+"""One image's row of per_image.csv: the pixel scores, root pixels, length and line-intersect counts of the
+prediction and of the annotation, on labelled pixels only; and the prediction saved for `rootseg.report`."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rootseg.io.arrays import IGNORE_INDEX
+from rootseg.io.atomic import write_image
+from rootseg.measure.intersect import line_intersect_counts
+from rootseg.measure.length import skeleton_length
+from rootseg.metrics.pixels import confusion, scores, segroot_soft_dice
+
+
+def grid_suffix(grid_mm: float, grids_mm: Sequence[float]) -> str:
+    """Column suffix of a line-intersect grid: none for the first (headline) grid, `_<g>mm` for the others."""
+    return "" if grid_mm == grids_mm[0] else f"_{grid_mm:g}mm"
+
+
+def measure_image(
+    probs: np.ndarray,
+    target: np.ndarray,
+    threshold: float,
+    mm_per_pixel: float | None = None,
+    grids_mm: Sequence[float] = (10.0,),
+    length_method: str = "corrected",
+    grid_px: float | None = None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One per_image.csv row (less name and seconds) and the hard prediction.
+
+    Every column counts labelled pixels only (target 0 or 1; 255 is unlabelled, e.g. RootPainter's
+    transparent areas): the prediction is cut to them before root pixels, length and line intersects are
+    measured, as the annotation can only hold root there. The first grid's intersections and intensity have
+    plain column names (`intensity_true_per_m`); each further grid's end in `_<spacing>mm`. Without a
+    resolution, `grid_px` counts intersections on a grid that many pixels apart (no intensity per metre).
+    """
+    pred = probs >= threshold  # the rule of rootseg.inference.predictor.Predictor.mask
+    labelled = target != IGNORE_INDEX
+    truth = target == 1
+    pred_labelled = pred & labelled
+    counts = confusion(pred, target)
+    row: dict[str, Any] = {
+        **counts,
+        **scores(**counts),
+        "segroot_soft_dice": segroot_soft_dice(probs, target),
+        "unlabelled_pixels": int(np.count_nonzero(~labelled)),
+        "root_pixels_true": int(truth.sum()),
+        "root_pixels_pred": int(pred_labelled.sum()),
+        "length_true_px": skeleton_length(truth, method=length_method),
+        "length_pred_px": skeleton_length(pred_labelled, method=length_method),
+    }
+    if mm_per_pixel:
+        row["length_true_mm"] = row["length_true_px"] * mm_per_pixel
+        row["length_pred_mm"] = row["length_pred_px"] * mm_per_pixel
+        for grid_mm in grids_mm:
+            suffix = grid_suffix(grid_mm, grids_mm)
+            for side, mask in (("true", truth), ("pred", pred_labelled)):
+                found = line_intersect_counts(mask, grid_mm / mm_per_pixel, mm_per_pixel, valid=labelled)
+                row[f"intersections_{side}{suffix}"] = found["intersections"]
+                intensity = found["intensity_per_m"]
+                row[f"intensity_{side}_per_m{suffix}"] = math.nan if intensity is None else float(intensity)
+    elif grid_px:
+        for side, mask in (("true", truth), ("pred", pred_labelled)):
+            row[f"intersections_{side}"] = line_intersect_counts(mask, grid_px, valid=labelled)["intersections"]
+    return row, pred
+
+
+def prediction_file(name: str) -> str:
+    """predictions/<name>.png, relative to the run directory (path separators in a name become _)."""
+    return "predictions/" + re.sub(r"[\\/]", "_", name) + ".png"
+
+
+def save_prediction(run_dir: Path, sample: Any, pred: np.ndarray, mask_threshold: int) -> dict[str, Any]:
+    """The hard mask as a lossless 1-bit PNG (root white) and its predictions/index.csv row."""
+    relative = prediction_file(sample.name)
+    write_image(run_dir / relative, np.ascontiguousarray(pred, dtype=bool), optimize=True)
+    return {
+        "name": sample.name,
+        "prediction": relative,
+        "image_path": str(Path(sample.image_path).resolve()),
+        "mask_path": str(Path(sample.mask_path).resolve()),
+        "mask_threshold": mask_threshold,
+    }
+
+
+def model_info(module: Any) -> dict[str, Any]:
+    """What the checkpoint is (for `rootseg.report`, which names methods by experiment)."""
+    run_config = module.run_config or {}
+    return {
+        "kind": module.kind,
+        "experiment_name": run_config.get("experiment_name"),
+        "model_target": (run_config.get("model") or {}).get("_target_"),
+    }

@@ -1,0 +1,134 @@
+"""Per-image records of a predict run, and results.csv and failures.csv rebuilt from them.
+
+Each finished image leaves `.rootseg/records/<stem>.json` (its measurements, in pixels) before its mask, the
+mark that it is done; an unreadable one leaves `.rootseg/failures/<stem>.json`. The tables are rebuilt from
+these files under a lock shared by every process writing into the folder, so no row is lost when shards, a
+resumed run, or two runs one after the other write into one folder; lengths in mm follow the resolution of
+the run that rebuilds them (adding `dpi=` to a finished run fills them in).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rootseg.inference.jobs import Job
+from rootseg.inference.locks import folder_lock, state_dir
+from rootseg.io.atomic import write_text
+from rootseg.io.images import ImageReadError
+from rootseg.io.masks import read_mask
+from rootseg.io.tables import write_csv
+from rootseg.measure.length import skeleton_length
+
+log = logging.getLogger(__name__)
+
+CSV_NAME = "results.csv"
+FAILURES_NAME = "failures.csv"
+CSV_COLUMNS = (
+    "name",
+    "path",
+    "height",
+    "width",
+    "root_pixels",
+    "root_fraction",
+    "root_length_px",
+    "root_length_mm",
+    "seconds",
+)
+FAILURE_COLUMNS = ("name", "path", "error")
+
+
+def measure_row(job: Job, mask: np.ndarray, method: str, seconds: float | None = None) -> dict[str, Any]:
+    """What results.csv says of one image, from its boolean mask, in pixels."""
+    height, width = mask.shape
+    return {
+        "name": job.name,
+        "path": str(job.path),
+        "height": int(height),
+        "width": int(width),
+        "root_pixels": int(np.count_nonzero(mask)),
+        "root_length_px": float(skeleton_length(mask, method=method)),
+        "seconds": seconds,
+    }
+
+
+def _folder(output: Path, kind: str) -> Path:
+    folder = state_dir(output) / kind
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def write_record(output: Path, job: Job, row: dict[str, Any]) -> None:
+    write_text(_folder(output, "records") / f"{job.stem}.json", json.dumps(row))
+    (_folder(output, "failures") / f"{job.stem}.json").unlink(missing_ok=True)
+
+
+def write_failure(output: Path, job: Job, error: str) -> None:
+    write_text(_folder(output, "failures") / f"{job.stem}.json", json.dumps({**_identity(job), "error": error}))
+
+
+def _identity(job: Job) -> dict[str, str]:
+    return {"name": job.name, "path": str(job.path)}
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def ensure_record(output: Path, job: Job, mask_path: Path, method: str) -> bool:
+    """An image done earlier keeps its record; one done by an older rootseg (no record) is measured again
+    from its mask. False when the mask cannot be read (the image is then segmented again)."""
+    if _read(_folder(output, "records") / f"{job.stem}.json") is not None:
+        return True
+    try:
+        mask = read_mask(mask_path) == 1
+    except ImageReadError:
+        return False
+    write_record(output, job, measure_row(job, mask, method))
+    return True
+
+
+def _table_row(record: dict[str, Any], mm_per_pixel: float | None) -> dict[str, Any]:
+    pixels = int(record["height"]) * int(record["width"])
+    length = float(record["root_length_px"])
+    seconds = record.get("seconds")
+    return {
+        **record,
+        "root_fraction": f"{int(record['root_pixels']) / pixels:.6f}",
+        "root_length_px": f"{length:.3f}",
+        "root_length_mm": None if mm_per_pixel is None else f"{length * mm_per_pixel:.3f}",
+        "seconds": None if seconds is None else f"{float(seconds):.3f}",
+    }
+
+
+def rebuild_tables(output: Path, jobs: Sequence[Job], mm_per_pixel: float | None) -> list[dict[str, Any]]:
+    """results.csv from the records of every finished image (those whose mask exists), in input order, then
+    images of earlier runs over other inputs; failures.csv from the failures not since segmented."""
+    with folder_lock(output, "tables"):
+        records = {p.stem: p for p in _folder(output, "records").glob("*.json")}
+        order = [job.stem for job in jobs] + sorted(set(records) - {job.stem for job in jobs})
+        rows = []
+        for stem in order:
+            record = _read(records[stem]) if stem in records else None
+            if record is not None and (output / f"{stem}.png").is_file():
+                rows.append(_table_row(record, mm_per_pixel))
+        write_csv(output / CSV_NAME, rows, CSV_COLUMNS, only_if_changed=True)
+        failures = [
+            failure
+            for path in sorted(_folder(output, "failures").glob("*.json"))
+            if (failure := _read(path)) is not None and not (output / f"{path.stem}.png").is_file()
+        ]
+        if failures:
+            write_csv(output / FAILURES_NAME, failures, FAILURE_COLUMNS, only_if_changed=True)
+        else:
+            (output / FAILURES_NAME).unlink(missing_ok=True)
+    return rows

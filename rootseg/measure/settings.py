@@ -1,0 +1,54 @@
+"""Resolution and line-intersect grid settings, resolved once for every command (dpi or mm_per_pixel)."""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig, ListConfig
+
+
+def mm_per_pixel_from_dpi(dpi: float) -> float:
+    """Pixel size of a scan; CI-600 images are usually 100-2400 dpi."""
+    if dpi <= 0:
+        raise ValueError(f"dpi must be positive, got {dpi}")
+    return 25.4 / dpi
+
+
+def resolve_mm_per_pixel(cfg: DictConfig) -> float | None:
+    """mm per pixel from `mm_per_pixel=` or `dpi=` (25.4 / dpi); both may be given if they agree (0.5 %)."""
+    mm, dpi = cfg.get("mm_per_pixel"), cfg.get("dpi")
+    for key, value in (("mm_per_pixel", mm), ("dpi", dpi)):
+        if value is not None and not float(value) > 0:
+            raise ValueError(f"{key} must be positive, got {value}")
+    if dpi is None:
+        return None if mm is None else float(mm)
+    from_dpi = mm_per_pixel_from_dpi(float(dpi))
+    if mm is not None and not math.isclose(float(mm), from_dpi, rel_tol=0.005):
+        raise ValueError(
+            f"mm_per_pixel={mm} and dpi={dpi} disagree ({dpi} dpi is {from_dpi:.5f} mm per pixel); give one of them"
+        )
+    return from_dpi if mm is None else float(mm)
+
+
+def resolve_grids(cfg: DictConfig) -> list[float]:
+    """`line_intersect_grid_mm=10` or `=[10,20,40,80]` (Smith et al.'s grids): spacings in mm, first = headline."""
+    value = cfg.get("line_intersect_grid_mm")
+    values = [10.0] if value is None else list(value) if isinstance(value, list | tuple | ListConfig) else [value]
+    try:
+        grids = [float(v) for v in values]
+    except (TypeError, ValueError):
+        grids = []
+    if not grids or not all(math.isfinite(g) and g > 0 for g in grids) or len(set(grids)) != len(grids):
+        raise ValueError(
+            f"line_intersect_grid_mm must be a positive spacing in mm or a list of distinct ones "
+            f"(e.g. [10,20,40,80]), got {value!r}"
+        )
+    return grids
+
+
+def resolve_grid_px(cfg: DictConfig) -> float | None:
+    """`line_intersect_grid_px=40`: the pixel grid used without a resolution, or None."""
+    grid_px = cfg.get("line_intersect_grid_px")
+    if grid_px is not None and not (isinstance(grid_px, int | float) and not isinstance(grid_px, bool) and grid_px > 0):
+        raise ValueError(f"line_intersect_grid_px must be a positive spacing in pixels, got {grid_px!r}")
+    return grid_px

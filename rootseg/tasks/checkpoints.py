@@ -1,0 +1,124 @@
+"""Rebuild a trained model from a rootseg checkpoint alone: the run config travels inside it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointLoadError(ValueError):
+    """The checkpoint is missing, unreadable, or not what the command needs."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointLoadError(
+            f"{path}: checkpoint not found. Pass ckpt_path=PATH to a .ckpt written by rootseg.train "
+            "(in <run dir>/checkpoints/)."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise CheckpointLoadError(
+            f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})"
+        ) from error
+    if not isinstance(checkpoint, dict) or "rootseg" not in checkpoint or "state_dict" not in checkpoint:
+        raise CheckpointLoadError(
+            f"{path}: not a rootseg training checkpoint (no 'rootseg' entry). SAM 2.1 weights from Meta go in "
+            "model.net.ckpt_path=... of a RootSAM experiment, not in ckpt_path."
+        )
+    return checkpoint
+
+
+#: classes that moved when the package was laid out by concern (checkpoints written before keep loading)
+LEGACY_TARGETS = {
+    "rootseg.modules.unet.UNetModule": "rootseg.tasks.unet.UNetModule",
+    "rootseg.modules.rootsam.RootSAMModule": "rootseg.tasks.rootsam.RootSAMModule",
+    "rootseg.modules.frangi.FrangiModule": "rootseg.tasks.frangi.FrangiModule",
+    "rootseg.losses.DiceCELoss": "rootseg.tasks.losses.DiceCELoss",
+    "rootseg.losses.SAMLoss": "rootseg.tasks.losses.SAMLoss",
+    "rootseg.data.sources.FolderSource": "rootseg.sources.folder.FolderSource",
+    "rootseg.data.sources.SyntheticSource": "rootseg.sources.synthetic.SyntheticSource",
+    "rootseg.data.prmi.PRMISource": "rootseg.sources.prmi.PRMISource",
+    "rootseg.data.rootpainter.RootPainterSource": "rootseg.sources.rootpainter.RootPainterSource",
+    "rootseg.data.datamodules.UNetDataModule": "rootseg.datamodules.unet.UNetDataModule",
+    "rootseg.data.rootsam_data.RootSAMDataModule": "rootseg.datamodules.rootsam.RootSAMDataModule",
+    "rootseg.data.transforms.smith2020_transform": "rootseg.datamodules.transforms.smith2020_transform",
+    "rootseg.utils.checkpoint_io.AtomicCheckpointIO": "rootseg.tasks.checkpoint_io.AtomicCheckpointIO",
+}
+
+
+def _renamed_targets(config: Any) -> Any:
+    """The stored run config with every `_target_` of an earlier layout replaced by its class's new home."""
+    if isinstance(config, dict):
+        return {
+            key: LEGACY_TARGETS.get(value, value) if key == "_target_" else _renamed_targets(value)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [_renamed_targets(value) for value in config]
+    return config
+
+
+def load_module(path: str | Path, expected_kind: str | None = None) -> L.LightningModule:
+    """The LightningModule of a checkpoint, on the CPU, in eval mode, with its run config attached."""
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["rootseg"]
+    if expected_kind is not None and meta.get("kind") != expected_kind:
+        raise CheckpointLoadError(
+            f"{path}: a {meta.get('kind')!r} checkpoint, but this command needs a {expected_kind!r} one"
+        )
+    config = OmegaConf.create(_renamed_targets(meta["config"]))
+    if "compile" in config.model:
+        # torch.compile is a training-speed option; eval, predict and export run the rebuilt model eagerly
+        config.model.compile = False
+    try:
+        module: L.LightningModule = hydra.utils.instantiate(config.model)
+    except InstantiationException as error:
+        raise CheckpointLoadError(
+            f"{path}: the model this checkpoint's config describes cannot be built by this rootseg version "
+            f"({str(error).splitlines()[0]}). It was written by another version; use that version, or retrain."
+        ) from error
+    _load_weights(module, checkpoint, path, "the model its config describes")
+    # the weights are the trained ones: never replace them by the run's `model.init_ckpt` (see setup)
+    module._init_loaded = True
+    module.run_config = meta["config"]
+    module.eval()
+    return module
+
+
+def _load_weights(module: L.LightningModule, checkpoint: dict[str, Any], path: str | Path, what: str) -> None:
+    # as Lightning does before loading: a module may put back weights it left out (RootSAM's frozen encoder)
+    try:
+        module.on_load_checkpoint(checkpoint)
+    except CheckpointLoadError as error:
+        raise CheckpointLoadError(f"{path}: {error}") from error
+    try:
+        module.load_state_dict(checkpoint["state_dict"], strict=True)
+    except RuntimeError as error:
+        raise CheckpointLoadError(f"{path}: weights do not fit {what} ({str(error).splitlines()[0]})") from error
+
+
+def load_init_weights(module: L.LightningModule, path: str | Path) -> None:
+    """`model.init_ckpt`: the weights of a rootseg checkpoint of the same model kind, loaded strictly into
+    `module`; its optimizer, scheduler, epoch, step and callback states are ignored (a new run starts from
+    them; to continue a run use `ckpt_path`)."""
+    checkpoint = read_checkpoint(path)
+    kind = checkpoint["rootseg"].get("kind")
+    if kind != module.kind:
+        raise CheckpointLoadError(
+            f"{path}: model.init_ckpt must be a {module.kind!r} checkpoint like the model it starts, this is a "
+            f"{kind!r} one"
+        )
+    _load_weights(module, checkpoint, path, "this model; use the model/net of the run that wrote it")
+    log.info("weights loaded from %s (model.init_ckpt; optimizer, epoch and step start afresh)", path)

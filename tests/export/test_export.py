@@ -1,0 +1,221 @@
+"""rootseg.export: TorchScript and ONNX models reproduce PyTorch at any batch size, or nothing is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from rootseg.export.rootsam import ROOTSAM_INPUTS
+from rootseg.export.run import export
+from rootseg.export.unet import ExportError, _run_torchscript
+from rootseg.tasks.checkpoints import load_module
+from rootseg.tiling.window import sliding_window_probs
+
+TILE_IN, TILE_OUT = 92, 52  # a two-level U-Net with valid convs: 92 -> 52
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A checkpoint of a very small U-Net, written through Lightning like rootseg.train's."""
+    import hydra
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from rootseg.config.run_config import CONFIG_DIR
+
+    root = tmp_path_factory.mktemp("tiny")
+    overrides = [
+        "+experiment=unet_demo",
+        "model.net.base_channels=4",
+        "model.net.depth=2",
+        "model.net.groups=2",
+        f"data.tile_in={TILE_IN}",
+        f"data.tile_out={TILE_OUT}",
+    ] + [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides)
+    GlobalHydra.instance().clear()
+    L.seed_everything(1, verbose=False)
+    model = hydra.utils.instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
+    trainer.strategy.connect(model)
+    path = root / "tiny.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def _cfg(compose, ckpt: Path, *overrides: str):
+    return compose("export", [f"ckpt_path={ckpt}", *overrides])
+
+
+def _reference(ckpt: Path, tiles: torch.Tensor) -> np.ndarray:
+    module = load_module(ckpt)
+    with torch.no_grad():
+        return module.predict_tiles(tiles).numpy()
+
+
+def test_torchscript_matches_pytorch_at_any_batch(compose, tiny_ckpt, tmp_path):
+    out = tmp_path / "tiny.pt"
+    summary = export(_cfg(compose, tiny_ckpt, "format=torchscript", f"output={out}"))
+    assert summary["max_abs_diff"] <= 1e-4 and summary["tile_out"] == TILE_OUT
+    assert 0 <= summary["max_abs_diff_whole_image"] <= 1e-4  # the whole check image through the one predictor
+    extra = {"rootseg.json": ""}
+    loaded = torch.jit.load(str(out), _extra_files=extra)
+    assert json.loads(extra["rootseg.json"])["tile_in"] == TILE_IN
+    for batch in (1, 3):
+        tiles = torch.rand(batch, 3, TILE_IN, TILE_IN) * 255
+        with torch.no_grad():
+            got = loaded(tiles).numpy()
+        assert got.shape == (batch, TILE_OUT, TILE_OUT)
+        np.testing.assert_allclose(got, _reference(tiny_ckpt, tiles), atol=1e-5)
+
+
+def test_onnx_matches_pytorch_at_any_batch_and_works_as_a_tile_predictor(compose, tiny_ckpt, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / "tiny.onnx"
+    summary = export(_cfg(compose, tiny_ckpt, "format=onnx", f"output={out}"))
+    assert summary["max_abs_diff"] <= 1e-3 and set(summary["max_abs_diff_by_batch"]) == {1, 3}
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["rootseg.tile_in"] == str(TILE_IN) and meta["rootseg.tile_out"] == str(TILE_OUT)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[0] not in (1, 2, 3)  # a symbolic batch dimension
+    for batch in (1, 3):
+        tiles = torch.rand(batch, 3, TILE_IN, TILE_IN) * 255
+        got = session.run(None, {"tiles": tiles.numpy()})[0]
+        assert got.shape == (batch, TILE_OUT, TILE_OUT)
+        np.testing.assert_allclose(got, _reference(tiny_ckpt, tiles), atol=1e-4)
+
+    # the exported model drops into the sliding window in place of the PyTorch module
+    image = (np.random.default_rng(0).random((70, 130, 3)) * 255).astype(np.uint8)
+    module = load_module(tiny_ckpt)
+
+    def onnx_tiles(tiles: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"tiles": tiles.float().numpy()})[0])
+
+    kwargs = {"tile_in": TILE_IN, "tile_out": TILE_OUT, "batch_size": 3}
+    np.testing.assert_allclose(
+        sliding_window_probs(image, onnx_tiles, **kwargs).numpy(),
+        sliding_window_probs(image, module.predict_tiles, **kwargs).numpy(),
+        atol=1e-4,
+    )
+
+
+def test_a_mismatch_fails_and_leaves_no_file(compose, tiny_ckpt, tmp_path, monkeypatch):
+    real = _run_torchscript
+    monkeypatch.setattr("rootseg.export.run._run_torchscript", lambda path, tiles: real(path, tiles) + 0.01)
+    out = tmp_path / "bad.pt"
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export(_cfg(compose, tiny_ckpt, "format=torchscript", f"output={out}"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_right_on_the_check_tiles_but_wrong_in_the_sliding_window_is_refused(
+    compose, tiny_ckpt, tmp_path, monkeypatch
+):
+    """Wrong only at the predictor's batch size (4): the tile checks (batches 1 and 3) pass, the whole image fails."""
+    real = _run_torchscript
+    wrong = lambda path, tiles: real(path, tiles) * (0.9 if len(tiles) not in (1, 3) else 1.0)  # noqa: E731
+    monkeypatch.setattr("rootseg.export.run._run_torchscript", wrong)
+    with pytest.raises(ExportError, match="whole check image"):
+        export(_cfg(compose, tiny_ckpt, "format=torchscript", f"output={tmp_path / 'bad.pt'}"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rootsam_torchscript_and_unknown_formats_are_refused(compose, tiny_ckpt, monkeypatch):
+    with pytest.raises(ValueError, match="format must be one of"):
+        export(_cfg(compose, tiny_ckpt, "format=tflite"))
+    monkeypatch.setattr("rootseg.export.run.load_module", lambda path: SimpleNamespace(kind="rootsam"))
+    with pytest.raises(ValueError, match="RootSAM checkpoint.*ONNX only"):
+        export(_cfg(compose, tiny_ckpt, "format=torchscript"))
+
+
+# ---------------------------------------------------------------------------------------------- RootSAM
+@pytest.fixture(scope="module")
+def rootsam_ckpt(tmp_path_factory) -> Path:
+    """A RootSAM checkpoint of the micro SAM 2.1 (random weights, 128 px tiles), written through Lightning."""
+    import hydra
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from rootseg.config.run_config import CONFIG_DIR
+
+    root = tmp_path_factory.mktemp("rootsam")
+    overrides = [
+        "+experiment=rootsam_stage1",
+        "model/net=sam2.1_micro",
+        "data=synthetic",
+        "data.resize=256",
+        "data.tile=128",
+    ] + [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides)
+    GlobalHydra.instance().clear()
+    L.seed_everything(2, verbose=False)
+    model = hydra.utils.instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
+    trainer.strategy.connect(model)
+    path = root / "rootsam.ckpt"
+    trainer.save_checkpoint(path)
+    GlobalHydra.instance().clear()  # building SAM 2.1 initialised Hydra's global state
+    return path
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_rootsam_decoder_onnx_matches_pytorch_with_the_encoder_apart(compose, rootsam_ckpt, tmp_path, multimask):
+    import onnx
+    import onnxruntime as ort
+
+    from rootseg.models.rootsam import sam_normalize
+
+    out = tmp_path / "decoder.onnx"
+    summary = export(_cfg(compose, rootsam_ckpt, f"output={out}", f"+multimask={str(multimask).lower()}"))
+    assert summary["max_abs_diff"] <= 1e-3 and set(summary["max_abs_diff_by_clicks"]) == {"1x1", "3x2", "5x3"}
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["rootseg.tile"] == "128" and meta["rootseg.multimask_output"] == str(multimask)
+
+    # the image encoder is not in the graph: its inputs are the encoder's outputs for one tile
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == list(ROOTSAM_INPUTS)
+    net = load_module(rootsam_ckpt).net.eval()
+    assert meta["rootseg.encoder_fingerprint"] == net.encoder_fingerprint()
+    pixels = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (1, 3, 128, 128), dtype=np.uint8))
+    with torch.no_grad():
+        embeddings = net.encode(sam_normalize(pixels))
+    feeds = {
+        "image_embed": embeddings["image_embed"].numpy(),
+        "high_res_feat_s0": embeddings["high_res_feats"][0].numpy(),
+        "high_res_feat_s1": embeddings["high_res_feats"][1].numpy(),
+    }
+    outputs = []
+    # object and click counts the export never saw; labels with negative and padding clicks
+    for coords, labels in (
+        ([[[5.0, 9.0]], [[120.0, 64.0]], [[64.0, 3.0]], [[30.0, 100.0]]], [[1], [1], [1], [1]]),
+        ([[[10.0, 20.0], [90.0, 90.0], [0.0, 0.0], [127.0, 1.0]]] * 2, [[1, 0, -1, 1], [1, 1, 0, -1]]),
+    ):
+        coords_t, labels_t = torch.tensor(coords), torch.tensor(labels)
+        with torch.no_grad():
+            logits, iou = net.decode(embeddings, coords_t[None], labels_t[None], multimask, output_size=0)
+        got = session.run(None, {**feeds, "point_coords": coords_t.numpy(), "point_labels": labels_t.numpy()})
+        m = 3 if multimask else 1
+        assert got[0].shape == (len(coords), m, 32, 32) and got[1].shape == (len(coords), m)
+        np.testing.assert_allclose(got[0], logits[0].numpy(), atol=1e-4)
+        np.testing.assert_allclose(got[1], iou[0].numpy(), atol=1e-5)
+        outputs.append(got[0])
+    assert not np.allclose(outputs[0][0], outputs[0][1], atol=1e-3)  # the clicks change the masks
