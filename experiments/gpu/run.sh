@@ -47,7 +47,7 @@ fi
 export NO_ALBUMENTATIONS_UPDATE=1 WANDB_MODE=offline PYTHONUNBUFFERED=1 HYDRA_FULL_ERROR=1
 # smoke: one thread per process (torch's threads spin-wait on a loaded 2-core machine; the sizes are tiny)
 [ $SMOKE = 1 ] && export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-exec > >(tee -a "$OUT/run.log") 2>&1
+exec > >(tee -a "$OUT/run.log") 2> >(tee -a "$OUT/run.log" >&2)  # both into the log, stderr stays stderr
 echo "run.sh $([ $SMOKE = 1 ] && echo --smoke) at $(date -u '+%Y-%m-%d %H:%M:%S UTC') on ${HOSTNAME:-?}: budget ${BUDGET_S} s, ${CORES} cores, ${WORKERS} loader workers"
 echo "OUT=$OUT WORK=$WORK"
 STEPS=$WORK/steps.jsonl
