@@ -154,11 +154,13 @@ fi
 
 # the machine, for the summary
 "$PY" -c "
-import json, os, platform, torch
+import json, os, platform, shutil, torch
 cuda = torch.cuda.is_available()
+shm = shutil.disk_usage('/dev/shm').total / 2**30 if os.path.isdir('/dev/shm') else None  # loader workers use it
 print(json.dumps({'device': torch.cuda.get_device_name() if cuda else 'cpu', 'torch': torch.__version__,
     'cuda': torch.version.cuda, 'python': platform.python_version(), 'cpu_count': os.cpu_count(),
-    'gpu_memory_gib': round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if cuda else None}))
+    'gpu_memory_gib': round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if cuda else None,
+    'dev_shm_gib': round(shm, 1) if shm is not None else None}))
 " > "$WORK/machine.json" 2> "$WORK/logs/machine.err"
 
 # --- 3. benchmarks: each keeps the training and the evaluation's time in reserve ------------------------

@@ -323,7 +323,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "",
         f"**Machine:** {m.get('device') or '?'}"
         + (f" ({m['gpu_memory_gib']} GiB, CUDA {m.get('cuda')})" if m.get("gpu_memory_gib") else "")
-        + f", {m.get('cpu_count') or '?'} CPU cores; torch {m.get('torch') or '?'}, "
+        + f", {m.get('cpu_count') or '?'} CPU cores, /dev/shm {m.get('dev_shm_gib', '?')} GiB; "
+        f"torch {m.get('torch') or '?'}, "
         f"Python {m.get('python') or '?'}. Budget {summary['budget_s']} s; the steps took {summary['steps_wall_s']} s."
         + (
             " **Smoke run: tiny sizes on a CPU, the figures test the script, not the hardware.**"
