@@ -13,7 +13,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: help install demo test test-all lint format clean
+.PHONY: help install demo test test-all lint format clean gpu-bundle
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,11 @@ lint: $(STAMP)  ## ruff check and format check
 format: $(STAMP)  ## ruff fix and format
 	$(VENV)/bin/ruff check --fix rootseg tests benchmarks
 	$(VENV)/bin/ruff format rootseg tests benchmarks
+
+gpu-bundle: $(STAMP)  ## wheels + SegRoot scans for the GPU machine into .gpu-bundle (experiments/gpu/README.md)
+	# hydra-core, omegaconf, antlr4, albumentations (+ pydantic...), cma, iopath for cp312 manylinux x86_64, sam2
+	# built with SAM2_BUILD_CUDA=0 --no-build-isolation, SegRoot's train + val scans (masks as 1-bit PNG)
+	$(PY) experiments/gpu/bundle.py all .gpu-bundle
 
 clean:  ## remove the environment, caches and run outputs
 	rm -rf $(VENV) logs data/synthetic .pytest_cache .ruff_cache build *.egg-info

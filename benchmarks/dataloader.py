@@ -11,9 +11,10 @@ core left to the main process), assuming linear scaling across cores (no memory-
 compared with the training step rate: `--train-json` (a `benchmarks/train_step.py` output; its best mode),
 `--step-rate` (tiles/s), or by default an ASSUMED H100 figure: the Smith U-Net's FLOPs per training tile
 (counted by torch's FlopCounterMode on the meta device) at `--assumed-mfu` (35 %) of the H100's dense bf16
-peak (989 TFLOP/s). Replace it by a measured one when a GPU run exists. With a GPU, `--end-to-end` also
-trains the Smith U-Net (bf16, channels_last, pinned memory) from the loader and reports the share of the
-time the GPU step was busy. Prints one JSON object.
+peak (989 TFLOP/s). Replace it by a measured one when a GPU run exists. `--end-to-end` also trains the
+U-Net from the loader (on a GPU: bf16, channels_last, pinned memory; without one: fp32 on the CPU, for smoke
+runs of this path, `--net narrow` or `nano`: Smith's 572 -> 388 tiles at 1/8 or 1/32 width) and reports the share of
+the time the training step was busy. Prints one JSON object.
 
     python benchmarks/dataloader.py --quick                     # synthetic images, workers 0 1 2 (< 3 min)
     python benchmarks/dataloader.py --segroot --workers 0 1 2   # SegRoot images, if present
@@ -127,27 +128,43 @@ def time_loader(datamodule: UNetDataModule, max_batches: int) -> dict[str, Any]:
     }
 
 
-def end_to_end(datamodule: UNetDataModule, max_batches: int) -> dict[str, Any]:
-    """GPU only: train the Smith U-Net (bf16, channels_last) straight from the loader; busy share =
+# --end-to-end networks, all with Smith's 572 -> 388 tiles: the paper's width, 1/8 of it (unet_narrow), and
+# 1/32 of it (nano: only for smoke runs of this path on a CPU, experiments/gpu/run.sh --smoke)
+NETS = {
+    "smith": {"base_channels": 64, "depth": 4, "groups": 32},
+    "narrow": {"base_channels": 8, "depth": 4, "groups": 8},
+    "nano": {"base_channels": 2, "depth": 4, "groups": 2},
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def end_to_end(datamodule: UNetDataModule, max_batches: int, net_name: str = "smith") -> dict[str, Any]:
+    """Train the U-Net straight from the loader (GPU: bf16, channels_last; CPU: fp32); busy share =
     (steps x step time on a resident batch) / wall time of the loader-fed loop."""
     from rootseg.models.unet import UNet
     from rootseg.tasks.losses import DiceCELoss
 
-    device = torch.device("cuda")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = True
-    net = UNet(base_channels=64, depth=4, groups=32).to(device, memory_format=torch.channels_last)
+    layout = torch.channels_last if cuda else torch.contiguous_format
+    net = UNet(**NETS[net_name]).to(device, memory_format=layout)
     loss_fn = DiceCELoss()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.99, nesterov=True)
 
     def step(images: torch.Tensor, masks: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             loss = loss_fn(net(images), masks)
         loss.backward()
         optimizer.step()
 
     def to_device(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=layout)
         return images, batch["mask"].to(device, non_blocking=True)
 
     loader = datamodule.train_dataloader()
@@ -157,20 +174,23 @@ def end_to_end(datamodule: UNetDataModule, max_batches: int) -> dict[str, Any]:
         step(*resident)
         if i >= 3:
             break
-    torch.cuda.synchronize()
+    _sync(device)
     steps, start = 0, time.perf_counter()
     for steps, batch in enumerate(loader, start=1):  # noqa: B007 - steps is read after the loop
         step(*to_device(batch))
         if steps >= max_batches:
             break
-    torch.cuda.synchronize()
+    _sync(device)
     wall = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         step(*resident)
-    torch.cuda.synchronize()
+    _sync(device)
     busy = time.perf_counter() - start
     return {
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "net": net_name,
+        "autocast_bf16": cuda,
         "steps": steps,
         "wall_s": round(wall, 3),
         "step_only_s": round(busy, 3),
@@ -191,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-rate", type=float, default=None, help="training tiles/s to compare with")
     parser.add_argument("--train-json", default=None, help="benchmarks/train_step.py output to compare with")
     parser.add_argument("--assumed-mfu", type=float, default=0.35, help="share of H100 bf16 peak (assumption)")
-    parser.add_argument("--end-to-end", action="store_true", help="GPU: loader-fed training, GPU busy share")
+    parser.add_argument("--end-to-end", action="store_true", help="loader-fed training, busy share of the step")
+    parser.add_argument("--net", choices=sorted(NETS), default="smith", help="--end-to-end network (narrow, nano: CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the main process")
     args = parser.parse_args(argv)
     if args.threads:
@@ -255,17 +276,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'yes' if result['keeps_up'] else 'no'}: 15 workers ~ {node:.0f} tiles/s vs "
                 f"{target['tiles_per_s']:.0f} training tiles/s ({result['workers_needed']} workers needed)"
             )
-        if args.end_to_end and cuda:
+        if args.end_to_end:
             workers = max(args.workers)
             datamodule = UNetDataModule(
                 source,
                 batch_size=args.batch_size,
                 num_workers=workers,
-                pin_memory=True,
+                pin_memory=cuda,
                 train_transform=smith2020_transform(),
             )
             datamodule.setup("fit")
-            result["end_to_end"] = {"workers": workers, **end_to_end(datamodule, batches)}
+            result["end_to_end"] = {"workers": workers, **end_to_end(datamodule, batches, args.net)}
     result["torch"] = torch.__version__
     result["python"] = platform.python_version()
     print(json.dumps(result, indent=1), flush=True)

@@ -2,8 +2,10 @@
 
 Throughput (default): megapixels/s of `sliding_window_probs` on a random image, for Smith et al.'s
 non-overlapping grid (step = tile_out, constant weights: every pixel predicted once) and nnU-Net-style
-blending (step = tile_out // 2, Gaussian weights: ~4x the tiles). Random weights: speed does not depend on
-them. Prints one JSON object per device with `ratio_to_grid` = blended MP/s / grid MP/s.
+blending (step = tile_out // 2, Gaussian weights: ~4x the tiles), and with `--tta` blending plus flip
+test-time augmentation (`blended_tta`: 4 flips, ~16x the grid's network passes), `predict tta=true`'s setting.
+Random weights: speed does not depend on them. Prints one JSON object per device with `ratio_to_grid` =
+blended MP/s / grid MP/s.
 
     python benchmarks/predict.py --quick                 # unet_tiny, 1024x1024, CPU (+ GPU if any), < 3 min
     python benchmarks/predict.py --net smith --size 2273 2550 --device cuda
@@ -36,18 +38,23 @@ from rootseg.tiling.window import sliding_window_probs
 REPO = Path(__file__).resolve().parents[1]
 SEGROOT = Path(os.environ.get("ROOTSEG_SHARED", REPO.parent / "shared")) / "datasets" / "segroot"
 
-# name -> (UNet kwargs, tile_in, tile_out); tiny is conf/model/net/unet_tiny.yaml with unet_demo's tiles
+# name -> (UNet kwargs, tile_in, tile_out); tiny is conf/model/net/unet_tiny.yaml with unet_demo's tiles;
+# micro only for smoke runs of the script (experiments/gpu/run.sh --smoke)
 NETS: dict[str, tuple[dict[str, int], int, int]] = {
+    "micro": ({"base_channels": 4, "depth": 2, "groups": 4}, 100, 60),
     "tiny": ({"base_channels": 8, "depth": 3, "groups": 8}, 276, 188),
     "smith": ({"base_channels": 64, "depth": 4, "groups": 32}, 572, 388),
 }
 
 
-def schemes(tile_out: int) -> dict[str, dict[str, Any]]:
-    return {
+def schemes(tile_out: int, tta: bool = False) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {
         "grid": {"step": tile_out, "blend": "constant"},
         "blended": {"step": tile_out // 2, "blend": "gaussian"},
     }
+    if tta:
+        out["blended_tta"] = {"step": tile_out // 2, "blend": "gaussian", "tta": True}
+    return out
 
 
 def devices(choice: str) -> list[torch.device]:
@@ -94,7 +101,7 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
         }
         runs = {
             name: dict(tile_in=tile_in, tile_out=tile_out, batch_size=batch_size, device=device, model=net, **scheme)
-            for name, scheme in schemes(tile_out).items()
+            for name, scheme in schemes(tile_out, args.tta).items()
         }
         for run in runs.values():  # warm-up: allocator, oneDNN/cuDNN kernel choice
             sliding_window_probs(image[: tile_in * 2, : tile_in * 2], predict_tiles, **run)
@@ -105,7 +112,7 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
                 start = time.perf_counter()
                 sliding_window_probs(image, predict_tiles, **run)  # returns CPU tensors: synchronised
                 times[name].append(time.perf_counter() - start)
-        for name, scheme in schemes(tile_out).items():
+        for name, scheme in schemes(tile_out, args.tta).items():
             best = min(times[name])
             tiles = tile_count(h, w, tile_out, scheme["step"])
             result[name] = {
@@ -119,6 +126,9 @@ def throughput(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "tiles_per_s": round(tiles / best, 2),
             }
         result["ratio_to_grid"] = round(result["blended"]["megapixels_per_s"] / result["grid"]["megapixels_per_s"], 4)
+        if args.tta:
+            tta_rate = result["blended_tta"]["megapixels_per_s"]
+            result["tta_ratio_to_grid"] = round(tta_rate / result["grid"]["megapixels_per_s"], 4)
         result["tile_ratio"] = round(result["blended"]["tiles"] / result["grid"]["tiles"], 4)
         print(json.dumps(result), flush=True)
         results.append(result)
@@ -202,12 +212,15 @@ def segroot_compare(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="unet_tiny on 1024x1024, 2 repeats (< 3 min on CPU)")
-    parser.add_argument("--net", choices=sorted(NETS), default="tiny", help="random-weight U-Net (default tiny)")
+    parser.add_argument(
+        "--net", choices=sorted(NETS), default="tiny", help="random-weight U-Net (default tiny; micro: smoke runs)"
+    )
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="image size (default 2273 2550)")
     parser.add_argument("--device", default="all", help="all (CPU, and GPU when present), auto, cpu, cuda")
     parser.add_argument("--batch-size", type=int, default=None, help="tiles per batch (default 4 CPU, 16 GPU)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per scheme, best reported")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--tta", action="store_true", help="also time blending + flip TTA (blended_tta)")
     parser.add_argument("--segroot-compare", metavar="CKPT", help="pooled val F1 on SegRoot: blended vs grid")
     parser.add_argument("--limit", type=int, default=None, help="--segroot-compare: first N val images only")
     args = parser.parse_args(argv)

@@ -8,7 +8,11 @@ Modes (each on random tiles and masks; speed does not depend on the values):
 - `compile`: bf16 + channels_last + `torch.compile` - the configuration the issue's GPU goal refers to.
   It runs in a subprocess per batch size, killed after `--compile-budget` s (60 with `--quick`, where only
   the largest batch size is compiled): compile time (the warm-up steps) is reported apart and excluded
-  from tiles/s.
+  from tiles/s. `--compile-backend` picks torch.compile's backend (default inductor; `aot_eager` traces
+  without code generation: seconds on a CPU, for smoke runs of the compile path).
+- GPU busy share (CUDA only): the share of wall time the GPU runs kernels over `--steps` untimed back-to-back
+  steps on a resident batch (kernel intervals from torch.profiler, merged where they overlap). Below 1: the
+  step waits on the CPU (kernel launches, Python), which CUDA graphs or larger batches would hide.
 
 Loss and optimiser are the paper's: Dice + 0.3 CE (`rootseg.tasks.losses.DiceCELoss`), SGD Nesterov momentum 0.99.
 Peak memory: GPU `torch.cuda.max_memory_allocated`; CPU peak resident set (VmHWM, reset per run through
@@ -42,8 +46,9 @@ import torch  # noqa: E402
 from rootseg.models.unet import UNet  # noqa: E402
 from rootseg.tasks.losses import DiceCELoss
 
-# name -> (UNet kwargs, tile_in, tile_out), as benchmarks/predict.py
+# name -> (UNet kwargs, tile_in, tile_out), as benchmarks/predict.py; micro: smoke runs of the script only
 NETS: dict[str, tuple[dict[str, int], int, int]] = {
+    "micro": ({"base_channels": 4, "depth": 2, "groups": 4}, 100, 60),
     "tiny": ({"base_channels": 8, "depth": 3, "groups": 8}, 276, 188),
     "smith": ({"base_channels": 64, "depth": 4, "groups": 32}, 572, 388),
 }
@@ -86,7 +91,9 @@ def _sync(device: torch.device) -> None:
 class Runner:
     """One (mode, batch size) training setup: fresh net and optimiser, so modes do not share state."""
 
-    def __init__(self, net_name: str, mode: str, batch_size: int, device: torch.device) -> None:
+    def __init__(
+        self, net_name: str, mode: str, batch_size: int, device: torch.device, backend: str = "inductor"
+    ) -> None:
         kwargs, self.tile_in, self.tile_out = NETS[net_name]
         torch.manual_seed(0)
         self.device, self.mode = device, mode
@@ -103,7 +110,7 @@ class Runner:
         layout = torch.channels_last if self.channels_last else torch.preserve_format
         self.images = images.to(device, memory_format=layout)
         self.masks = masks.to(device)
-        self.step_fn = torch.compile(self._step) if mode == "compile" else self._step
+        self.step_fn = torch.compile(self._step, backend=backend) if mode == "compile" else self._step
 
     def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -117,10 +124,46 @@ class Runner:
         self.optimizer.step()
 
 
-def bench(net_name: str, mode: str, batch_size: int, device: torch.device, steps: int, warmup: int) -> dict[str, Any]:
+def merged_us(intervals: list[tuple[float, float]]) -> float:
+    """Total length of the union of (start, end) intervals (overlapping kernels count once)."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
+def gpu_busy_share(runner: Runner, steps: int) -> float:
+    """Share of the wall time of `steps` back-to-back steps (no sync between them) in which a kernel ran."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            runner.step()
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    kernels = [(e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type == DeviceType.CUDA]
+    if not kernels:
+        raise RuntimeError("the profiler recorded no CUDA kernel")
+    return merged_us(kernels) / 1e6 / wall
+
+
+def bench(
+    net_name: str,
+    mode: str,
+    batch_size: int,
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    backend: str = "inductor",
+) -> dict[str, Any]:
     """Tiles/s over `steps` timed steps after `warmup` (compile and kernel selection happen in warm-up)."""
     baseline = _reset_peak(device)
-    runner = Runner(net_name, mode, batch_size, device)
+    runner = Runner(net_name, mode, batch_size, device, backend)
     _sync(device)
     start = time.perf_counter()
     for _ in range(warmup):
@@ -144,6 +187,12 @@ def bench(net_name: str, mode: str, batch_size: int, device: torch.device, steps
     }
     if mode == "compile":
         out["compile_s"] = out["warmup_s"]  # first steps: tracing + codegen, excluded from tiles/s
+        out["compile_backend"] = backend
+    if device.type == "cuda":  # after the peak-memory reading: the profiler allocates too
+        try:
+            out["gpu_busy_share"] = round(gpu_busy_share(runner, steps), 3)
+        except Exception as error:  # a figure lost, not the run
+            out["gpu_busy_share_error"] = f"{type(error).__name__}: {error}"[:300]
     del runner
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -155,7 +204,7 @@ def bench_compiled(args: argparse.Namespace, batch_size: int, device: torch.devi
     (CPU inductor takes minutes on 2 cores), and a fresh process keeps its memory figure apart."""
     command = [sys.executable, __file__, "--one-compile", "--net", args.net, "--device", str(device)]
     command += ["--batch-sizes", str(batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    command += ["--threads", str(torch.get_num_threads())]
+    command += ["--threads", str(torch.get_num_threads()), "--compile-backend", args.compile_backend]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, timeout=budget, capture_output=True, text=True)
@@ -219,7 +268,9 @@ def run_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny net, batch 4 and 8, few steps (< 3 min CPU)")
-    parser.add_argument("--net", choices=sorted(NETS), default=None, help="tiny (default on CPU) or smith")
+    parser.add_argument(
+        "--net", choices=sorted(NETS), default=None, help="tiny (default on CPU), smith, or micro (smoke runs)"
+    )
     parser.add_argument("--device", default="all", help="all (CPU, and GPU when present), cpu, cuda")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
@@ -231,12 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: all; a loaded shared machine: try 1)"
     )
+    parser.add_argument(
+        "--compile-backend", default="inductor", help="torch.compile backend (aot_eager: no codegen, smoke runs)"
+    )
     parser.add_argument("--one-compile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.one_compile:  # internal: bench_compiled's subprocess
-        figures = bench(args.net, "compile", args.batch_sizes[0], torch.device(args.device), args.steps, args.warmup)
+        device = torch.device(args.device)
+        figures = bench(args.net, "compile", args.batch_sizes[0], device, args.steps, args.warmup, args.compile_backend)
         print(json.dumps(figures), flush=True)
         return 0
     if args.quick:
