@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "gpu" / "run.sh"
 MODES = ("fp32", "bf16", "channels_last", "bf16_channels_last", "compile")
 
