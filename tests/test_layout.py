@@ -15,7 +15,7 @@ LAYERS = [
     {"io"},
     {"synthetic", "config"},
     {"sources"},
-    {"tiling", "models", "metrics", "measure", "figures", "baselines"},
+    {"tiling", "models", "metrics", "measure", "figures", "baselines", "study"},
     {"datamodules"},
     {"tasks"},
     {"inference"},
@@ -61,6 +61,8 @@ def _layer(module: str) -> int | None:
     parts = module.split(".")
     if len(parts) == 2 and parts[1] in {"train", "eval", "predict", "report", "export", "check"}:
         return len(LAYERS) - 1  # `python -m rootseg.<command>` shims stand with the commands
+    if parts[-1] == "__main__":
+        return len(LAYERS) - 1  # `python -m rootseg.<package>` shims of a package (measure, study) too
     for index, packages in enumerate(LAYERS):
         if len(parts) > 1 and parts[1] in packages:
             return index
@@ -161,3 +163,11 @@ def test_the_checker_finds_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
         assert "rootseg.io.a -> rootseg.tasks.b" in str(error)
     else:
         raise AssertionError("the upward import was not found")
+
+
+def test_package_command_shims_stand_with_the_commands():
+    """`python -m rootseg.measure` runs rootseg/measure/__main__.py, which imports the command (cli): a shim, not
+    part of the measure layer; the study package stands beside measure."""
+    assert _layer("rootseg.measure.__main__") == _layer("rootseg.cli.measure") == len(LAYERS) - 1
+    assert _layer("rootseg.study.tables") == _layer("rootseg.measure.traits")
+    assert {"rootseg.measure.__main__", "rootseg.study.__main__"} <= set(_modules())

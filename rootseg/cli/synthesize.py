@@ -12,7 +12,7 @@ from rootseg.synthetic.dataset import write_dataset
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rootseg.synthesize",
-        description="Write a synthetic minirhizotron set: images/, masks/, lengths.csv, split and manifest.",
+        description="Write a synthetic minirhizotron set: images/, masks/, lengths.csv, truth.json, split, manifest.",
     )
     parser.add_argument("out", type=Path, help="output folder (replaced atomically if it exists)")
     parser.add_argument("--n", type=int, default=40, help="number of images")

@@ -15,6 +15,7 @@ from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.io.atomic import write_image
 from rootseg.measure.intersect import line_intersect_counts
 from rootseg.measure.length import skeleton_length
+from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 from rootseg.metrics.pixels import confusion, scores, segroot_soft_dice
 
 
@@ -31,6 +32,7 @@ def measure_image(
     grids_mm: Sequence[float] = (10.0,),
     length_method: str = "corrected",
     grid_px: float | None = None,
+    traits: TraitSettings | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One per_image.csv row (less name and seconds) and the hard prediction.
 
@@ -39,6 +41,7 @@ def measure_image(
     measured, as the annotation can only hold root there. The first grid's intersections and intensity have
     plain column names (`intensity_true_per_m`); each further grid's end in `_<spacing>mm`. Without a
     resolution, `grid_px` counts intersections on a grid that many pixels apart (no intensity per metre).
+    With `traits`, the root traits of both (`rootseg.measure.traits`) as `true_<trait>` and `pred_<trait>`.
     """
     pred = probs >= threshold  # the rule of rootseg.inference.predictor.Predictor.mask
     labelled = target != IGNORE_INDEX
@@ -52,9 +55,8 @@ def measure_image(
         "unlabelled_pixels": int(np.count_nonzero(~labelled)),
         "root_pixels_true": int(truth.sum()),
         "root_pixels_pred": int(pred_labelled.sum()),
-        "length_true_px": skeleton_length(truth, method=length_method),
-        "length_pred_px": skeleton_length(pred_labelled, method=length_method),
     }
+    row.update(_lengths_and_traits(truth, pred_labelled, labelled, length_method, mm_per_pixel, traits))
     if mm_per_pixel:
         row["length_true_mm"] = row["length_true_px"] * mm_per_pixel
         row["length_pred_mm"] = row["length_pred_px"] * mm_per_pixel
@@ -69,6 +71,28 @@ def measure_image(
         for side, mask in (("true", truth), ("pred", pred_labelled)):
             row[f"intersections_{side}"] = line_intersect_counts(mask, grid_px, valid=labelled)["intersections"]
     return row, pred
+
+
+def _lengths_and_traits(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    labelled: np.ndarray,
+    method: str,
+    mm_per_pixel: float | None,
+    traits: TraitSettings | None,
+) -> dict[str, Any]:
+    """Root length of annotation and prediction; with `traits`, their traits too, from the same skeleton."""
+    if traits is None:
+        return {
+            f"length_{side}_px": skeleton_length(mask, method=method)
+            for side, mask in (("true", truth), ("pred", pred))
+        }
+    out: dict[str, Any] = {}
+    for side, mask in (("true", truth), ("pred", pred)):
+        pixels = pixel_traits(mask, valid=labelled, length_method=method)
+        out[f"length_{side}_px"] = pixels["root_length_px"]
+        out.update({f"{side}_{k}": v for k, v in traits_from_pixels(pixels, mm_per_pixel, traits).items()})
+    return out
 
 
 def prediction_file(name: str) -> str:

@@ -37,7 +37,7 @@ from rootseg.io.masks import read_pair
 from rootseg.io.tables import write_csv
 from rootseg.measure.agreement import agreement
 from rootseg.measure.length import LENGTH_METHODS
-from rootseg.measure.settings import resolve_grid_px, resolve_grids
+from rootseg.measure.settings import resolve_grid_px, resolve_grids, resolve_traits
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     mm = settings.mm_per_pixel
     measuring = {"mm_per_pixel": mm, "grids_mm": grids_mm, "length_method": length_method, "grid_px": grid_px}
+    measuring["traits"] = resolve_traits(cfg)
     totals, saved = _score(predictor, samples, source.mask_threshold, measuring, cfg, run_dir)
     result: dict[str, Any] = {
         "checkpoint": str(cfg.ckpt_path),

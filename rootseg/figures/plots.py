@@ -102,3 +102,21 @@ def scatter_plot(x, y, path: Path | str, xlabel: str, ylabel: str, title: str = 
     finally:
         plt.close(fig)
     return path
+
+
+def depth_profile_plot(
+    lines: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]], path: Path, xlabel: str
+) -> Path:
+    """Mean (+- sd across tubes) against depth, one line per date (label -> (depths, means, sds)); depth grows
+    downwards, as in the soil."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5.5, 6))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(lines), 1)))
+    for (label, (depths, means, sds)), colour in zip(lines.items(), colours):
+        sd = np.nan_to_num(np.asarray(sds, float))
+        ax.errorbar(means, depths, xerr=sd, marker="o", color=colour, capsize=2, label=label)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("depth (cm)")
+    ax.legend(title="date", fontsize="small")
+    return save_figure(fig, path)

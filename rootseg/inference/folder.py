@@ -3,8 +3,8 @@
 Every image goes through `rootseg.inference.predictor.Predictor`, the object eval scores with, so eval's
 numbers describe these masks. Per image the output folder gets the files of `rootseg.inference.outputs` and a
 record; `results.csv` (one row per image: size, root pixels and fraction, skeleton root length in px and, with
-`dpi=` or `mm_per_pixel=`, in mm; seconds) and `failures.csv` are rebuilt from the records after each image
-(`rootseg.inference.records`).
+`dpi=` or `mm_per_pixel=`, in mm; seconds; the root traits of `rootseg.measure.traits` unless `traits=false`)
+and `failures.csv` are rebuilt from the records after each image (`rootseg.inference.records`).
 
 Every file is written to a temporary name and renamed, so a killed run leaves only whole files. Re-running
 the same command skips every image whose mask exists (`overwrite=true` redoes them), so it resumes where the
@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rootseg.inference.jobs import Job, find_images, parse_shard, plan_jobs, shard_jobs
 from rootseg.inference.locks import shard_lock
-from rootseg.inference.outputs import output_paths, save_probs_mode, write_extras, write_mask
+from rootseg.inference.outputs import output_paths, save_probs_mode, write_extras, write_mask, write_rve_from_mask
 from rootseg.inference.predictor import Predictor
 from rootseg.inference.records import CSV_NAME, ensure_record, measure_row, rebuild_tables, write_failure, write_record
 from rootseg.inference.settings import settings_from_config
@@ -40,6 +40,7 @@ from rootseg.io.atomic import write_if_changed
 from rootseg.io.disk import check_writable
 from rootseg.io.images import ImageReadError, open_image
 from rootseg.measure.length import LENGTH_METHODS
+from rootseg.measure.settings import resolve_traits
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def segment_image(job: Job, predictor: Predictor, paths: dict[str, Path], cfg: D
     mask = predictor.mask(probs)
     write_extras(paths, image, probs, mask, bool(cfg.save_rootpainter), bool(cfg.save_overlay))
     del probs  # 4 bytes per pixel, no longer needed
-    row = measure_row(job, mask, cfg.length_method)
+    row = measure_row(job, mask, cfg.length_method, traits=resolve_traits(cfg) is not None)
     row["seconds"] = time.perf_counter() - start
     return row, mask
 
@@ -122,6 +123,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     _check_config(cfg)
     settings = settings_from_config(cfg)
     save_probs = save_probs_mode(cfg.get("save_probs"))
+    traits, rve = resolve_traits(cfg), bool(cfg.get("rve", False))
     shard, shards = parse_shard(cfg.get("shard"))
     output = Path(str(cfg.output)).expanduser()
     all_jobs = plan_jobs(find_images(cfg.input), output)
@@ -136,12 +138,14 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         _write_config(output, cfg, predictor, overwrite)
         todo = []
         for job in jobs:
-            paths = output_paths(output, job.stem, save_probs)
+            paths = output_paths(output, job.stem, save_probs, rve)
             done = paths["mask"].is_file() and not overwrite
-            if not (done and ensure_record(output, job, paths["mask"], cfg.length_method)):
+            if not (done and ensure_record(output, job, paths["mask"], cfg.length_method, traits is not None)):
                 todo.append((job, paths))
+            elif rve and not paths["rve"].is_file():
+                write_rve_from_mask(paths)
         skipped = len(jobs) - len(todo)
-        rebuild_tables(output, all_jobs, settings.mm_per_pixel)
+        rebuild_tables(output, all_jobs, settings.mm_per_pixel, traits)
         which = f" (shard {shard}/{shards} of {len(all_jobs)})" if shards > 1 else ""
         log.info(
             "%d images in %s%s: %d to segment, %d done earlier; %s on %s",
@@ -153,7 +157,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             predictor.kind,
             predictor.device,
         )
-        summary = _run(todo, predictor, cfg, output, all_jobs, settings.mm_per_pixel)
+        summary = _run(todo, predictor, cfg, output, all_jobs, (settings.mm_per_pixel, traits))
     summary.update({"skipped": skipped, "images": len(jobs), "output": str(output), "csv": str(output / CSV_NAME)})
     for failure in summary["failures"]:
         print(f"FAILED {failure['name']}: {failure['error']}")
@@ -164,7 +168,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def _run(todo, predictor: Predictor, cfg: DictConfig, output: Path, all_jobs, mm_per_pixel) -> dict[str, Any]:
+def _run(todo, predictor: Predictor, cfg: DictConfig, output: Path, all_jobs, tables: tuple) -> dict[str, Any]:
     """Segment `todo` in order; an unreadable image is recorded as a failure and the rest go on."""
     failures: list[dict[str, str]] = []
     segmented = pixels = 0
@@ -188,7 +192,7 @@ def _run(todo, predictor: Predictor, cfg: DictConfig, output: Path, all_jobs, mm
                 pixels += int(row["height"]) * int(row["width"])
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(MP_s=f"{pixels / 1e6 / elapsed:.2f}", refresh=False)
-            rebuild_tables(output, all_jobs, mm_per_pixel)
+            rebuild_tables(output, all_jobs, *tables)
             bar.update(1)
     except KeyboardInterrupt:
         bar.close()

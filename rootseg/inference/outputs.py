@@ -3,7 +3,8 @@
 - `<stem>.png`: the binary mask (0 background, 255 root), written last: it marks the image as done;
 - `<stem>_rootpainter.png`: RootPainter's segmentation format (RGBA, cyan root), if `save_rootpainter`;
 - `<stem>_overlay.jpg`: the prediction drawn over the photo, if `save_overlay`;
-- `<stem>_prob.png` (grey 0-255) or `<stem>_prob.npy` (float32), if `save_probs` is png or npy.
+- `<stem>_prob.png` (grey 0-255) or `<stem>_prob.npy` (float32), if `save_probs` is png or npy;
+- `<stem>_rve.png`: the mask as RhizoVision Explorer reads it (root black on white), if `rve`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 from rootseg.figures.overlay import write_overlay
 from rootseg.io.atomic import write_image, write_npy
 from rootseg.io.images import LazyImage, probability_to_uint8
+from rootseg.io.masks import read_mask
+from rootseg.io.rhizovision import write_rhizovision_mask
 from rootseg.io.rootpainter import write_rootpainter_segmentation
 
 SAVE_PROBS = ("none", "png", "npy")
@@ -28,7 +31,7 @@ def save_probs_mode(value: Any) -> str:
     return mode
 
 
-def output_paths(output: Path, stem: str, save_probs: str) -> dict[str, Path]:
+def output_paths(output: Path, stem: str, save_probs: str, rve: bool = False) -> dict[str, Path]:
     paths = {
         "mask": output / f"{stem}.png",
         "rootpainter": output / f"{stem}_rootpainter.png",
@@ -36,6 +39,8 @@ def output_paths(output: Path, stem: str, save_probs: str) -> dict[str, Path]:
     }
     if save_probs != "none":
         paths["probs"] = output / f"{stem}_prob.{save_probs}"
+    if rve:
+        paths["rve"] = output / f"{stem}_rve.png"
     return paths
 
 
@@ -57,6 +62,13 @@ def write_extras(
         write_rootpainter_segmentation(paths["rootpainter"], mask)
     if overlay:
         write_overlay(paths["overlay"], image, mask, quality=90)
+    if "rve" in paths:
+        write_rhizovision_mask(paths["rve"], mask)
+
+
+def write_rve_from_mask(paths: dict[str, Path]) -> None:
+    """The RhizoVision Explorer mask of an image segmented earlier (`rve=true` added to a finished run)."""
+    write_rhizovision_mask(paths["rve"], read_mask(paths["mask"]) == 1)
 
 
 def write_mask(path: Path, mask: np.ndarray) -> None:

@@ -4,7 +4,8 @@ Each finished image leaves `.rootseg/records/<stem>.json` (its measurements, in 
 mark that it is done; an unreadable one leaves `.rootseg/failures/<stem>.json`. The tables are rebuilt from
 these files under a lock shared by every process writing into the folder, so no row is lost when shards, a
 resumed run, or two runs one after the other write into one folder; lengths in mm follow the resolution of
-the run that rebuilds them (adding `dpi=` to a finished run fills them in).
+the run that rebuilds them (adding `dpi=` to a finished run fills them in), and so do the trait columns
+(`rootseg.measure.traits`: records keep them in pixels, diameters as a histogram).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_mask
 from rootseg.io.tables import write_csv
 from rootseg.measure.length import skeleton_length
+from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +45,20 @@ CSV_COLUMNS = (
 FAILURE_COLUMNS = ("name", "path", "error")
 
 
-def measure_row(job: Job, mask: np.ndarray, method: str, seconds: float | None = None) -> dict[str, Any]:
-    """What results.csv says of one image, from its boolean mask, in pixels."""
+def measure_row(
+    job: Job, mask: np.ndarray, method: str, seconds: float | None = None, traits: bool = False
+) -> dict[str, Any]:
+    """What results.csv says of one image, from its boolean mask, in pixels; with `traits`, the trait
+    measurements too (`pixel_traits`, whose skeleton also gives the root length where no pinhole was filled)."""
     height, width = mask.shape
-    return {
-        "name": job.name,
-        "path": str(job.path),
-        "height": int(height),
-        "width": int(width),
-        "root_pixels": int(np.count_nonzero(mask)),
-        "root_length_px": float(skeleton_length(mask, method=method)),
-        "seconds": seconds,
-    }
+    row = {"name": job.name, "path": str(job.path), "height": int(height), "width": int(width)}
+    row["root_pixels"] = int(np.count_nonzero(mask))
+    if traits:
+        row["traits"] = pixel_traits(mask, length_method=method)
+        row["root_length_px"] = row["traits"]["root_length_px"]
+    else:
+        row["root_length_px"] = float(skeleton_length(mask, method=method))
+    return {**row, "seconds": seconds}
 
 
 def _folder(output: Path, kind: str) -> Path:
@@ -84,20 +88,23 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def ensure_record(output: Path, job: Job, mask_path: Path, method: str) -> bool:
-    """An image done earlier keeps its record; one done by an older rootseg (no record) is measured again
-    from its mask. False when the mask cannot be read (the image is then segmented again)."""
-    if _read(_folder(output, "records") / f"{job.stem}.json") is not None:
+def ensure_record(output: Path, job: Job, mask_path: Path, method: str, traits: bool = False) -> bool:
+    """An image done earlier keeps its record; one done by an older rootseg (no record), or without the traits
+    asked for now, is measured again from its mask. False when the mask cannot be read (segmented again)."""
+    record = _read(_folder(output, "records") / f"{job.stem}.json")
+    if record is not None and (not traits or "traits" in record):
         return True
     try:
         mask = read_mask(mask_path) == 1
     except ImageReadError:
         return False
-    write_record(output, job, measure_row(job, mask, method))
+    write_record(
+        output, job, {**measure_row(job, mask, method, traits=traits), "seconds": (record or {}).get("seconds")}
+    )
     return True
 
 
-def _table_row(record: dict[str, Any], mm_per_pixel: float | None) -> dict[str, Any]:
+def _table_row(record: dict[str, Any], mm_per_pixel: float | None, traits: TraitSettings | None) -> dict[str, Any]:
     pixels = int(record["height"]) * int(record["width"])
     length = float(record["root_length_px"])
     seconds = record.get("seconds")
@@ -107,12 +114,16 @@ def _table_row(record: dict[str, Any], mm_per_pixel: float | None) -> dict[str, 
         "root_length_px": f"{length:.3f}",
         "root_length_mm": None if mm_per_pixel is None else f"{length * mm_per_pixel:.3f}",
         "seconds": None if seconds is None else f"{float(seconds):.3f}",
+        **(traits_from_pixels(record["traits"], mm_per_pixel, traits) if traits and "traits" in record else {}),
     }
 
 
-def rebuild_tables(output: Path, jobs: Sequence[Job], mm_per_pixel: float | None) -> list[dict[str, Any]]:
+def rebuild_tables(
+    output: Path, jobs: Sequence[Job], mm_per_pixel: float | None, traits: TraitSettings | None = None
+) -> list[dict[str, Any]]:
     """results.csv from the records of every finished image (those whose mask exists), in input order, then
-    images of earlier runs over other inputs; failures.csv from the failures not since segmented."""
+    images of earlier runs over other inputs, with trait columns when `traits` is given; failures.csv from
+    the failures not since segmented."""
     with folder_lock(output, "tables"):
         records = {p.stem: p for p in _folder(output, "records").glob("*.json")}
         order = [job.stem for job in jobs] + sorted(set(records) - {job.stem for job in jobs})
@@ -120,8 +131,9 @@ def rebuild_tables(output: Path, jobs: Sequence[Job], mm_per_pixel: float | None
         for stem in order:
             record = _read(records[stem]) if stem in records else None
             if record is not None and (output / f"{stem}.png").is_file():
-                rows.append(_table_row(record, mm_per_pixel))
-        write_csv(output / CSV_NAME, rows, CSV_COLUMNS, only_if_changed=True)
+                rows.append(_table_row(record, mm_per_pixel, traits))
+        columns = [*CSV_COLUMNS, *(traits.columns() if traits else [])]
+        write_csv(output / CSV_NAME, rows, columns, only_if_changed=True)
         failures = [
             failure
             for path in sorted(_folder(output, "failures").glob("*.json"))

@@ -46,6 +46,28 @@ def read_mask(path: Path | str, threshold: int = 127) -> np.ndarray:
     return decode_mask(_load_array(Path(path)), threshold=threshold, path=path)
 
 
+#: share of an image's pixels that may be mid-grey (32-223) in a mask read as binary (JPEG edges); a photo has most
+MAX_MID_GREY_SHARE = 0.10
+
+
+def read_binary_mask(path: Path | str, threshold: int = 127) -> np.ndarray:
+    """`read_mask` for a file that must be a binary mask (0/255, 0/1, JPEG of one, RootPainter's formats): a
+    photo, an overlay or a grey image (more than 10 % of its pixels between 32 and 223) is refused by name, as
+    thresholding it would measure noise."""
+    array = _load_array(Path(path))
+    painted = array.ndim == 3 and array.shape[2] == 4 and (array[:, :, 3] < 255).any()
+    if not (array.dtype == bool or painted or is_rootpainter_colours(array)):
+        grey = array[:, :, :3].max(axis=2) if array.ndim == 3 else array
+        grey = to_uint8(grey, path) if grey.dtype != np.uint8 and grey.max(initial=0) > 1 else grey
+        share = float(np.count_nonzero((grey > 32) & (grey < 224))) / max(grey.size, 1)
+        if share > MAX_MID_GREY_SHARE:
+            raise ImageReadError(
+                f"{path}: not a binary mask ({share:.0%} of its pixels are mid-grey); a photo, an overlay or a "
+                "probability map? Give masks: 0/255 or 0/1 images, RootPainter annotations or segmentations"
+            )
+    return decode_mask(array, threshold=threshold, path=path)
+
+
 def read_pair(
     image_path: Path | str, mask_path: Path | str, threshold: int = 127, lazy: bool = False
 ) -> tuple[np.ndarray | LazyImage, np.ndarray]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rootseg.measure.length import _as_mask
+from rootseg.measure.length import as_mask
 
 # Grid spacings commonly used for line-intersect counts on minirhizotron tubes (mm).
 grid_spacings_mm: tuple[int, ...] = (10, 20, 40, 80)
@@ -41,7 +41,7 @@ def line_intersect_counts(
     if valid is None:
         valid = labels != 255 if np.issubdtype(labels.dtype, np.integer) else np.ones(labels.shape, bool)
     valid = np.asarray(valid, dtype=bool)
-    mask = _as_mask(mask)
+    mask = as_mask(mask)
     if valid.shape != mask.shape:
         raise ValueError(f"valid has shape {valid.shape}, the mask {mask.shape}")
     mask = mask & valid

@@ -25,81 +25,42 @@ length and you want the apex-to-apex length.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from scipy import ndimage as ndi
 
-SQRT2 = math.sqrt(2.0)
-
+from rootseg.measure.diameter import edge_distances
+from rootseg.measure.skeleton import SkeletonGraph, skeletonize_mask
 
 # skeleton_length methods: orientation-corrected (Kimura et al. 1999, the default) or Smith's pixel count
 LENGTH_METHODS: tuple[str, ...] = ("corrected", "pixels")
 
 
-_EIGHT = np.ones((3, 3), dtype=bool)
-
-
-# (dy, dx) of the four forward neighbours: each skeleton link is visited exactly once.
-_FORWARD = (((0, 1), False), ((1, 0), False), ((1, 1), True), ((1, -1), True))
-
-
-def _as_mask(mask: np.ndarray) -> np.ndarray:
+def as_mask(mask: np.ndarray) -> np.ndarray:
     """Boolean root mask from bool, 0/1 or {0, 1, 255 unlabelled}: integer masks are labels, 1 = root.
 
     A 0/255 image file must go through `rootseg.io.masks.read_mask` (or be passed as `mask > 0`) first.
     """
+    return root_and_labelled(mask)[0]
+
+
+def root_and_labelled(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Root pixels and labelled pixels of a bool mask (all labelled) or an integer label mask (255 unlabelled)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
     if mask.dtype == bool:
-        return mask
+        return mask, np.ones(mask.shape, bool)
     if not np.issubdtype(mask.dtype, np.integer):
         raise ValueError(f"expected a boolean or integer label mask, got {mask.dtype}; threshold it first")
     values = np.unique(mask)
     if not np.isin(values, (0, 1, 255)).all():
         raise ValueError(f"label mask values must be 0, 1 or 255 (unlabelled), got {values[:10].tolist()}")
-    return mask == 1
+    return mask == 1, mask != 255
 
 
-def _kimura(orthogonal: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
-    """Kimura, Kikuchi & Yamasaki 1999 (Plant and Soil 216:117-127): L = sqrt(Nd^2 + (Nd + No/2)^2) + No/2."""
-    return np.sqrt(diagonal**2 + (diagonal + orthogonal / 2.0) ** 2) + orthogonal / 2.0
-
-
-def _link_slices(shape: tuple[int, int], dy: int, dx: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-    height, width = shape
-    first = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
-    second = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
-    return first, second
-
-
-def _corrected_length(skeleton: np.ndarray) -> float:
-    neighbours = ndi.convolve(skeleton.astype(np.uint8), _EIGHT.astype(np.uint8), mode="constant") - skeleton
-    junction = skeleton & (neighbours > 2)
-    core = skeleton & ~junction
-    labels, count = ndi.label(core, structure=_EIGHT)
-    orthogonal = np.zeros(count + 1)
-    diagonal = np.zeros(count + 1)
-    junction_length = 0.0
-    for (dy, dx), is_diagonal in _FORWARD:
-        first, second = _link_slices(skeleton.shape, dy, dx)
-        link = skeleton[first] & skeleton[second]
-        inside = link & core[first] & core[second]
-        per_segment = np.bincount(labels[first][inside], minlength=count + 1)
-        if is_diagonal:
-            diagonal += per_segment
-        else:
-            orthogonal += per_segment
-        junction_length += (SQRT2 if is_diagonal else 1.0) * np.count_nonzero(link & ~inside)
-    return float(_kimura(orthogonal[1:], diagonal[1:]).sum() + junction_length)
-
-
-def _tip_radii(mask: np.ndarray, skeleton: np.ndarray) -> float:
-    neighbours = ndi.convolve(skeleton.astype(np.uint8), _EIGHT.astype(np.uint8), mode="constant") - skeleton
-    ends = skeleton & (neighbours == 1)
-    distance = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    return float(distance[ends].sum())
+def _tip_radii(mask: np.ndarray, graph: SkeletonGraph) -> float:
+    """The root's radius (centre to nearest background pixel centre) summed over the skeleton's ends."""
+    ends = graph.neighbours() == 1
+    return float(edge_distances(mask, graph.ys[ends], graph.xs[ends])[1].sum())
 
 
 def skeleton_length(
@@ -112,15 +73,13 @@ def skeleton_length(
 
     `mask` is boolean, 0/1, or {0, 1, 255} with 255 unlabelled (not counted as root).
     """
-    from skimage.morphology import skeletonize
-
-    mask = _as_mask(mask)
     if method not in LENGTH_METHODS:
         raise ValueError(f"method must be one of {LENGTH_METHODS}, got {method!r}")
+    mask = as_mask(mask)
     if not mask.any():
         return 0.0
-    skeleton = skeletonize(mask)
-    length = float(np.count_nonzero(skeleton)) if method == "pixels" else _corrected_length(skeleton)
+    graph = SkeletonGraph.from_skeleton(skeletonize_mask(mask))
+    length = float(graph.size) if method == "pixels" else graph.corrected_length()
     if tips:
-        length += _tip_radii(mask, skeleton)
+        length += _tip_radii(mask, graph)
     return length * mm_per_pixel if mm_per_pixel is not None else length

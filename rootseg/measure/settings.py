@@ -1,10 +1,17 @@
-"""Resolution and line-intersect grid settings, resolved once for every command (dpi or mm_per_pixel)."""
+"""Resolution, line-intersect grid and trait settings, resolved once for every command (dpi or mm_per_pixel)."""
 
 from __future__ import annotations
 
 import math
 
 from omegaconf import DictConfig, ListConfig
+
+from rootseg.measure.traits import (
+    DEFAULT_DEPTH_OF_FIELD_MM,
+    DEFAULT_DIAMETER_EDGES_MM,
+    TraitSettings,
+    check_edges,
+)
 
 
 def mm_per_pixel_from_dpi(dpi: float) -> float:
@@ -52,3 +59,22 @@ def resolve_grid_px(cfg: DictConfig) -> float | None:
     if grid_px is not None and not (isinstance(grid_px, int | float) and not isinstance(grid_px, bool) and grid_px > 0):
         raise ValueError(f"line_intersect_grid_px must be a positive spacing in pixels, got {grid_px!r}")
     return grid_px
+
+
+def resolve_traits(cfg: DictConfig) -> TraitSettings | None:
+    """`traits=true` (default) with `diameter_classes_mm=[0.5,1,2]` and `depth_of_field_mm=2`: the trait columns'
+    settings, or None for `traits=false` (root pixels and length only, ~1 s less per 2550 x 2273 scan)."""
+    enabled = cfg.get("traits", True)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"traits must be true or false, got {enabled!r}")
+    if not enabled:
+        return None
+    edges = cfg.get("diameter_classes_mm")
+    edges = DEFAULT_DIAMETER_EDGES_MM if edges is None else edges
+    edges = list(edges) if isinstance(edges, list | tuple | ListConfig) else [edges]
+    depth = cfg.get("depth_of_field_mm")
+    try:
+        depth = DEFAULT_DEPTH_OF_FIELD_MM if depth is None else float(depth)
+    except (TypeError, ValueError):
+        raise ValueError(f"depth_of_field_mm must be a positive number (mm), got {depth!r}") from None
+    return TraitSettings(tuple(check_edges(edges)), depth)

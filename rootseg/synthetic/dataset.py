@@ -1,5 +1,6 @@
-"""Synthetic data sets on disk: images/, masks/, lengths.csv, split.json and a manifest that says when the
-folder is stale (generator version, size, seed), so `data=synthetic` builds it once and reuses it.
+"""Synthetic data sets on disk: images/, masks/, lengths.csv, truth.json (`rootseg.synthetic.truth`), split.json
+and a manifest that says when the folder is stale (generator version, size, seed), so `data=synthetic` builds it
+once and reuses it.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def write_dataset(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
 ) -> Path:
-    """Write images, masks, lengths, split and manifest; built in a sibling folder, swapped in at the end."""
+    """Write images, masks, lengths, truth, split and manifest; built in a sibling folder, swapped in at the end."""
     if n < 1:
         raise ValueError(f"n={n}: need at least one image")
     out = Path(out).expanduser()
@@ -71,7 +72,7 @@ def write_dataset(
     try:
         (tmp / "images").mkdir(parents=True)
         (tmp / "masks").mkdir()
-        rows = []
+        rows, truths = [], {}
         root_seq = np.random.SeedSequence(int(seed))
         for i, stem in enumerate(stems):
             child = np.random.SeedSequence(root_seq.entropy, spawn_key=(i,))
@@ -81,11 +82,13 @@ def write_dataset(
             if not cv2.imwrite(str(tmp / "masks" / f"{stem}.png"), sample.mask * np.uint8(255)):
                 raise OSError(f"{tmp / 'masks' / stem}.png: cannot write")
             rows.append((stem, f"{sample.centreline_length:.3f}", int(sample.mask.sum())))
+            truths[stem] = sample.truth
         with open(tmp / "lengths.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["name", "centreline_length_px", "root_pixels"])
             writer.writerows(rows)
         (tmp / "split.json").write_text(json.dumps(split, indent=1) + "\n")
+        (tmp / "truth.json").write_text(json.dumps(truths, indent=1) + "\n")
         manifest = _manifest(n, size, seed, val_fraction, test_fraction)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         # A directory cannot be renamed onto a non-empty one: move the old set aside first.
@@ -111,6 +114,8 @@ def _manifest_matches(root: Path, expected: dict) -> bool:
     if found != expected:
         return False
     images = root / "images"
+    if not (root / "truth.json").is_file():  # a set written before truth.json existed: written again
+        return False
     return all((images / f"synth_{i:04d}.png").is_file() for i in range(expected["n"]))
 
 

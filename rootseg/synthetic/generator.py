@@ -16,10 +16,12 @@ Image i of a set comes from `SeedSequence(seed, spawn_key=(i,))`, so it is the s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from rootseg.synthetic.truth import clipped_segments, root_truth, thickness
 
 GENERATOR_VERSION = "rootseg-synthetic-1"
 
@@ -54,6 +56,8 @@ class SyntheticSample:
     image: np.ndarray  # H x W x 3 uint8 RGB
     mask: np.ndarray  # H x W uint8 in {0, 1}: visible root
     centreline_length: float  # pixels, all roots' centrelines clipped to the image
+    truth: dict = field(default_factory=dict)  # exact truth per image: `rootseg.synthetic.truth.root_truth`
+    root_mask: np.ndarray | None = None  # H x W bool: every root pixel, hidden behind soil grains or not
 
 
 @dataclass
@@ -61,6 +65,7 @@ class _Root:
     points: np.ndarray  # N x 2 (x, y) float centreline
     widths: np.ndarray  # N-1 segment widths in px
     brightness: float
+    parent: int = -1  # index of the root it branches from, -1 for a primary
 
 
 def _as_seed_sequence(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
@@ -220,6 +225,7 @@ def _laterals(
     down: float,
     order: int,
 ) -> None:
+    parent_index = len(roots) - 1  # the parent was appended just before this call (no random draw)
     if rng.random() < (0.25 if order == 1 else 0.75):
         return
     seg = np.diff(parent, axis=0)
@@ -236,7 +242,7 @@ def _laterals(
         pts = _walk(rng, parent[i], angle, length, down, wiggle=0.014)
         widths = np.maximum(2.0, width * np.linspace(1.0, rng.uniform(0.6, 0.9), len(pts) - 1))
         b = bright * rng.uniform(0.7, 1.05)
-        roots.append(_Root(pts, widths, b))
+        roots.append(_Root(pts, widths, b, parent_index))
         if order == 1 and width >= 3:
             _laterals(rng, roots, pts, widths, b, down, order=2)
         s += rng.exponential(spacing)
@@ -244,18 +250,7 @@ def _laterals(
 
 def _clipped_length(points: np.ndarray, h: int, w: int) -> float:
     """Length of a polyline inside the image rectangle [-0.5, W-0.5] x [-0.5, H-0.5] (Liang-Barsky)."""
-    p0, d = points[:-1], np.diff(points, axis=0)
-    t0, t1 = np.zeros(len(d)), np.ones(len(d))
-    for axis, hi in ((0, w - 0.5), (1, h - 0.5)):
-        for p, q in ((-d[:, axis], p0[:, axis] + 0.5), (d[:, axis], hi - p0[:, axis])):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                r = q / p
-            parallel_out = (p == 0) & (q < 0)
-            t1 = np.where(parallel_out, -1.0, t1)
-            t0 = np.where((p < 0) & ~parallel_out, np.maximum(t0, r), t0)
-            t1 = np.where((p > 0) & ~parallel_out, np.minimum(t1, r), t1)
-    frac = np.clip(t1 - t0, 0, None)
-    return float(np.sum(frac * np.hypot(d[:, 0], d[:, 1])))
+    return float(np.sum(clipped_segments(points, h, w)))
 
 
 def _draw_roots(roots: list[_Root], shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
@@ -269,7 +264,7 @@ def _draw_roots(roots: list[_Root], shape: tuple[int, int]) -> tuple[np.ndarray,
         ipts = np.round(root.points * _ONE).astype(np.int64)
         b = int(np.clip(root.brightness * 200, 1, 255))
         for a, c, width in zip(ipts[:-1], ipts[1:], root.widths):
-            p, q, t = (int(a[0]), int(a[1])), (int(c[0]), int(c[1])), max(2, int(round(width)))
+            p, q, t = (int(a[0]), int(a[1])), (int(c[0]), int(c[1])), thickness(width)
             # Thin roots are partly translucent, so they show less contrast against the soil.
             o = int(255 * min(1.0, 0.55 + 0.09 * width))
             cv2.line(cover, p, q, 255, t, cv2.LINE_AA, _SHIFT)
@@ -331,4 +326,5 @@ def generate_sample(seed: int | np.random.SeedSequence, size: tuple[int, int] = 
     image = np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
     mask = ((cover > 127) & (occ < 128)).astype(np.uint8)
-    return SyntheticSample(image=image, mask=mask, centreline_length=length)
+    truth = root_truth(roots, (h, w), length)
+    return SyntheticSample(image=image, mask=mask, centreline_length=length, truth=truth, root_mask=cover > 127)

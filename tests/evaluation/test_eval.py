@@ -440,3 +440,22 @@ def test_pixel_grid_counts_intersections_without_a_resolution(recomputable, tiny
     assert "Root intersections (40 px line-intersect grid)" in (run_dir / "summary.md").read_text()
     with pytest.raises(ValueError, match="line_intersect_grid_px must be a positive"):
         evaluate_with_fake_probs(tiny_checkpoint, folder, tmp_path / "bad", ["line_intersect_grid_px=-4"])
+
+
+def test_trait_columns_of_prediction_and_annotation_equal_root_traits(recomputable):
+    """per_image.csv carries the traits of both sides as `true_<trait>` and `pred_<trait>`, measured on labelled
+    pixels only (the image area too), from the skeleton that gives the length columns."""
+    from rootseg.measure.traits import TRAIT_COLUMNS, root_traits
+
+    _, run_dir, folder = recomputable
+    table = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
+    mm = 25.4 / DPI
+    for row in table.to_dict("records"):
+        image, truth, labelled = read_independently(folder, row["name"])
+        pred = fake_probs(image).astype(np.float64) >= THRESHOLD
+        for side, mask in (("true", truth), ("pred", pred & labelled)):
+            expected = root_traits(mask, mm, valid=labelled)
+            assert expected["image_area_px"] == labelled.sum() and expected["tips"] > 0
+            for column in TRAIT_COLUMNS:
+                assert row[f"{side}_{column}"] == pytest.approx(expected[column], rel=1e-6, abs=1e-9), column
+        assert row["length_pred_px"] == pytest.approx(row["pred_length_px"])

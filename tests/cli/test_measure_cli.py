@@ -1,0 +1,109 @@
+"""`python -m rootseg.measure MASKS`: any folder of binary masks -> traits.csv, rows equal to `root_traits` of
+each file read independently; photos and bad settings refused by name."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+from PIL import Image
+
+from rootseg.cli.measure import main
+from rootseg.measure.traits import TRAIT_COLUMNS, root_traits, trait_columns
+from rootseg.synthetic.generator import generate_sample
+
+
+@pytest.fixture(scope="module")
+def masks(tmp_path_factory):
+    """0/255 PNG, 0/1 TIFF, a RootPainter annotation (transparent band unlabelled), a JPEG mask and a photo."""
+    folder = tmp_path_factory.mktemp("masks")
+    roots = [generate_sample(seed, (160, 200)).root_mask for seed in range(4)]
+    Image.fromarray(roots[0].astype(np.uint8) * 255).save(folder / "a.png")
+    Image.fromarray(roots[1].astype(np.uint8)).save(folder / "b.tif")
+    rgba = np.zeros((*roots[2].shape, 4), np.uint8)
+    rgba[roots[2]] = (255, 0, 0, 255)
+    rgba[~roots[2]] = (0, 255, 0, 255)
+    rgba[40:80, :, 3] = 0
+    Image.fromarray(rgba).save(folder / "c_annotation.png")
+    Image.fromarray(roots[3].astype(np.uint8) * 255).save(folder / "d.jpg", quality=95)
+    Image.fromarray(generate_sample(9, (160, 200)).image).save(folder / "photo.jpg")
+    return folder, roots
+
+
+def _independent(folder, roots):
+    """What each file holds, read with PIL and numpy only: (root, labelled) per name."""
+    jpeg = np.asarray(Image.open(folder / "d.jpg").convert("L")) > 127
+    labelled = np.ones(roots[2].shape, bool)
+    labelled[40:80] = False
+    return {
+        "a.png": (roots[0], None),
+        "b.tif": (roots[1], None),
+        "c_annotation.png": (roots[2] & labelled, labelled),
+        "d.jpg": (jpeg, None),
+    }
+
+
+def test_measures_every_mask_and_lists_the_photo(masks, tmp_path, capsys):
+    folder, roots = masks
+    output = tmp_path / "out" / "traits.csv"
+    assert main([str(folder), "dpi=300", f"output={output}", "diameter_classes_mm=[0.2,0.5]"]) == 1
+    table = pd.read_csv(output).set_index("name")
+    assert sorted(table.index) == ["a.png", "b.tif", "c_annotation.png", "d.jpg"]
+    assert list(table.columns[-len(trait_columns((0.2, 0.5))) :]) == trait_columns((0.2, 0.5))
+    for name, (root, labelled) in _independent(folder, roots).items():
+        expected = root_traits(root, 25.4 / 300, diameter_edges_mm=(0.2, 0.5), valid=labelled)
+        for column, value in expected.items():
+            assert table.loc[name, column] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, column)
+    assert table.loc["c_annotation.png", "unlabelled_pixels"] == 40 * 200
+    assert table.loc["c_annotation.png", "image_area_px"] == 120 * 200
+    failures = pd.read_csv(tmp_path / "out" / "traits_failures.csv")
+    assert failures["name"].tolist() == ["photo.jpg"] and "not a binary mask" in failures["error"][0]
+    out = capsys.readouterr().out
+    assert "measured 4 masks" in out and "FAILED" in out and "photo.jpg" in out
+
+
+def test_without_a_resolution_the_mm_columns_are_empty(masks, tmp_path):
+    folder, roots = masks
+    output = tmp_path / "traits.csv"
+    assert main([str(folder / "a.png"), f"output={output}"]) == 0
+    row = pd.read_csv(output).iloc[0]
+    assert row["length_px"] == pytest.approx(root_traits(roots[0])["length_px"])
+    in_mm = [c for c in TRAIT_COLUMNS if ("_mm" in c or c.startswith(("rld", "mm_"))) and c != "depth_of_field_mm"]
+    assert len(in_mm) == 14 and all(math.isnan(row[c]) for c in in_mm), in_mm
+    assert not (tmp_path / "traits_failures.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("dpii=600", "dpii is not a setting of rootseg.measure; did you mean dpi?"),
+        ("dpi=abc", "dpi='abc'"),
+        ("diameter_classes_mm=[2,1]", "strictly increasing"),
+        ("depth_of_field_mm=-1", "depth_of_field_mm must be a positive"),
+        ("600", "settings are key=value"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_paragraph(masks, tmp_path, capsys, setting, message):
+    with pytest.raises(SystemExit) as exit_:
+        main([str(masks[0]), setting, f"output={tmp_path / 't.csv'}"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_python_m_runs_the_command(masks, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "rootseg.measure", str(masks[0] / "a.png"), f"output={tmp_path / 't.csv'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "measured 1 masks" in result.stdout and (tmp_path / "t.csv").is_file()
