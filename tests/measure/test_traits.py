@@ -349,3 +349,86 @@ def test_label_masks_and_valid_regions() -> None:
 def test_bad_inputs_are_clear_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         root_traits(**kwargs)
+
+
+# ---- the sparse implementations against full-image ones -------------------------------------------------
+
+
+def _image_corrected_length(skeleton: np.ndarray) -> float:
+    """Kimura per segment with full-image convolution and labelling, as rootseg measured before the graph."""
+    from scipy import ndimage as ndi
+
+    eight = np.ones((3, 3), np.uint8)
+    neighbours = ndi.convolve(skeleton.astype(np.uint8), eight, mode="constant") - skeleton
+    core = skeleton & ~(neighbours > 2)
+    labels, count = ndi.label(core, structure=eight)
+    counts, junction = {False: np.zeros(count + 1), True: np.zeros(count + 1)}, 0.0
+    height, width = skeleton.shape
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        first = (slice(0, height - dy), slice(max(0, -dx), width - max(0, dx)))
+        second = (slice(dy, height), slice(max(0, dx), width - max(0, -dx)))
+        link = skeleton[first] & skeleton[second]
+        inside = link & core[first] & core[second]
+        counts[dx != 0 and dy != 0] += np.bincount(labels[first][inside], minlength=count + 1)
+        junction += (math.sqrt(2) if dx and dy else 1.0) * np.count_nonzero(link & ~inside)
+    orthogonal, diagonal = counts[False][1:], counts[True][1:]
+    return float((np.sqrt(diagonal**2 + (diagonal + orthogonal / 2) ** 2) + orthogonal / 2).sum() + junction)
+
+
+def _image_branches(skeleton: np.ndarray) -> np.ndarray:
+    padded = np.pad(skeleton, 1)
+    height, width = skeleton.shape
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
+
+    degree = sum(at(dy, dx).astype(int) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)))
+    for dy, dx in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
+        degree = degree + (at(dy, dx) & ~(at(dy, 0) | at(0, dx)))
+    return degree
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_skeleton_graph_equals_full_image_computation(seed: int) -> None:
+    """Length, per-pixel lengths and branches from the pixel graph equal a full-image computation, on skeletons
+    of random blobs and on random pixel sets (anything a thinning might leave), edges of the image included."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    blobs = ndi.binary_opening(ndi.gaussian_filter(rng.random((120, 150)), 2) > 0.5)
+    for pixels in (skeletonize_mask(blobs), rng.random((60, 70)) < 0.3):
+        graph = SkeletonGraph.from_skeleton(pixels)
+        assert graph.corrected_length() == pytest.approx(_image_corrected_length(pixels), rel=1e-12)
+        assert graph.pixel_lengths().sum() == pytest.approx(graph.corrected_length(), rel=1e-9)
+        assert np.array_equal(_image(graph, graph.branches()), _image_branches(pixels) * pixels)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_edge_distances_equal_a_transform_of_the_upsampled_mask(seed: int) -> None:
+    """Half-pixel distances from a k-d tree of boundary quarters equal the brute-force way: the Euclidean
+    distance transform of the mask upsampled 2x (outside the image as background), largest of each pixel's
+    four quarters, halved; the plain ones equal the transform of the mask itself."""
+    from scipy import ndimage as ndi
+
+    from rootseg.measure.diameter import edge_distances
+
+    rng = np.random.default_rng(seed)
+    mask = ndi.binary_opening(ndi.gaussian_filter(rng.random((70, 90)), 1.5) > 0.48)
+    mask[:, :3] |= rng.random((70, 3)) < 0.7  # root touching the image edge
+    ys, xs = np.nonzero(mask)
+    fine = ndi.distance_transform_edt(np.kron(np.pad(mask, 1), np.ones((2, 2), bool)))
+    fine = fine[2:-2, 2:-2].reshape(70, 2, 90, 2).max(axis=(1, 3)) / 2
+    plain = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    half_pixel, centre = edge_distances(mask, ys, xs)
+    np.testing.assert_allclose(half_pixel, fine[ys, xs], rtol=1e-12)
+    np.testing.assert_allclose(centre, plain[ys, xs], rtol=1e-12)
+
+
+def test_class_edges_on_a_half_pixel_step_do_not_move_with_rounding() -> None:
+    """A 3 px root at 0.1 mm per pixel is 0.3 mm wide: the 0.3 mm edge keeps it in the lower class whether the
+    pixel size comes as 0.1 or as 25.4 / 254 (0.3 / 0.1 = 2.9999999999999996 in floating point)."""
+    mask = np.zeros(SIZE, bool)
+    mask[100:103, 50:350] = True
+    for mm in (0.1, 25.4 / 254, 0.3 / 3):
+        traits = root_traits(mask, mm, diameter_edges_mm=(0.3, 1))
+        assert traits["length_mm_d0-0.3"] == pytest.approx(traits["length_mm"]), mm

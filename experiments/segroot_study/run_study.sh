@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The SegRoot study of README.md: a U-Net trained for ~1 h on a 2-core CPU, predict on the scans, the
+# annotations' traits without a model, a study of each, and the traits of the two compared. Outputs go to
+# logs/segroot_study/ (git-ignored); compare.py writes the small tables and figures the README shows.
+# Re-running resumes: training from last.ckpt (a finished run is kept), predict skips finished scans.
+#   bash experiments/segroot_study/run_study.sh             # everything
+#   CKPT=path/to/last.ckpt bash experiments/segroot_study/run_study.sh   # with a U-Net you have
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export NO_ALBUMENTATIONS_UPDATE=1 WANDB_MODE=offline
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-logs/segroot_study}
+DATA=${DATA:-../shared/datasets/segroot}
+DPI=300   # CI-600 scans of 21.59 cm x 19.3 cm in 2550 x 2273 px: 300 dpi (0.0847 mm per pixel)
+
+# 1. the U-Net: unet_segroot_cpu (Smith's recipe at 1/8 width) cut to 14 epochs and 57 minutes of wall clock,
+#    validation every second epoch; no test split here (SegRoot's 13 test scans are held out)
+if [ -z "${CKPT:-}" ]; then
+  if [ ! -f "$OUT/unet/checkpoints/last.ckpt" ]; then
+    nice -n 10 $PY -m rootseg.train +experiment=unet_segroot_cpu trainer.max_epochs=14 \
+        +trainer.max_time=00:00:57:00 test=false hydra.run.dir=$OUT/unet
+  fi
+  CKPT=$OUT/unet/checkpoints/last.ckpt
+fi
+
+# 2. predict: the 13 val scans first (never seen in training), then the 39 training scans, into one folder
+#    (results.csv holds every scan; the traits and RhizoVision Explorer masks with it)
+mkdir -p "$OUT/val_images" "$OUT/train_images"
+$PY - "$DATA" "$OUT" <<'PYEOF'
+import json, os, sys
+from pathlib import Path
+data, out = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
+for split, stems in json.loads((data / "split.json").read_text()).items():
+    for stem in stems:
+        link = out / f"{split}_images" / f"{stem}.jpg"
+        if not link.exists():
+            os.symlink(data / "images" / f"{stem}.jpg", link)
+PYEOF
+for split in val train; do
+  nice -n 10 $PY -m rootseg.predict ckpt_path=$CKPT input=$OUT/${split}_images output=$OUT/predict dpi=$DPI rve=true
+done
+
+# 3. the annotations' traits: no model needed
+nice -n 10 $PY -m rootseg.measure $DATA/masks dpi=$DPI output=$OUT/annotation/traits.csv
+
+# 4. the studies: tube, location and date from the CI-600 names; the dates grouped by month (imaging sessions)
+for side in prediction annotation; do
+  table=$OUT/predict/results.csv
+  [ $side = annotation ] && table=$OUT/annotation/traits.csv
+  $PY -m rootseg.study $table output=$OUT/study_$side period=month
+done
+
+# 5. traits of the prediction against those of the annotation; Dice of the masks
+$PY experiments/segroot_study/compare.py $OUT --data $DATA
