@@ -96,7 +96,7 @@ def _with_depth(images: pd.DataFrame, spacing_cm: float, angle_deg: float, offse
     if "depth" in images.columns and images["depth"].notna().all():
         images["depth_cm"] = images["depth"].astype(float)
     else:
-        images["depth_cm"] = depth_from_location(images["location"], spacing_cm, angle_deg, offset_cm)
+        images["depth_cm"] = depth_from_location(images["location"], spacing_cm, angle_deg, offset_cm).round(2)
     if images["depth_cm"].isna().any():
         missing = images.loc[images["depth_cm"].isna(), "name"].tolist()
         raise ValueError(
