@@ -15,7 +15,7 @@ segment), tips and branch points (`rootseg.measure.skeleton.SkeletonGraph`, `roo
 - `segroot`: seconds per 2550 x 2273 SegRoot annotation (the thinning alone, and `root_traits`), and the
   length each method gives summed over the masks.
 
-    python benchmarks/skeleton_method.py [--capsules 248] [--diagonal 152] [--images 40] [--segroot 6]
+    python benchmarks/skeleton_method.py [--capsules 248] [--diagonal 152] [--images 40] [--segroot 6] [--methods ...]
 """
 
 from __future__ import annotations
@@ -158,7 +158,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--segroot", type=int, default=6)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ", ".join(METHODS))
     args = parser.parse_args()
+    globals()["METHODS"] = tuple(args.methods.split(","))
     result = {
         "capsules": capsules(args.capsules),
         "diagonal": capsules(args.diagonal, diagonal=True),

@@ -46,16 +46,16 @@ def _paired(out: Path) -> pd.DataFrame:
     true = pd.read_csv(out / "annotation" / "traits.csv")
     pred["stem"] = pred["name"].str.replace(r"\.[^.]+$", "", regex=True)
     true["stem"] = true["name"].str.replace(r"-mask\.[^.]+$", "", regex=True)
-    paired = pred.merge(true, on="stem", suffixes=("_pred", "_true"))
-    if len(paired) != len(true):
-        raise ValueError(f"{len(true)} annotations but {len(paired)} pairs: predict every image first")
-    return paired
+    return pred.merge(true, on="stem", suffixes=("_pred", "_true"))  # the scans predicted so far
 
 
 def _agreements(paired: pd.DataFrame, split_of: dict[str, str]) -> list[dict]:
     rows = []
-    for group, keep in (("all 52", paired["stem"].notna()), ("val 13", paired["stem"].map(split_of) == "val")):
+    split = paired["stem"].map(split_of)
+    for group, keep in (("val", split == "val"), ("train", split == "train"), ("all", split.notna())):
         subset = paired[keep]
+        if len(subset) < 3 or (group == "all" and keep.equals(split == "val")):
+            continue
         for trait, unit in TRAITS.items():
             x, y = subset[f"{trait}_true"].to_numpy(float), subset[f"{trait}_pred"].to_numpy(float)
             found = agreement(x, y) if np.ptp(x) > 0 else {"spearman": np.nan, "r2": np.nan, "slope": np.nan}
@@ -79,6 +79,8 @@ def _dice(out: Path, data: Path, split_of: dict[str, str]) -> list[dict]:
     """Pooled Dice of predict's masks against the annotation (grey > 127), per split."""
     counts: dict[str, np.ndarray] = {}
     for stem, split in split_of.items():
+        if not (out / "predict" / f"{stem}.png").is_file():
+            continue
         pred = read_mask(out / "predict" / f"{stem}.png") == 1
         true = read_mask(data / "masks" / f"{stem}-mask.jpg") == 1
         found = np.array([np.sum(pred & true), np.sum(pred & ~true), np.sum(~pred & true), 1])

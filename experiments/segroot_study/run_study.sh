@@ -24,7 +24,8 @@ if [ -z "${CKPT:-}" ]; then
 fi
 
 # 2. predict: the 13 val scans first (never seen in training), then the 39 training scans, into one folder
-#    (results.csv holds every scan; the traits and RhizoVision Explorer masks with it)
+#    (results.csv holds every scan; the traits and RhizoVision Explorer masks with it); step=tile: Smith's
+#    non-overlapping grid, a third of the half-tile blending's tiles (a 2-core CPU shared with other jobs)
 mkdir -p "$OUT/val_images" "$OUT/train_images"
 $PY - "$DATA" "$OUT" <<'PYEOF'
 import json, os, sys
@@ -37,7 +38,8 @@ for split, stems in json.loads((data / "split.json").read_text()).items():
             os.symlink(data / "images" / f"{stem}.jpg", link)
 PYEOF
 for split in val train; do
-  nice -n 10 $PY -m rootseg.predict ckpt_path=$CKPT input=$OUT/${split}_images output=$OUT/predict dpi=$DPI rve=true
+  nice -n 10 $PY -m rootseg.predict ckpt_path=$CKPT input=$OUT/${split}_images output=$OUT/predict dpi=$DPI rve=true \
+      step=tile
 done
 
 # 3. the annotations' traits: no model needed
