@@ -63,12 +63,20 @@ def build_module(config: str, image_size: int) -> RootSAMModule:
     return module.eval()
 
 
+#: process CPU seconds of every timed piece of work, beside its wall-clock seconds (see `cpu_seconds`)
+CPU_TIMES: list[tuple[float, float]] = []
+
+
 def _median_time(work, repeats: int) -> float:
-    times = []
+    """Median wall-clock seconds of `work`; its process CPU seconds go to CPU_TIMES (a busy shared machine
+    stretches wall time, CPU time much less)."""
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         work()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    CPU_TIMES.append((statistics.median(times), statistics.median(cpu)))
     return statistics.median(times)
 
 
@@ -82,9 +90,10 @@ def unit_costs(module: RootSAMModule, tile: int, repeats: int, grid_repeats: int
     with torch.inference_mode():
         module.embeddings(batch)  # warm-up
         encoder = _median_time(lambda: module.embeddings(batch), repeats)
+        costs = {"encoder_per_tile_s": encoder, "encoder_per_tile_cpu_s": CPU_TIMES[-1][1]}
         embeddings = module.embeddings(batch)
-        promptless = _median_time(lambda: module.net.decode_promptless(embeddings), repeats)
-        costs = {"encoder_per_tile_s": encoder, "promptless_decode_per_tile_s": promptless}
+        costs["promptless_decode_per_tile_s"] = _median_time(lambda: module.net.decode_promptless(embeddings), repeats)
+        costs["promptless_decode_per_tile_cpu_s"] = CPU_TIMES[-1][1]
         for name, settings in (
             ("filtered", InferenceSettings(prompt_free="grid")),
             ("unfiltered", InferenceSettings(prompt_free="grid", min_predicted_iou=0.0, min_stability=0.0)),
@@ -93,7 +102,7 @@ def unit_costs(module: RootSAMModule, tile: int, repeats: int, grid_repeats: int
             tile_work = partial(inference._predict_tile, pixels, clicks, torch.device("cpu"))
             whole = _median_time(tile_work, grid_repeats)
             costs[f"grid_{name}_per_tile_s"] = whole  # encoder included
-            costs[f"grid_{name}_decode_per_tile_s"] = max(whole - encoder, 0.0)
+            costs[f"grid_{name}_per_tile_cpu_s"] = CPU_TIMES[-1][1]
     return costs
 
 
@@ -110,28 +119,31 @@ def scan_overhead(size: int) -> float:
 
 
 def stage_table(stage: str, costs: dict[str, float]) -> dict[str, Any]:
-    """Seconds per scan of each mode at one stage (from that stage's tile costs), with the encoder's share."""
+    """Seconds per scan of each mode at one stage (from that stage's tile costs), with the encoder's share;
+    `seconds` from wall-clock unit times, `cpu_seconds` from process CPU times, ratios from both."""
     size, tile = STAGES[stage]
     overhead = scan_overhead(size)
     n_grid = len(tile_origins(size, tile))
-    encoder, promptless = costs["encoder_per_tile_s"], costs["promptless_decode_per_tile_s"]
     rows: dict[str, Any] = {}
-    for name, step in (("promptless_half_step", tile // 2), ("promptless_step_tile", tile)):
-        n = len(tile_grid(size, size, tile, step))
-        rows[name] = {"tiles": n, "encoder_s": n * encoder, "seconds": n * (encoder + promptless) + overhead}
-    for name in ("filtered", "unfiltered"):
-        per_tile = costs[f"grid_{name}_per_tile_s"]
-        rows[f"grid16_{name}"] = {
-            "tiles": n_grid,
-            "encoder_s": n_grid * encoder,
-            "seconds": n_grid * per_tile + overhead,
+    for clock, suffix in (("seconds", "_s"), ("cpu_seconds", "_cpu_s")):
+        encoder = costs[f"encoder_per_tile{suffix}"]
+        per_tile = {
+            "promptless_half_step": encoder + costs[f"promptless_decode_per_tile{suffix}"],
+            "promptless_step_tile": encoder + costs[f"promptless_decode_per_tile{suffix}"],
+            "grid16_filtered": costs[f"grid_filtered_per_tile{suffix}"],
+            "grid16_unfiltered": costs[f"grid_unfiltered_per_tile{suffix}"],
         }
-    for row in rows.values():
-        row["encoder_share"] = row["encoder_s"] / row["seconds"]
-        row["x_encoder_alone"] = row["seconds"] / row["encoder_s"]
-    grid = rows["grid16_unfiltered"]["seconds"]
-    for name in ("promptless_half_step", "promptless_step_tile"):
-        rows[name]["x_faster_than_grid16"] = grid / rows[name]["seconds"]
+        steps = {"promptless_half_step": tile // 2, "promptless_step_tile": tile}
+        for name, cost in per_tile.items():
+            n = len(tile_grid(size, size, tile, steps[name])) if name in steps else n_grid
+            row = rows.setdefault(name, {"tiles": n})
+            row[clock] = n * cost + (overhead if clock == "seconds" else 0.0)
+            row[f"encoder_{clock}"] = n * encoder
+            row[f"x_encoder_alone_{clock}"] = row[clock] / row[f"encoder_{clock}"]
+    for clock in ("seconds", "cpu_seconds"):
+        grid = rows["grid16_unfiltered"][clock]
+        for name in ("promptless_half_step", "promptless_step_tile", "grid16_filtered"):
+            rows[name][f"x_faster_than_grid16_{clock}"] = grid / rows[name][clock]
     return {"resize": size, "tile": tile, "scan_resize_s": overhead, "unit_costs": costs, "modes": rows}
 
 
@@ -143,9 +155,10 @@ def full_promptless(module: RootSAMModule, stage: str) -> dict[str, float]:
     for name, step in (("promptless_half_step", None), ("promptless_step_tile", "tile")):
         settings = InferenceSettings(resize=size, tile=tile, step=step)
         inference = RootSAMInference(module, settings, torch.device("cpu"))
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         inference(scan)
         out[name] = time.perf_counter() - start
+        out[f"{name}_cpu"] = time.process_time() - start_cpu
     return out
 
 

@@ -40,8 +40,10 @@ def apply_freezing(net: RootSAM, frozen: Sequence[str] | None, trainable: Sequen
 def save_frozen_setting(net: RootSAM, setting: bool | str) -> bool:
     """Whether checkpoints carry the frozen weights: only when Meta's file cannot give them back (auto)."""
     sam_ckpt = getattr(net, "ckpt_path", None)
-    if sam_ckpt is None:
+    if sam_ckpt is None and net.encoder_frozen:
         log.warning(RANDOM_WEIGHTS_WARNING.format(config=getattr(net, "config_name", "?")))
+    elif sam_ckpt is None:  # the encoder trains too: SAM 2.1 learnt from scratch (or loaded from a checkpoint next)
+        log.info("model.net.ckpt_path is null and the image encoder trains: SAM 2.1 starts from random weights")
     if setting == "auto":
         return sam_ckpt is None
     if not isinstance(setting, bool):
