@@ -114,6 +114,24 @@ def sample_points(
     return coords, point_labels, object_masks
 
 
+def soil_points(mask: np.ndarray, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Up to `n` distinct clicks drawn uniformly from the labelled soil (`mask == 0`) of a {0, 1, 255} mask.
+
+    SAM's negative objects: a click on soil whose target is an empty mask, so a prompt-free grid click that
+    misses every root learns to return nothing (and a low predicted IoU). Returns float32 [m, 2] (x, y),
+    m = min(n, soil pixels).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    soil = np.flatnonzero(mask.ravel() == 0)
+    m = min(max(int(n), 0), len(soil))
+    if m == 0:
+        return np.zeros((0, 2), np.float32)
+    picks = soil[_rng(rng).choice(len(soil), size=m, replace=False)]
+    return np.stack([picks % mask.shape[1], picks // mask.shape[1]], axis=1).astype(np.float32)
+
+
 def correction_points(
     pred: np.ndarray,
     target: np.ndarray,

@@ -16,9 +16,14 @@ One item is one tile:
 Object masks are `objects == i + 1`: a label map instead of [max_objects, T, T] booleans keeps a batch of
 1024 px tiles at 8 MB instead of 64 MB (`object_targets` expands it on the device).
 
-Training keeps every tile holding a promptable object plus `empty_tile_fraction` of the others, re-drawn
-and re-prompted each epoch (seeded by seed and epoch). Validation and test use every tile holding an object
-of their images, prompted from the ground truth with fixed seeds (prompted evaluation, as in the paper).
+Training keeps every tile holding a promptable object plus `empty_tile_fraction` of the others, re-drawn,
+re-prompted and shuffled each epoch from (seed, epoch) alone, so a killed and resumed run replays the
+uninterrupted one. `negative_objects` adds that many clicks on soil per training tile, each an object whose
+target is empty (SAM's negative objects: a grid click on soil must return nothing). Validation and test use
+every tile holding an object of their images, prompted from the ground truth with fixed seeds (prompted
+evaluation, as in the paper); with `prompt_mode` none or mixed every tile, as promptless decoding must also
+leave soil tiles empty. Under DDP each validation and test tile goes to exactly one rank (never repeated into
+the synchronised metrics).
 """
 
 from __future__ import annotations
@@ -31,15 +36,20 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rootseg.datamodules.cache import ImageCache
-from rootseg.datamodules.prompts import label_objects, sample_points
+from rootseg.datamodules.datasets import PaddedForRanks
+from rootseg.datamodules.prompts import label_objects, sample_points, soil_points
+from rootseg.datamodules.unet import SeededShuffle
 from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.sources.folder import FolderSource
 from rootseg.tiling.resize import tile_origins
 
 log = logging.getLogger(__name__)
+
+PROMPT_MODES = ("points", "none", "mixed")
 
 
 def object_targets(objects: torch.Tensor, mask: torch.Tensor, n_objects: int) -> torch.Tensor:
@@ -73,6 +83,8 @@ class RootSAMTiles(Dataset):
         min_object_area: int,
         object_select: str,
         seed: int | Sequence[int],
+        negative_objects: int = 0,
+        training: bool = True,
     ) -> None:
         self.images = images
         self.tiles = list(tiles)
@@ -83,6 +95,8 @@ class RootSAMTiles(Dataset):
         self.min_object_area = min_object_area
         self.object_select = object_select
         self.seed = [seed] if isinstance(seed, int) else list(seed)
+        self.negative_objects = int(negative_objects)
+        self.training = training
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -94,7 +108,7 @@ class RootSAMTiles(Dataset):
         image_tile = np.ascontiguousarray(image[y : y + t, x : x + t].transpose(2, 0, 1))
         mask_tile = np.ascontiguousarray(mask[y : y + t, x : x + t]).astype(np.uint8)
         rng = np.random.default_rng([*self.seed, index])
-        n_max, k = self.max_objects, self.points_per_object + self.negative_points
+        n_max, k = self.max_objects + self.negative_objects, self.points_per_object + self.negative_points
         coords = np.zeros((n_max, k, 2), np.float32)
         labels = np.full((n_max, k), -1, np.int64)
         valid = np.zeros(n_max, bool)
@@ -113,13 +127,12 @@ class RootSAMTiles(Dataset):
             coords[:n], labels[:n], valid[:n] = points, point_labels, True
             for i, object_mask in enumerate(masks):
                 objects[object_mask] = i + 1
-        elif n_max:
-            # an empty tile kept for training: one click on soil, whose target is an empty mask
-            soil = np.flatnonzero(mask_tile.ravel() == 0)
-            if len(soil):
-                pick = int(soil[rng.integers(len(soil))])
-                coords[0, 0] = (pick % t, pick // t)
-                labels[0, 0], valid[0] = 1, True
+        # negative objects (training only): clicks on soil whose target is empty (no pixel of `objects` carries
+        # their id); an empty training tile gets one even without them, so it teaches the decoder something
+        wanted = (self.negative_objects or (0 if n else min(n_max, 1))) if self.training else 0
+        negatives = soil_points(mask_tile, wanted, rng)
+        m = len(negatives)
+        coords[n : n + m, 0], labels[n : n + m, 0], valid[n : n + m] = negatives, 1, True
         name = self.images.samples[image_index].name
         return {
             "image": torch.from_numpy(image_tile),
@@ -160,8 +173,14 @@ class RootSAMDataModule(L.LightningDataModule):
         cache_embeddings: bool = False,
         cache_dir: str | Path | None = None,
         seed: int = 0,
+        negative_objects: int = 0,
+        prompt_mode: str = "points",
     ) -> None:
         super().__init__()
+        if prompt_mode not in PROMPT_MODES:
+            raise ValueError(f"prompt_mode must be one of {', '.join(PROMPT_MODES)}, not {prompt_mode!r}")
+        if isinstance(negative_objects, bool) or not isinstance(negative_objects, int) or negative_objects < 0:
+            raise ValueError(f"data.negative_objects must be a whole number >= 0, not {negative_objects!r}")
         if not 0.0 <= empty_tile_fraction <= 1.0:
             raise ValueError(f"data.empty_tile_fraction={empty_tile_fraction} must lie in [0, 1]")
         if not 1 <= max_objects <= 32767 or points_per_object < 1:
@@ -189,6 +208,8 @@ class RootSAMDataModule(L.LightningDataModule):
         self.cache_embeddings = cache_embeddings
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.seed = seed
+        self.negative_objects = negative_objects
+        self.prompt_mode = prompt_mode
         self._images: dict[str, ImageCache] = {}
         self._tiles: dict[str, tuple[list, list]] = {}
 
@@ -238,6 +259,7 @@ class RootSAMDataModule(L.LightningDataModule):
 
     def _dataset(self, split: str, tiles: list, seed: Sequence[int]) -> RootSAMTiles:
         images = self._split(split)[0]
+        training = split == "train"
         return RootSAMTiles(
             images,
             tiles,
@@ -248,14 +270,19 @@ class RootSAMDataModule(L.LightningDataModule):
             self.min_object_area,
             self.object_select,
             seed,
+            negative_objects=self.negative_objects if training else 0,
+            training=training,
         )
 
     def train_dataset(self, epoch: int = 0) -> RootSAMTiles:
         return self._dataset("train", self.training_tiles(epoch), (self.seed, epoch))
 
     def eval_dataset(self, split: str) -> RootSAMTiles:
-        """Every tile with root of the split, prompts fixed by the seed (the same every epoch and run)."""
-        tiles = self._split(split)[1]
+        """Every tile with root of the split (every tile when the model also decodes without clicks), prompts
+        fixed by the seed (the same every epoch and run)."""
+        _, tiles, empty = self._split(split)
+        if self.prompt_mode != "points":
+            tiles = sorted(tiles + empty)
         if not tiles:
             raise ValueError(f"no {self.tile} px tile of the {split} split holds a root object")
         return self._dataset(split, tiles, (self.seed, 1_000_003, {"val": 1, "test": 2}.get(split, 3)))
@@ -266,22 +293,40 @@ class RootSAMDataModule(L.LightningDataModule):
         for split in splits if stage != "predict" else ():
             self._split(split)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            shuffle=False,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and not shuffle,
+            persistent_workers=self.persistent_workers and sampler is None,
         )
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        return self._loader(self.train_dataset(epoch), self.batch_size, shuffle=True)
+        dataset = self.train_dataset(epoch)
+        # the order depends on (seed, epoch) alone, not on the global RNG: a resumed run replays its epochs
+        return self._loader(dataset, self.batch_size, SeededShuffle(len(dataset), self.seed * 100_003 + epoch))
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        """Under DDP each tile on exactly one rank (Lightning's default sampler would repeat tiles to even out
+        the ranks and count them twice in the synchronised metrics); a rank beyond the tiles gets a placeholder
+        that counts in no metric."""
+        dataset: Dataset = self.eval_dataset(split)
+        sampler = None
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if world > 1:
+            if len(dataset) < world:
+                dataset = PaddedForRanks(dataset, world)
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=world, rank=self.trainer.global_rank, shuffle=False
+            )
+        return self._loader(dataset, self.eval_batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_dataset("val"), self.eval_batch_size, shuffle=False)
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_dataset("test"), self.eval_batch_size, shuffle=False)
+        return self._eval_loader("test")

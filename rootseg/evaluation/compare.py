@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rootseg.evaluation.table1 import table1_markdown, table1_rows
 from rootseg.figures.errors import error_comparison_figure, error_panels
 from rootseg.figures.plots import f1_bars, length_scatter
 from rootseg.io.atomic import write_text
@@ -244,10 +245,13 @@ def write_comparison(runs: Sequence[dict[str, Any]], output: Path | str, figures
     errors_<image>.png for up to `figures` images every run saved a prediction of."""
     output = Path(output).expanduser()
     rows = comparison_rows(runs)
+    table1 = table1_rows(runs)
     written = {
         "csv": write_csv(output / "comparison.csv", rows),
-        "md": write_text(output / "comparison.md", comparison_markdown(rows)),
+        "md": write_text(output / "comparison.md", comparison_markdown(rows) + table1_markdown(table1)),
     }
+    if table1:
+        written["table1"] = write_csv(output / "table1.csv", table1)
     names = [row["method"] for row in rows]
     written["f1_per_image"] = f1_bars(
         {name: {str(r["name"]): float(r["f1"]) for r in run["per_image"]} for name, run in zip(names, runs)},

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from rootseg.config.run_config import output_dir, save_resolved_config
 from rootseg.evaluation.data import data_config, resolve_split, split_samples
 from rootseg.evaluation.rows import grid_suffix, measure_image, model_info, save_prediction
+from rootseg.evaluation.stages import StageGrid, resolve_stage
 from rootseg.evaluation.summary import print_summary, write_summary
 from rootseg.evaluation.totals import EvalTotals
 from rootseg.figures.errors import error_figure
@@ -38,6 +39,7 @@ from rootseg.io.tables import write_csv
 from rootseg.measure.agreement import agreement
 from rootseg.measure.length import LENGTH_METHODS
 from rootseg.measure.settings import resolve_grid_px, resolve_grids, resolve_traits
+from rootseg.tasks.checkpoints import load_module
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +93,16 @@ def _agreements(
 
 
 def _score(
-    predictor: Predictor, samples: list, mask_threshold: int, measuring: dict[str, Any], cfg: DictConfig, run_dir: Path
+    predictor: Predictor,
+    samples: list,
+    mask_threshold: int,
+    measuring: dict[str, Any],
+    cfg: DictConfig,
+    run_dir: Path,
+    stage: StageGrid | None = None,
 ) -> tuple[EvalTotals, list[dict[str, Any]]]:
     """Predict and measure each image in turn, keeping only its numbers (and the figures and masks asked for)."""
-    totals = EvalTotals(predictor.threshold)
+    totals = EvalTotals(predictor.threshold, stage=stage)
     figures_dir = run_dir / "figures"
     n_figures, save_all = int(cfg.get("figures", 4) or 0), bool(cfg.get("save_predictions", False))
     saved: list[dict[str, Any]] = []
@@ -129,8 +137,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"length_method must be one of {LENGTH_METHODS}, got {length_method!r}")
     run_dir = output_dir(cfg)
     save_resolved_config(cfg, run_dir)
-    predictor = Predictor.from_checkpoint(cfg.ckpt_path, settings)
-    module = predictor.module
+    module = load_module(cfg.ckpt_path)
+    stage = resolve_stage(cfg, module)
+    if stage is not None:
+        log.info("patch metrics (RootSAM Table 1) on the %s", stage.describe())
+        if module.kind == "rootsam":  # the model runs on the grid it is scored on
+            settings = settings.with_changes(resize=stage.resize, tile=stage.tile)
+    predictor = Predictor.from_checkpoint(cfg.ckpt_path, settings, module=module)
     source = hydra.utils.instantiate(data_config(cfg, module).source)
     split, split_reason = resolve_split(cfg, source, module)
     samples = split_samples(source, split)
@@ -143,7 +156,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     mm = settings.mm_per_pixel
     measuring = {"mm_per_pixel": mm, "grids_mm": grids_mm, "length_method": length_method, "grid_px": grid_px}
     measuring["traits"] = resolve_traits(cfg)
-    totals, saved = _score(predictor, samples, source.mask_threshold, measuring, cfg, run_dir)
+    totals, saved = _score(predictor, samples, source.mask_threshold, measuring, cfg, run_dir, stage)
     result: dict[str, Any] = {
         "checkpoint": str(cfg.ckpt_path),
         "model": model_info(module),

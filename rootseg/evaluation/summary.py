@@ -53,6 +53,11 @@ def summary_csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         add(group, "per-patch mean", "ap", values["ap"], values["n_ap"])
         for metric in ("iou", "dice", "ap"):
             add(group, "pooled over all pixels", metric, values[f"{metric}_pooled"], n_images)
+    stage = result.get("stage_patches")
+    if stage:
+        statistic = f"per-patch mean ({stage['stage']} grid, resized to {stage['resize']})"
+        for metric, n in (("iou", "n_scored"), ("dice", "n_scored"), ("ap", "n_ap")):
+            add(f"stage patches {stage['patch']}", statistic, metric, stage[metric], stage[n])
     for key in agreement_keys(result):
         if key in result:
             group, grid = agreement_label(key, result[key])
@@ -84,6 +89,27 @@ def settings_line(inference: dict[str, Any] | None) -> str:
         return ""
     shown = ", ".join(f"{key} {value}" for key, value in inference.items() if key != "kind")
     return f"Scored with `rootseg.inference.Predictor` ({inference.get('kind')}): {shown}\n\n"
+
+
+def stage_markdown(stage: dict[str, Any] | None) -> str:
+    """The patch metrics on a stage's resized grid (RootSAM Table 1's protocol), when eval had a stage."""
+    if not stage:
+        return ""
+    row = {
+        "stage": stage["stage"],
+        "grid": f"{stage['resize']} px, {stage['patch']} px patches",
+        "mIoU": stage["iou"],
+        "Dice": stage["dice"],
+        "mAP": stage["ap"],
+        "patches": stage["n_patches"],
+        "scored": stage["n_scored"],
+        "with root": stage["n_ap"],
+    }
+    return (
+        f"\n## Patches on the {stage['stage']} grid (RootSAM Table 1's protocol, {stage['source']})\n\n"
+        "Each scan (prediction and annotation) resized to the stage's square and cut into its tiles, as the paper "
+        "scores; the patch table above is on the original images.\n\n" + markdown_table([row])
+    )
 
 
 def write_summary(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
@@ -120,7 +146,7 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, A
         + "\n## Patches (RootSAM Table 1)\n\n"
         "mIoU and Dice: mean over patches with root in the annotation or the prediction (`scored`); mAP: mean "
         "over patches with root in the annotation (`with root`). Pooled: all test pixels at once (the same "
-        "for every patch size).\n\n" + markdown_table(patches)
+        "for every patch size).\n\n" + markdown_table(patches) + stage_markdown(result.get("stage_patches"))
     )
     for key in agreement_keys(result):
         if key in result:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rootseg.evaluation.stages import StageGrid, stage_patch_rows, stage_summary
 from rootseg.metrics.patches import PooledAP, mean_over_images, patch_scores
 from rootseg.metrics.pixels import summarize_counts
 
@@ -22,8 +23,13 @@ PATCH_SIZES = (512, 1024)
 class EvalTotals:
     """`add` one image at a time; `summary` once at the end."""
 
-    def __init__(self, threshold: float, patch_sizes: Sequence[int] = PATCH_SIZES) -> None:
+    def __init__(
+        self, threshold: float, patch_sizes: Sequence[int] = PATCH_SIZES, stage: StageGrid | None = None
+    ) -> None:
         self.threshold = threshold
+        #: RootSAM Table 1: patches of the stage's resized grid (`rootseg.evaluation.stages`)
+        self.stage = stage
+        self.stage_rows: list[dict[str, float]] = []
         self.rows: list[dict[str, Any]] = []
         self.pooled_ap = PooledAP()
         self.patch_rows: dict[int, list[dict[str, float]]] = {size: [] for size in patch_sizes}
@@ -34,6 +40,8 @@ class EvalTotals:
         self.pooled_ap.update(probs, target)
         for size, patches in self.patch_rows.items():
             patches += patch_scores(probs, target, size, self.threshold)
+        if self.stage is not None:
+            self.stage_rows += stage_patch_rows(probs, target, self.stage, self.threshold)
 
     def summary(self) -> dict[str, Any]:
         """Pooled and per-image pixel scores, images without root, SegRoot's soft Dice, patch metrics."""
@@ -52,7 +60,9 @@ class EvalTotals:
                 "n_scored": sum(math.isfinite(r["iou"]) for r in rows),
                 "n_ap": sum(math.isfinite(r["ap"]) for r in rows),
             }
+        stage = {"stage_patches": stage_summary(self.stage_rows, self.stage)} if self.stage is not None else {}
         return {
+            **stage,
             "n_images": len(self.rows),
             "pooled": pooled,
             "per_image": {"mean": per_image["mean"], "sd": per_image["sd"], "n": per_image["n_with_root"]},

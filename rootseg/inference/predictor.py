@@ -79,10 +79,13 @@ class Predictor:
         self._click_file = read_prompt_file(settings.prompts) if settings.prompts else None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, settings: InferenceSettings | None = None) -> Predictor:
-        """Load `path` (and `settings.prompt_ckpt`, the proposer of RootSAM's clicks) on the settings' device."""
+    def from_checkpoint(
+        cls, path: str | Path, settings: InferenceSettings | None = None, module: Any = None
+    ) -> Predictor:
+        """Load `path` (unless its `module` is given, loaded already) and `settings.prompt_ckpt`, the proposer of
+        RootSAM's clicks, on the settings' device."""
         settings = settings or InferenceSettings()
-        module = load_module(path)
+        module = module if module is not None else load_module(path)
         proposer = None
         if settings.prompt_ckpt:
             if getattr(module, "kind", None) != "rootsam":

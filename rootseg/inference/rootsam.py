@@ -1,11 +1,18 @@
-"""RootSAM on whole scans: the scan resized to the stage's square, cut into the stage's tiles, each tile
-decoded from clicks, and the result resized back.
+"""RootSAM on whole scans: the scan resized to the stage's square, cut into the stage's tiles, each tile decoded,
+and the result resized back.
 
-Clicks per tile, in order of preference: the person's clicks for that image (`prompts=` file); the clicks a
-proposer's probability map puts on its skeleton (`prompt_ckpt=`, a U-Net); else a grid of
-`grid_points_per_side`^2 clicks (SAM's automatic mode, without its filtering). Per click the mask with the
-highest predicted IoU is kept (dropped below the checkpoint's `min_predicted_iou`); masks and tiles are merged
-by the maximum probability.
+How a tile is decoded, in order of preference:
+- clicks: the person's clicks for that image (`prompts=` file, each honoured, never filtered), or the clicks a
+  proposer's probability map puts on its skeleton (`prompt_ckpt=`, a U-Net); per click the mask with the
+  highest predicted IoU, merged by the maximum probability;
+- promptless (`prompt_free=promptless`, the default for a checkpoint trained with `prompt_mode` none or mixed):
+  one decoder pass per tile with no click, the tiles overlapping and blended as the U-Net's sliding window
+  (`rootseg.tiling.window`, half-tile steps and Gaussian weights by default; `step=`, `blend=`);
+- the grid (`prompt_free=grid`, the default for a `points` checkpoint): SAM's automatic mode, a
+  `grid_points_per_side`^2 grid of clicks per tile, each click's mask kept only with predicted IoU >=
+  `min_predicted_iou` and stability score >= `min_stability` (the IoU of the mask thresholded at +1 and at -1
+  logits, as sam2's automatic mask generator; computed on the decoder's own 1/4-resolution logits), merged by
+  the maximum. A threshold of 0 turns its filter off.
 
 Tiles run as the U-Net's sliding window runs (`rootseg.tiling.device.DeviceFallback`): bf16 autocast on
 CUDA, and when the GPU runs out of memory the model moves to the CPU for the rest of the image.
@@ -22,37 +29,106 @@ import torch
 import torch.nn.functional as F
 
 from rootseg.datamodules.prompts import grid_points, skeleton_points
-from rootseg.inference.settings import InferenceSettings, autocast_enabled
+from rootseg.inference.settings import GRID_STEP, InferenceSettings, autocast_enabled
 from rootseg.io.images import LazyImage
 from rootseg.tasks.rootsam import select_best
 from rootseg.tiling.device import DeviceFallback
 from rootseg.tiling.resize import resize_image, tile_origins
+from rootseg.tiling.window import sliding_window_probs
 
 #: clicks decoded together when neither the checkpoint nor `batch_size` says
 DEFAULT_PROMPT_BATCH = 64
+#: promptless tiles encoded and decoded together unless `batch_size` says
+DEFAULT_TILE_BATCH = 1
+#: sam2's automatic mask generator: stability = IoU of the mask at logit +offset and at -offset
+STABILITY_OFFSET = 1.0
+
+
+def stability_scores(logits: torch.Tensor, offset: float = STABILITY_OFFSET) -> torch.Tensor:
+    """[N, H, W] mask logits -> [N] IoU of `logits > offset` with `logits > -offset` (0 for an empty mask)."""
+    inner = (logits > offset).flatten(1).sum(1).float()
+    outer = (logits > -offset).flatten(1).sum(1).float()
+    return torch.where(outer > 0, inner / outer.clamp_min(1), torch.zeros_like(outer))
+
+
+def _refuse(message: str) -> None:
+    raise ValueError(message + "; drop it from the command")
+
+
+def prompt_free_mode(module: Any, settings: InferenceSettings) -> str:
+    """How a tile without clicks is decoded: the setting, else what the checkpoint was trained for."""
+    trained = getattr(module, "prompt_mode", "points")
+    mode = settings.prompt_free or ("grid" if trained == "points" else "promptless")
+    if mode == "promptless" and trained == "points":
+        _refuse(
+            "prompt_free=promptless: this checkpoint was trained with prompt_mode=points and has never decoded "
+            "a tile without a click (train with model.prompt_mode=none or mixed)"
+        )
+    if mode == "grid" and trained == "none":
+        _refuse("prompt_free=grid: this checkpoint was trained with prompt_mode=none, without any click")
+    if trained == "none" and (settings.prompts or settings.prompt_ckpt):
+        _refuse("prompts / prompt_ckpt: this checkpoint was trained with prompt_mode=none and takes no click")
+    return mode
 
 
 class RootSAMInference:
     """Whole-image prediction of a RootSAM task module (`rootseg.tasks.rootsam.RootSAMModule`)."""
 
-    honours: ClassVar[frozenset[str]] = frozenset({"prompts", "prompt_ckpt", "grid_points_per_side", "batch_size"})
+    honours: ClassVar[frozenset[str]] = frozenset(
+        {
+            "prompts",
+            "prompt_ckpt",
+            "grid_points_per_side",
+            "batch_size",
+            "prompt_free",
+            "min_predicted_iou",
+            "min_stability",
+            "step",
+            "blend",
+            "resize",
+            "tile",
+        }
+    )
 
     def __init__(self, module: Any, settings: InferenceSettings, device: torch.device, proposer: Any = None) -> None:
         self.module = module
         self.device = device
         self.autocast = autocast_enabled(settings.precision, device)
+        self.mode = prompt_free_mode(module, settings)
+        self.proposer = proposer
+        self.tile = int(settings.tile or module.tile)
+        self.resize = settings.resize or module.resize
         self.points_per_side = int(settings.grid_points_per_side or module.grid_points_per_side)
         self.prompt_batch = int(settings.batch_size or getattr(module, "prompt_batch", DEFAULT_PROMPT_BATCH))
-        self.proposer = proposer
+        self.tile_batch = int(settings.batch_size or DEFAULT_TILE_BATCH)
+        self.min_iou = float(_first(settings.min_predicted_iou, getattr(module, "min_predicted_iou", 0.0)))
+        self.min_stability = float(_first(settings.min_stability, getattr(module, "min_stability", 0.0)))
+        promptless = self.mode == "promptless" and proposer is None
+        if not promptless and (settings.step is not None or settings.blend is not None):
+            _refuse("step / blend shape RootSAM's promptless sliding window, which these settings do not use")
+        grid_settings = (settings.grid_points_per_side, settings.min_predicted_iou, settings.min_stability)
+        if promptless and not settings.prompts and any(value is not None for value in grid_settings):
+            _refuse(
+                "grid_points_per_side / min_predicted_iou / min_stability set the grid, but this run decodes "
+                "promptless (prompt_free=grid asks for the grid)"
+            )
+        self.step = self.tile if settings.step == GRID_STEP else settings.step
+        self.blend = settings.blend or "gaussian"
+        if self.step is not None and int(self.step) > self.tile:
+            _refuse(f"step={self.step} leaves gaps between {self.tile} px tiles (step=tile: the stage's grid)")
 
     def describe(self) -> dict[str, Any]:
-        source = "proposer skeleton" if self.proposer is not None else "grid"
-        return {
-            "clicks": f"{source}, up to {self.points_per_side}x{self.points_per_side} per tile",
-            "min_predicted_iou": self.module.min_predicted_iou,
-            "resize": self.module.resize,
-            "tile": self.module.tile,
-        }
+        """What decoded the tiles (summary.md, predict_config.yaml)."""
+        info: dict[str, Any] = {"resize": self.resize, "tile": self.tile}
+        if self.proposer is not None:
+            info["clicks"] = f"proposer skeleton, up to {self.points_per_side**2} per tile"
+        elif self.mode == "promptless":
+            step = self.step or self.tile // 2
+            info["clicks"] = f"none: one promptless decoder pass per tile, step {step} px, {self.blend} blending"
+        else:
+            info["clicks"] = f"grid, {self.points_per_side}x{self.points_per_side} per tile"
+            info["min_predicted_iou"], info["min_stability"] = self.min_iou, self.min_stability
+        return info
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray | LazyImage, clicks: np.ndarray | None = None) -> np.ndarray:
@@ -62,11 +138,50 @@ class RootSAMInference:
             raise ValueError(f"RootSAM expects an (H, W, 3) image, got shape {array.shape}")
         array = array.astype(np.uint8, copy=False)
         height, width = array.shape[:2]
-        tile = int(self.module.tile)
-        size = int(self.module.resize or max(height, width))
+        size = int(self.resize or max(height, width))
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            if clicks is None and self.proposer is None and self.mode == "promptless":
+                probs = self._promptless(resize_image(array, size))
+            else:
+                probs = self._clicked(array, size, clicks)
+        finally:
+            self.module.train(was_training)
+        if (height, width) != (size, size):
+            probs = cv2.resize(probs, (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.clip(probs, 0.0, 1.0).astype(np.float32, copy=False)
+
+    # -- promptless ----------------------------------------------------------------------------------
+    def _promptless(self, resized: np.ndarray) -> np.ndarray:
+        """The sliding window over the resized scan with one promptless decoder pass per tile."""
+        probs = sliding_window_probs(
+            resized,
+            self.promptless_tiles,
+            tile_in=self.tile,
+            tile_out=self.tile,
+            step=None if self.step is None else int(self.step),
+            blend=self.blend,
+            batch_size=self.tile_batch,
+            device=self.device,
+            autocast=self.autocast,
+            model=self.module,
+        )
+        return probs.numpy()
+
+    def promptless_tiles(self, tiles: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, T) float tiles 0-255 -> (B, T, T) root probability, one decoder pass per tile."""
+        logits, _ = self.module.net.decode_promptless(self.module.embeddings(tiles))
+        return logits[:, 0, 0].float().sigmoid()
+
+    # -- clicks and the grid -------------------------------------------------------------------------
+    def _clicked(self, array: np.ndarray, size: int, clicks: np.ndarray | None) -> np.ndarray:
+        """The stage's tile grid, each tile decoded from its clicks (given, proposed or the grid)."""
+        tile = self.tile
         prompt_map = points = None
         if clicks is not None:
-            points = np.asarray(clicks, np.float32).reshape(-1, 2) * np.array([size / width, size / height], np.float32)
+            scale = np.array([size / array.shape[1], size / array.shape[0]], np.float32)
+            points = np.asarray(clicks, np.float32).reshape(-1, 2) * scale
         elif self.proposer is not None:
             proposal = self.proposer.probabilities(array)
             prompt_map = cv2.resize(proposal.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
@@ -77,24 +192,18 @@ class RootSAMInference:
             prompt_map = np.pad(prompt_map, ((0, side - size), (0, side - size)))
         out = np.zeros((side, side), np.float32)
         fallback = DeviceFallback(self.device, model=self.module, autocast=self.autocast)
-        was_training = self.module.training
-        self.module.eval()
         try:
             for x, y in tile_origins(side, tile):
                 tile_clicks = self._tile_clicks(prompt_map, points, x, y, tile)
                 if len(tile_clicks) == 0:
                     continue
-                tile_pixels = canvas[y : y + tile, x : x + tile]
-                tile_probs = fallback.run(functools.partial(self._predict_tile, tile_pixels, tile_clicks))
+                grid = points is None and prompt_map is None
+                work = functools.partial(self._predict_tile, canvas[y : y + tile, x : x + tile], tile_clicks, grid=grid)
                 region = out[y : y + tile, x : x + tile]
-                np.maximum(region, tile_probs, out=region)
+                np.maximum(region, fallback.run(work), out=region)
         finally:
             fallback.restore()
-            self.module.train(was_training)
-        probs = out[:size, :size]
-        if (height, width) != (size, size):
-            probs = cv2.resize(probs, (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.clip(probs, 0.0, 1.0).astype(np.float32, copy=False)
+        return out[:size, :size]
 
     def _tile_clicks(
         self, prompt_map: np.ndarray | None, points: np.ndarray | None, x: int, y: int, tile: int
@@ -107,8 +216,20 @@ class RootSAMInference:
             return skeleton_points(prompt_map[y : y + tile, x : x + tile], threshold, n=self.points_per_side**2)
         return grid_points(tile, tile, self.points_per_side)
 
-    def _predict_tile(self, tile: np.ndarray, clicks: np.ndarray, device: torch.device) -> np.ndarray:
-        """One (T, T, 3) uint8 tile and its (P, 2) clicks -> (T, T) float32 maximum over the clicks' masks."""
+    def _keep(self, best_logits: torch.Tensor, best_iou: torch.Tensor) -> torch.Tensor:
+        """Which grid clicks' masks survive SAM's filter (predicted IoU, then stability; 0 turns one off)."""
+        keep = torch.ones_like(best_iou, dtype=torch.bool)
+        if self.min_iou > 0:
+            keep &= best_iou >= self.min_iou
+        if self.min_stability > 0:
+            keep &= stability_scores(best_logits) >= self.min_stability
+        return keep
+
+    def _predict_tile(
+        self, tile: np.ndarray, clicks: np.ndarray, device: torch.device, grid: bool = True
+    ) -> np.ndarray:
+        """One (T, T, 3) uint8 tile and its (P, 2) clicks -> (T, T) float32 maximum over the clicks' masks
+        (grid clicks filtered by `_keep`, a person's or a proposer's clicks all kept)."""
         module = self.module
         pixels = torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None].to(device)
         embeddings = module.embeddings(pixels)
@@ -118,12 +239,20 @@ class RootSAMInference:
             chunk = torch.from_numpy(np.ascontiguousarray(clicks[start : start + self.prompt_batch])).to(device)
             coords = chunk[None, :, None, :]
             labels = torch.ones(coords.shape[:3], dtype=torch.int64, device=device)
-            # choose each click's mask and drop the unsure ones at the decoder's 256 px, then upsample only
-            # those (the same bilinear resize decode would do for all three): 3x less of the costliest step
+            # choose each click's mask and filter at the decoder's 1/4 resolution, then upsample only the kept
+            # ones (the same bilinear resize decode would do for all three): 3x less of the costliest step
             logits, iou = module.net.decode(embeddings, coords, labels, module.multimask_output, output_size=0)
-            keep = iou.amax(-1)[0] >= module.min_predicted_iou
+            best = select_best(logits, iou)[0].float()  # [n, s/4, s/4]
+            keep = (
+                self._keep(best, iou.amax(-1)[0])
+                if grid
+                else torch.ones(len(best), dtype=torch.bool, device=best.device)
+            )
             if keep.any():
-                best = select_best(logits, iou)[0][keep].float()  # [n, 256, 256]
-                upsampled = F.interpolate(best[:, None], size=(side, side), mode="bilinear", align_corners=False)
+                upsampled = F.interpolate(best[keep][:, None], size=(side, side), mode="bilinear", align_corners=False)
                 tile_logits = torch.maximum(tile_logits, upsampled[:, 0].amax(0))
         return tile_logits.sigmoid().float().cpu().numpy()  # sigmoid(-inf) = 0 where no click was kept
+
+
+def _first(*values: Any) -> Any:
+    return next(v for v in values if v is not None)

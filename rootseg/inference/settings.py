@@ -19,6 +19,8 @@ from rootseg.tiling.device import resolve_device
 from rootseg.tiling.grid import BLEND_MODES
 
 PRECISIONS = ("auto", "fp32", "bf16")
+#: how RootSAM decodes a tile without clicks: one promptless pass, or SAM's filtered grid of clicks
+PROMPT_FREE = ("promptless", "grid")
 #: the step that reproduces Smith et al.'s protocol: output tiles abut, each pixel predicted once
 GRID_STEP = "tile"
 
@@ -38,6 +40,13 @@ class InferenceSettings:
     prompts: str | None = None  # RootSAM: a click file (CSV image,x,y or JSON)
     prompt_ckpt: str | None = None  # RootSAM: a U-Net/Frangi checkpoint proposing the clicks
     grid_points_per_side: int | None = None  # RootSAM: clicks per tile side of the prompt-free grid
+    prompt_free: str | None = (
+        None  # RootSAM without clicks: promptless or grid; None: what the checkpoint was trained for
+    )
+    min_predicted_iou: float | None = None  # RootSAM grid: keep a click's mask with predicted IoU >= this; None: ckpt's
+    min_stability: float | None = None  # RootSAM grid: ... and stability score >= this; None: the checkpoint's
+    resize: int | None = None  # RootSAM: the stage's square side (eval's stage=); None: the checkpoint's
+    tile: int | None = None  # RootSAM: the stage's tile side (eval's stage=); None: the checkpoint's
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -75,6 +84,14 @@ def check_settings(s: InferenceSettings) -> None:
         raise ValueError(f"tta must be true or false, got {s.tta!r}")
     _positive_int("batch_size", s.batch_size)
     _positive_int("grid_points_per_side", s.grid_points_per_side)
+    _positive_int("resize", s.resize)
+    _positive_int("tile", s.tile)
+    if s.prompt_free not in (None, *PROMPT_FREE):
+        raise ValueError(f"prompt_free must be one of {PROMPT_FREE} or null, got {s.prompt_free!r}")
+    for name in ("min_predicted_iou", "min_stability"):
+        value = getattr(s, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
+            raise ValueError(f"{name} must be a number in [0, 1] (0: no filter) or null, got {value!r}")
     if s.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {s.precision!r}")
     resolve_device(s.device)
@@ -89,7 +106,8 @@ def autocast_enabled(precision: str, device: torch.device) -> bool:
 
 def settings_from_config(cfg: Mapping[str, Any]) -> InferenceSettings:
     """The settings of a composed eval or predict config (the keys of conf/inference/default.yaml)."""
-    names = {f.name for f in dataclasses.fields(InferenceSettings)} - {"mm_per_pixel"}
+    # resize and tile come from eval's stage= (rootseg.evaluation.stages), not from keys of their own
+    names = {f.name for f in dataclasses.fields(InferenceSettings)} - {"mm_per_pixel", "resize", "tile"}
     values = {name: cfg.get(name) for name in names if cfg.get(name) is not None}
     if "step" in values and isinstance(values["step"], str) and values["step"].isdigit():
         values["step"] = int(values["step"])

@@ -5,6 +5,10 @@ tile (and can be cached, `rootseg.models.embedding_cache`) while many prompts ar
 
     embeddings = model.encode(sam_normalize(tiles))           # [B, 3, S, S] -> features
     logits, iou = model.decode(embeddings, coords, labels)     # [B, N_obj, M, S, S], [B, N_obj, M]
+    logits, iou = model.decode_promptless(embeddings)          # [B, 1, 1, S, S], [B, 1, 1]: every root
+
+`decode_promptless` uses SAM as RootPainter's MobileSAM root model does (`trainer/src/MobileSAMInference.py`):
+the prompt encoder gets no point, box or mask and the decoder segments every root of the tile in one pass.
 
 Tiles of any square size S are resized to SAM's `image_size` (1024 for Meta's checkpoints) inside
 `encode`; point coordinates are given, and masks returned, in the S x S pixel frame of the tile.
@@ -195,17 +199,11 @@ class RootSAM(nn.Module):
                 f"point_labels {tuple(point_labels.shape)} does not match point_coords {tuple(point_coords.shape)}"
             )
         sam = self.sam
-        image_embed = embeddings["image_embed"]
-        high_res = list(embeddings.get("high_res_feats") or [])
         batch, n_obj, k = point_labels.shape
-        if image_embed.shape[0] != batch:
-            raise ValueError(f"{image_embed.shape[0]} tile embeddings but prompts for {batch} tiles")
-        input_size = int(embeddings.get("input_size", self.image_size))
-        dtype = sam.sam_mask_decoder.iou_token.weight.dtype
-        image_embed = image_embed.to(dtype)
-        high_res = [f.to(dtype) for f in high_res]
-        if self._uses_high_res and self.project_high_res_in_decode:
-            high_res = [sam.sam_mask_decoder.conv_s0(high_res[0]), sam.sam_mask_decoder.conv_s1(high_res[1])]
+        if embeddings["image_embed"].shape[0] != batch:
+            raise ValueError(f"{embeddings['image_embed'].shape[0]} tile embeddings but prompts for {batch} tiles")
+        image_embed, high_res, input_size = self._decoder_inputs(embeddings)
+        dtype = image_embed.dtype
 
         if n_obj == 0:
             m = 3 if multimask_output else 1
@@ -236,6 +234,44 @@ class RootSAM(nn.Module):
             low_res = F.interpolate(low_res, size=(side, side), mode="bilinear", align_corners=False)
         m = low_res.shape[1]
         return low_res.reshape(batch, n_obj, m, *low_res.shape[-2:]), iou_pred.float().reshape(batch, n_obj, m)
+
+    def _decoder_inputs(self, embeddings: Embeddings) -> tuple[Tensor, list[Tensor], int]:
+        """The image embedding and high-res features in the decoder's dtype (projected here when they are
+        projected in decode), and the tile side `encode` was given."""
+        sam = self.sam
+        dtype = sam.sam_mask_decoder.iou_token.weight.dtype
+        image_embed = embeddings["image_embed"].to(dtype)
+        high_res = [f.to(dtype) for f in list(embeddings.get("high_res_feats") or [])]
+        if self._uses_high_res and self.project_high_res_in_decode:
+            high_res = [sam.sam_mask_decoder.conv_s0(high_res[0]), sam.sam_mask_decoder.conv_s1(high_res[1])]
+        return image_embed, high_res, int(embeddings.get("input_size", self.image_size))
+
+    def decode_promptless(self, embeddings: Embeddings, output_size: int | None = None) -> tuple[Tensor, Tensor]:
+        """Every root of each tile without a click: one mask per tile from one decoder pass.
+
+        The prompt encoder is given nothing (sparse prompt empty, dense prompt the no-mask embedding), and the
+        single-mask output token is read from `predict_masks` itself, so sam2's eval-mode fallback to a
+        multimask token (`dynamic_multimask_via_stability`) never swaps in an output trained for clicks.
+        Returns mask_logits [B, 1, 1, H, W] and iou_pred [B, 1, 1], shaped as `decode` with one object
+        (H = W = the tile side; `output_size` as in `decode`).
+        """
+        sam = self.sam
+        image_embed, high_res, input_size = self._decoder_inputs(embeddings)
+        batch, dtype = image_embed.shape[0], image_embed.dtype
+        sparse, dense = sam.sam_prompt_encoder(points=None, boxes=None, masks=None)
+        low_res, iou_pred, _, _ = sam.sam_mask_decoder.predict_masks(
+            image_embeddings=image_embed,
+            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse.to(dtype).expand(batch, -1, -1),
+            dense_prompt_embeddings=dense.to(dtype).expand(batch, -1, -1, -1),
+            repeat_image=False,
+            high_res_features=high_res if self._uses_high_res else None,
+        )
+        low_res, iou_pred = low_res[:, :1].float(), iou_pred[:, :1].float()
+        side = input_size if output_size is None else output_size
+        if side:
+            low_res = F.interpolate(low_res, size=(side, side), mode="bilinear", align_corners=False)
+        return low_res[:, None], iou_pred[:, None]
 
     def forward(
         self,

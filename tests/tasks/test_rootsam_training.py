@@ -308,11 +308,11 @@ def test_embedding_cache_gives_the_same_loss(stage1, tmp_path):
     batch = next(iter(torch.utils.data.DataLoader(datamodule.eval_dataset("val"), batch_size=2)))
     module.embedding_cache = None
     with torch.no_grad():
-        plain = module._step(batch)[0]["loss"]
+        plain = module._step(batch, "val")[0].terms["loss"]
         cache = module.enable_embedding_cache(tmp_path / "cache")
-        first = module._step(batch)[0]["loss"]  # misses: encodes and stores
+        first = module._step(batch, "val")[0].terms["loss"]  # misses: encodes and stores
         assert len(list(cache.directory.rglob("meta.json"))) == 2
-        second = module._step(batch)[0]["loss"]  # hits: fp16 features from disk
+        second = module._step(batch, "val")[0].terms["loss"]  # hits: fp16 features from disk
     module.embedding_cache = None
     assert first == pytest.approx(float(plain), rel=1e-6)
     assert second == pytest.approx(float(plain), rel=2e-2)
@@ -333,7 +333,7 @@ def test_correction_clicks_add_a_decoder_pass(stage1):
     try:
         module.correction_clicks = 2
         with torch.no_grad():
-            terms = module._step(batch)[0]
+            terms = module._step(batch, "train")[0].terms
     finally:
         module.correction_clicks = 0
         del module.net.decode
@@ -370,7 +370,7 @@ def test_prompt_free_prediction_of_a_whole_image(stage1, monkeypatch):
     image = np.random.default_rng(1).integers(0, 255, (height, width, 3), dtype=np.uint8)
     calls = _record_decoded_clicks(module, monkeypatch)
 
-    grid = whole_image(module, image)
+    grid = whole_image(module, image, min_predicted_iou=0.0, min_stability=0.0)  # unfiltered: every click counts
     centres = (np.arange(4) + 0.5) * 128 / 4  # SAM's point grid: cell centres 16, 48, 80, 112
     expected_grid = np.array([(x, y) for y in centres for x in centres], np.float32)
     assert len(calls) == 4 and all(np.array_equal(c, expected_grid) for c in calls)
@@ -405,30 +405,46 @@ def test_prompt_free_prediction_of_a_whole_image(stage1, monkeypatch):
         assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
 
 
-@pytest.mark.parametrize("min_predicted_iou", [-1.0, 0.0, 1e9])
-def test_tile_merge_equals_every_click_decoded_at_full_size(stage1, min_predicted_iou, monkeypatch):
+@pytest.mark.parametrize(("iou_quantile", "stability_quantile"), [(None, None), (0.5, None), (None, 0.5), (0.5, 0.5)])
+def test_tile_merge_equals_every_click_decoded_at_full_size(stage1, iou_quantile, stability_quantile):
     """The tile is merged from low-resolution choices; it must equal the plain computation: every click's
-    three masks decoded at tile size, SAM's pick by predicted IoU, sigmoid, unsure clicks dropped, maximum."""
+    three masks decoded at tile size, SAM's pick by predicted IoU, sigmoid, the grid's filter (predicted IoU
+    and stability, the IoU of the decoder's own logits thresholded at +1 and -1, as sam2's automatic mask
+    generator), maximum. Thresholds at the median keep about half the clicks; None (0) keeps all."""
+    import copy
+
     from rootseg.tasks.rootsam import select_best
 
-    module = stage1.module.eval()
-    monkeypatch.setattr(module, "min_predicted_iou", min_predicted_iou)
-    monkeypatch.setattr(module, "multimask_output", True)
-    inference = RootSAMInference(module, InferenceSettings(batch_size=8), torch.device("cpu"))  # several chunks
+    module = copy.deepcopy(stage1.module).eval()
+    with torch.no_grad():  # random weights give logits near 0 (stability 0 everywhere): spread them out
+        for mlp in module.net.sam.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(40.0)
     tile = np.random.default_rng(5).integers(0, 255, (module.tile, module.tile, 3), dtype=np.uint8)
     clicks = np.random.default_rng(6).uniform(0, module.tile, (37, 2)).astype(np.float32)
     with torch.no_grad():
-        merged = inference._predict_tile(tile, clicks, torch.device("cpu"))
         embeddings = module.embeddings(torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None])
-        coords = torch.from_numpy(clicks)[None, :, None, :]
-        logits, iou = module.net.decode(embeddings, coords, torch.ones(1, 37, 1, dtype=torch.int64), True)
+        coords, labels = torch.from_numpy(clicks)[None, :, None, :], torch.ones(1, 37, 1, dtype=torch.int64)
+        logits, iou = module.net.decode(embeddings, coords, labels, True)
+        native, _ = module.net.decode(embeddings, coords, labels, True, output_size=0)
     assert logits.shape[-2:] == (module.tile, module.tile) and logits.shape[2] == 3
-    probs = select_best(logits, iou)[0].sigmoid()
-    keep = iou.amax(-1)[0] >= min_predicted_iou
-    expected = probs[keep].amax(0).numpy() if keep.any() else np.zeros((module.tile, module.tile), np.float32)
+    best_iou = iou.amax(-1)[0].numpy()
+    low = select_best(native, iou)[0].numpy()  # the decoder's 32 x 32 logits of each click's chosen mask
+    stability = np.array([(m > 1).sum() / max((m > -1).sum(), 1) for m in low])
+    min_iou = 0.0 if iou_quantile is None else float(np.quantile(best_iou, iou_quantile))
+    min_stability = 0.0 if stability_quantile is None else float(np.quantile(stability, stability_quantile))
+    keep = (best_iou >= min_iou) & (stability >= min_stability)
+    assert 0 < keep.sum() <= 37 and bool(keep.all()) == (iou_quantile is None and stability_quantile is None)
+    settings = InferenceSettings(batch_size=8, min_predicted_iou=min_iou, min_stability=min_stability)
+    inference = RootSAMInference(module, settings, torch.device("cpu"))  # several chunks of 8 clicks
+    with torch.no_grad():
+        merged = inference._predict_tile(tile, clicks, torch.device("cpu"))
+    probs = select_best(logits, iou)[0].sigmoid().numpy()
     assert merged.shape == (module.tile, module.tile) and merged.dtype == np.float32
-    np.testing.assert_allclose(merged, expected, atol=1e-6)
-    assert (merged.max() > 0) == bool(keep.any())
+    np.testing.assert_allclose(merged, probs[keep].max(0), atol=1e-6)
+    # clicks a person gave are never filtered
+    with torch.no_grad():
+        given = inference._predict_tile(tile, clicks, torch.device("cpu"), grid=False)
+    np.testing.assert_allclose(given, probs.max(0), atol=1e-6)
 
 
 def test_rootsam_prediction_falls_back_to_the_cpu_on_out_of_memory(stage1, monkeypatch):

@@ -1,0 +1,146 @@
+"""RootSAM at scale, as `python -m rootseg.train` runs it (micro SAM 2.1, random weights): DDP on two CPU
+processes (gloo) validates every tile once, with W&B's per-tile table and overlays; a run killed with SIGKILL
+and resumed replays the uninterrupted one. Slow (subprocess trainings); the fast tests of the same behaviour
+are in tests/tasks/test_rootsam_modes.py (ranks' loaders, (seed, epoch) order, records)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import REPO, compose_run
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+
+
+def micro(data_dir: Path, *extra: str) -> list[str]:
+    """9 tiles of 128 px per 384 px square; mixed mode scores every tile, so one validation image gives 9
+    tiles: an odd count, which Lightning's default sampler would pad with a repeat on 2 ranks."""
+    return [
+        "+experiment=rootsam_stage1",
+        "model/net=sam2.1_micro",
+        "model.prompt_mode=mixed",
+        "model.optimizer.lr=1e-3",
+        "data=synthetic",
+        "data.source.n=5",
+        "data.source.size=[256,256]",
+        f"paths.data_dir={data_dir}",
+        "data.resize=384",
+        "data.tile=128",
+        "data.max_objects=4",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "model.grid_points_per_side=4",
+        *extra,
+    ]
+
+
+def _train(args: list[str], timeout: int = 600) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "rootseg.train", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    return run.stdout + run.stderr
+
+
+def test_ddp_validates_every_tile_once_and_wandb_shows_them(tmp_path):
+    """Two gloo processes: the synchronised val/f1 and val/promptless_f1 equal one process validating the
+    same weights; W&B's per-image table and overlays hold every validation tile exactly once."""
+    data_dir = tmp_path / "data"
+    run_dir = tmp_path / "ddp"
+    args = micro(data_dir, "trainer=ddp_sim", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "test=false")
+    _train([*args, "logger=[csv,wandb]", "+callbacks.wandb_dashboard.num_images=100", f"hydra.run.dir={run_dir}"])
+    logged = pd.read_csv(run_dir / "csv" / "metrics.csv")
+    ddp = {key: float(logged[key].dropna().iloc[-1]) for key in ("val/f1", "val/promptless_f1", "val/patch_miou")}
+
+    import hydra
+    from lightning import Trainer
+
+    from rootseg.tasks.checkpoints import load_module
+
+    cfg = compose_run("train", micro(data_dir), tmp_path / "single")
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("validate")
+    tiles = [item["name"] for item in datamodule.eval_dataset("val")]
+    assert len(tiles) % 2 == 1  # an odd count: the default sampler would repeat one tile on 2 ranks
+    module = load_module(run_dir / "checkpoints" / "last.ckpt")
+    single = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False).validate(
+        module, datamodule=datamodule
+    )[0]
+    for key, value in ddp.items():
+        assert value == pytest.approx(single[key], abs=1e-6), key
+
+    wandb_run = next((run_dir / "wandb").glob("offline-run-*"))
+    table_file = next((wandb_run / "files" / "media" / "table").rglob("per_image_*.table.json"))
+    table = json.loads(table_file.read_text())
+    names = [row[table["columns"].index("name")] for row in table["data"]]
+    assert sorted(names) == sorted(tiles)
+    overlays = list((wandb_run / "files" / "media" / "images" / "val").glob("overlays_*.png"))
+    assert len(overlays) == len(tiles)
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> float:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"the run ended before writing {path}"
+        assert time.time() < deadline, f"no {path} after {timeout} s"
+        time.sleep(0.02)
+    return time.time()
+
+
+def test_killed_rootsam_run_resumes_to_the_same_result(tmp_path):
+    """SIGKILL at a random moment after the first checkpoint; resumed with ckpt_path=last it continues after
+    the checkpoint's epoch and ends with the uninterrupted run's val/f1: its tiles, prompts and batch order
+    come from (seed, epoch), not from the global RNG a resumed process starts afresh (seed printed;
+    ROOTSEG_KILL_SEED=N repeats one)."""
+    seed = int(os.environ.get("ROOTSEG_KILL_SEED", time.time_ns() % 2**31))
+    data_dir = tmp_path / "data"
+    args = micro(data_dir, "trainer.max_epochs=3", "trainer.deterministic=true", "test=false", "logger=csv")
+
+    def start(run_dir: Path) -> subprocess.Popen:
+        command = [sys.executable, "-m", "rootseg.train", *args, f"hydra.run.dir={run_dir}"]
+        output = open(tmp_path / f"{run_dir.name}.out", "wb")  # noqa: SIM115 (the child writes it)
+        return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=output, stderr=subprocess.STDOUT)
+
+    whole = tmp_path / "whole"
+    process = start(whole)
+    first_checkpoint = _wait_for(whole / "checkpoints" / "last.ckpt", process)
+    assert process.wait(timeout=600) == 0, (tmp_path / "whole.out").read_text()[-3000:]
+    rest = time.time() - first_checkpoint
+    delay = random.Random(seed).uniform(0.0, 0.6 * rest)
+    print(f"kill seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint (the whole run went on {rest:.1f} s)")
+
+    killed = tmp_path / "killed"
+    process = start(killed)
+    _wait_for(killed / "checkpoints" / "last.ckpt", process)
+    time.sleep(delay)
+    assert process.poll() is None, f"the run ended before the kill (seed {seed}, delay {delay:.2f} s)"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    epoch = int(torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"])
+
+    _train([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
+    whole_log = pd.read_csv(whole / "csv" / "metrics.csv")
+    resumed_log = pd.read_csv(killed / "csv" / "metrics.csv")
+    assert resumed_log["epoch"].min() == epoch + 1  # a resume, not a fresh start
+    reference = whole_log.dropna(subset=["val/f1"]).set_index("epoch")["val/f1"]
+    assert len(reference) == 3
+    assert resumed_log["val/f1"].dropna().iloc[-1] == pytest.approx(reference.iloc[-1], abs=1e-6)
+    assert resumed_log["train/loss_epoch"].dropna().iloc[-1] == pytest.approx(
+        whole_log["train/loss_epoch"].dropna().iloc[-1], rel=1e-5
+    )
