@@ -61,6 +61,8 @@ def _layer(module: str) -> int | None:
     parts = module.split(".")
     if len(parts) == 2 and parts[1] in {"train", "eval", "predict", "report", "export", "check"}:
         return len(LAYERS) - 1  # `python -m rootseg.<command>` shims stand with the commands
+    if parts[-1] == "__main__":
+        return len(LAYERS) - 1  # `python -m rootseg.<package>` (annotate): a command shim too
     for index, packages in enumerate(LAYERS):
         if len(parts) > 1 and parts[1] in packages:
             return index
@@ -161,3 +163,11 @@ def test_the_checker_finds_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
         assert "rootseg.io.a -> rootseg.tasks.b" in str(error)
     else:
         raise AssertionError("the upward import was not found")
+
+
+def test_main_modules_are_command_shims():
+    """`python -m rootseg.annotate` runs rootseg/annotate/__main__.py, which may import the cli; the rest of
+    the package may not."""
+    cli = len(LAYERS) - 1
+    assert _layer("rootseg.annotate.__main__") == cli
+    assert _layer("rootseg.annotate.server") == _layer("rootseg.export.run") < cli

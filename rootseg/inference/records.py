@@ -1,4 +1,4 @@
-"""Per-image records of a predict run, and results.csv and failures.csv rebuilt from them.
+"""Per-image records of a predict run, and results.csv, ranked.csv and failures.csv rebuilt from them.
 
 Each finished image leaves `.rootseg/records/<stem>.json` (its measurements, in pixels) before its mask, the
 mark that it is done; an unreadable one leaves `.rootseg/failures/<stem>.json`. The tables are rebuilt from
@@ -19,6 +19,7 @@ import numpy as np
 
 from rootseg.inference.jobs import Job
 from rootseg.inference.locks import folder_lock, state_dir
+from rootseg.inference.uncertainty import rank_by_uncertainty
 from rootseg.io.atomic import write_text
 from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_mask
@@ -38,13 +39,19 @@ CSV_COLUMNS = (
     "root_fraction",
     "root_length_px",
     "root_length_mm",
+    "uncertainty",
     "seconds",
 )
+RANKED_NAME = "ranked.csv"  # the images most uncertain first: the order a person should correct them in
+RANKED_COLUMNS = ("rank", "name", "path", "uncertainty")
 FAILURE_COLUMNS = ("name", "path", "error")
 
 
-def measure_row(job: Job, mask: np.ndarray, method: str, seconds: float | None = None) -> dict[str, Any]:
-    """What results.csv says of one image, from its boolean mask, in pixels."""
+def measure_row(
+    job: Job, mask: np.ndarray, method: str, seconds: float | None = None, uncertainty: float | None = None
+) -> dict[str, Any]:
+    """What results.csv says of one image, from its boolean mask, in pixels; `uncertainty` from its
+    probabilities (`rootseg.inference.uncertainty`; None for an image measured from its mask alone)."""
     height, width = mask.shape
     return {
         "name": job.name,
@@ -53,6 +60,7 @@ def measure_row(job: Job, mask: np.ndarray, method: str, seconds: float | None =
         "width": int(width),
         "root_pixels": int(np.count_nonzero(mask)),
         "root_length_px": float(skeleton_length(mask, method=method)),
+        "uncertainty": uncertainty,
         "seconds": seconds,
     }
 
@@ -100,14 +108,23 @@ def ensure_record(output: Path, job: Job, mask_path: Path, method: str) -> bool:
 def _table_row(record: dict[str, Any], mm_per_pixel: float | None) -> dict[str, Any]:
     pixels = int(record["height"]) * int(record["width"])
     length = float(record["root_length_px"])
-    seconds = record.get("seconds")
+    seconds, uncertainty = record.get("seconds"), record.get("uncertainty")
     return {
         **record,
         "root_fraction": f"{int(record['root_pixels']) / pixels:.6f}",
         "root_length_px": f"{length:.3f}",
         "root_length_mm": None if mm_per_pixel is None else f"{length * mm_per_pixel:.3f}",
+        "uncertainty": None if uncertainty is None else f"{float(uncertainty):.6f}",
         "seconds": None if seconds is None else f"{float(seconds):.3f}",
     }
+
+
+def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ranked.csv's rows: most uncertain first, ties by name, images without a score (measured from an
+    older run's mask) last."""
+    keys = {f"{row['name']}\0{i:09d}": row for i, row in enumerate(rows)}  # unique even if two share a name
+    scores = {key: None if row["uncertainty"] is None else float(row["uncertainty"]) for key, row in keys.items()}
+    return [{**keys[key], "rank": i} for i, key in enumerate(rank_by_uncertainty(scores), start=1)]
 
 
 def rebuild_tables(output: Path, jobs: Sequence[Job], mm_per_pixel: float | None) -> list[dict[str, Any]]:
@@ -122,6 +139,7 @@ def rebuild_tables(output: Path, jobs: Sequence[Job], mm_per_pixel: float | None
             if record is not None and (output / f"{stem}.png").is_file():
                 rows.append(_table_row(record, mm_per_pixel))
         write_csv(output / CSV_NAME, rows, CSV_COLUMNS, only_if_changed=True)
+        write_csv(output / RANKED_NAME, _ranked(rows), RANKED_COLUMNS, only_if_changed=True)
         failures = [
             failure
             for path in sorted(_folder(output, "failures").glob("*.json"))

@@ -7,6 +7,10 @@ proposer's probability map puts on its skeleton (`prompt_ckpt=`, a U-Net); else 
 highest predicted IoU is kept (dropped below the checkpoint's `min_predicted_iou`); masks and tiles are merged
 by the maximum probability.
 
+Labelled clicks (P, 3: x, y, 1 root | 0 not root; the annotate app's) prompt *one* object, as SAM's interactive
+mode does: one tile centred on the positive clicks is decoded from all its clicks together, and that mask is
+kept whatever its predicted IoU (the person judges it).
+
 Tiles run as the U-Net's sliding window runs (`rootseg.tiling.device.DeviceFallback`): bf16 autocast on
 CUDA, and when the GPU runs out of memory the model moves to the CPU for the rest of the image.
 """
@@ -56,7 +60,8 @@ class RootSAMInference:
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray | LazyImage, clicks: np.ndarray | None = None) -> np.ndarray:
-        """(H, W, 3) uint8 image -> (H, W) float32 root probability; `clicks` (P, 2) are (x, y) image pixels."""
+        """(H, W, 3) uint8 image -> (H, W) float32 root probability; `clicks` (P, 2) are (x, y) image pixels,
+        each its own root, or (P, 3) with a label column, together one object."""
         array = np.asarray(image)
         if array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"RootSAM expects an (H, W, 3) image, got shape {array.shape}")
@@ -64,28 +69,18 @@ class RootSAMInference:
         height, width = array.shape[:2]
         tile = int(self.module.tile)
         size = int(self.module.resize or max(height, width))
-        prompt_map = points = None
-        if clicks is not None:
-            points = np.asarray(clicks, np.float32).reshape(-1, 2) * np.array([size / width, size / height], np.float32)
-        elif self.proposer is not None:
-            proposal = self.proposer.probabilities(array)
-            prompt_map = cv2.resize(proposal.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
         side = max(size, tile)  # a small image is padded to one tile
         canvas = np.zeros((side, side, 3), np.uint8)
         canvas[:size, :size] = resize_image(array, size)
-        if prompt_map is not None:
-            prompt_map = np.pad(prompt_map, ((0, side - size), (0, side - size)))
+        windows = self._windows(array, clicks, size, side, tile)
         out = np.zeros((side, side), np.float32)
         fallback = DeviceFallback(self.device, model=self.module, autocast=self.autocast)
         was_training = self.module.training
         self.module.eval()
         try:
-            for x, y in tile_origins(side, tile):
-                tile_clicks = self._tile_clicks(prompt_map, points, x, y, tile)
-                if len(tile_clicks) == 0:
-                    continue
+            for x, y, tile_clicks, labels in windows:
                 tile_pixels = canvas[y : y + tile, x : x + tile]
-                tile_probs = fallback.run(functools.partial(self._predict_tile, tile_pixels, tile_clicks))
+                tile_probs = fallback.run(functools.partial(self._predict_tile, tile_pixels, tile_clicks, labels))
                 region = out[y : y + tile, x : x + tile]
                 np.maximum(region, tile_probs, out=region)
         finally:
@@ -95,6 +90,45 @@ class RootSAMInference:
         if (height, width) != (size, size):
             probs = cv2.resize(probs, (width, height), interpolation=cv2.INTER_LINEAR)
         return np.clip(probs, 0.0, 1.0).astype(np.float32, copy=False)
+
+    def _windows(
+        self, array: np.ndarray, clicks: np.ndarray | None, size: int, side: int, tile: int
+    ) -> list[tuple[int, int, np.ndarray, np.ndarray | None]]:
+        """(x, y, clicks in the tile, their labels or None) of every tile to decode, on the resized canvas."""
+        height, width = array.shape[:2]
+        scale = np.array([size / width, size / height], np.float32)
+        if clicks is not None and np.asarray(clicks).ndim == 2 and np.asarray(clicks).shape[1] == 3:
+            return [self._object_window(np.asarray(clicks, np.float32), scale, side, tile)]
+        prompt_map = points = None
+        if clicks is not None:
+            points = np.asarray(clicks, np.float32).reshape(-1, 2) * scale
+        elif self.proposer is not None:
+            proposal = self.proposer.probabilities(array)
+            prompt_map = cv2.resize(proposal.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+            prompt_map = np.pad(prompt_map, ((0, side - size), (0, side - size)))
+        windows = []
+        for x, y in tile_origins(side, tile):
+            tile_clicks = self._tile_clicks(prompt_map, points, x, y, tile)
+            if len(tile_clicks):
+                windows.append((x, y, tile_clicks, None))
+        return windows
+
+    @staticmethod
+    def _object_window(
+        clicks: np.ndarray, scale: np.ndarray, side: int, tile: int
+    ) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """The one tile centred on the positive clicks, and the clicks inside it (labels 1 root, 0 not root)."""
+        labels = clicks[:, 2]
+        if not np.isin(labels, (0, 1)).all() or not (labels == 1).any():
+            raise ValueError("labelled clicks need labels 1 (root) or 0 (not root), at least one of them 1")
+        xy = clicks[:, :2] * scale
+        centre = xy[labels == 1].mean(0)
+        x0, y0 = (int(np.clip(round(float(c) - tile / 2), 0, side - tile)) for c in centre)
+        local = xy - np.array([x0, y0], np.float32)
+        inside = ((local >= 0) & (local < tile)).all(1)
+        if not (labels[inside] == 1).any():
+            raise ValueError(f"no positive click falls inside the {tile} px window RootSAM segments")
+        return x0, y0, np.ascontiguousarray(local[inside]), labels[inside].astype(np.int64)
 
     def _tile_clicks(
         self, prompt_map: np.ndarray | None, points: np.ndarray | None, x: int, y: int, tile: int
@@ -107,20 +141,29 @@ class RootSAMInference:
             return skeleton_points(prompt_map[y : y + tile, x : x + tile], threshold, n=self.points_per_side**2)
         return grid_points(tile, tile, self.points_per_side)
 
-    def _predict_tile(self, tile: np.ndarray, clicks: np.ndarray, device: torch.device) -> np.ndarray:
-        """One (T, T, 3) uint8 tile and its (P, 2) clicks -> (T, T) float32 maximum over the clicks' masks."""
+    def _predict_tile(
+        self, tile: np.ndarray, clicks: np.ndarray, labels: np.ndarray | None, device: torch.device
+    ) -> np.ndarray:
+        """One (T, T, 3) uint8 tile and its (P, 2) clicks -> (T, T) float32 maximum over the clicks' masks; with
+        `labels`, the mask of the one object all the clicks prompt together."""
         module = self.module
         pixels = torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None].to(device)
         embeddings = module.embeddings(pixels)
         side = tile.shape[0]
+        if labels is not None:
+            coords = torch.from_numpy(clicks)[None, None].to(device)
+            logits, iou = module.net.decode(
+                embeddings, coords, torch.from_numpy(labels)[None, None].to(device), module.multimask_output
+            )
+            return select_best(logits, iou)[0, 0].sigmoid().float().cpu().numpy()
         tile_logits = torch.full((side, side), -torch.inf, device=device)
         for start in range(0, len(clicks), self.prompt_batch):
             chunk = torch.from_numpy(np.ascontiguousarray(clicks[start : start + self.prompt_batch])).to(device)
             coords = chunk[None, :, None, :]
-            labels = torch.ones(coords.shape[:3], dtype=torch.int64, device=device)
+            labels_ = torch.ones(coords.shape[:3], dtype=torch.int64, device=device)
             # choose each click's mask and drop the unsure ones at the decoder's 256 px, then upsample only
             # those (the same bilinear resize decode would do for all three): 3x less of the costliest step
-            logits, iou = module.net.decode(embeddings, coords, labels, module.multimask_output, output_size=0)
+            logits, iou = module.net.decode(embeddings, coords, labels_, module.multimask_output, output_size=0)
             keep = iou.amax(-1)[0] >= module.min_predicted_iou
             if keep.any():
                 best = select_best(logits, iou)[0][keep].float()  # [n, 256, 256]
