@@ -1,0 +1,148 @@
+"""The simulated annotator of benchmarks/annotation_time.py: what its strokes and clicks cost, that it paints only
+inside the class it labels, that corrections go only where the model is wrong, and that RootSAM clicks are
+accepted only when they help. Hand-made regions, so every expected second is worked out here."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sim = _load("sim_annotator")
+bench = _load("annotation_time")
+
+
+def _bar(shape=(100, 240), rows=(45, 56), cols=(20, 220)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
+    return mask
+
+
+def test_travel_clicks_and_painting_speed_cost_what_the_protocol_says():
+    clock = sim.Clock()
+    clock.travel((480, 640))  # 800 px at 800 px/s
+    assert clock.seconds == pytest.approx(1.0)
+    clock.click((480, 640))  # no travel, one press
+    assert clock.seconds == pytest.approx(1.0 + sim.CLICK_SECONDS) and clock.clicks == 1
+    # speed: 3 sigma of aim jitter (sigma = speed * 0.04 s) fits in the slack, within 30-200 px/s
+    assert sim.paint_speed(0.0) == sim.MIN_PAINT_SPEED == 30.0
+    assert sim.paint_speed(12.0) == pytest.approx(12 / 0.12)
+    assert sim.paint_speed(1000.0) == sim.MAX_PAINT_SPEED == 200.0
+
+
+def test_a_bar_is_painted_in_one_stroke_at_the_speed_its_width_allows():
+    """An 11 px bar: the biggest brush that fits is radius 5, its centres one row; slack 6 - 5 = 1 px -> 30 px/s."""
+    bar = _bar()
+    assert sim.choose_radius(bar, bar) == 5
+    clock = sim.Clock()
+    painted = sim.paint(clock, bar, bar)
+    assert not (painted & ~bar).any()  # no paint outside the bar
+    assert np.count_nonzero(painted) / np.count_nonzero(bar) > 0.95
+    assert clock.strokes >= 1
+    first = math.hypot(25, 50) / sim.TRAVEL_SPEED + (214 - 25) / 30.0  # travel to the first centre, paint to the last
+    assert clock.seconds >= first - 1e-9  # then smaller brushes for the corners the first could not reach
+    one = sim.Clock()
+    brush = sim.Brush(bar, bar, 5)
+    assert brush.stroke(one) and not brush.stroke(one)  # the radius-5 brush needs exactly one stroke
+    assert one.seconds == pytest.approx(first, abs=0.05) and one.painted_px == pytest.approx(189, abs=1)
+
+
+def test_paint_stops_when_told_and_leaves_what_no_brush_reaches():
+    bar = _bar()
+    clock = sim.Clock()
+    half = sim.paint(clock, bar, bar, done=lambda painted: painted.sum() >= 0.3 * bar.sum())
+    assert 0.3 * bar.sum() <= half.sum() < 0.6 * bar.sum()
+    # a target outside what it may paint gets nothing and costs nothing
+    other = sim.Clock()
+    assert not sim.paint(other, bar, ~bar).any() and other.seconds == 0.0
+
+
+def test_corrections_go_only_where_the_model_is_wrong():
+    truth = _bar() | _bar(rows=(80, 91))
+    predicted = truth.copy()
+    predicted[45:56, 150:220] = False  # a missed piece of the first root
+    predicted[10:30, 60:100] = True  # false root in the background
+    clock = sim.Clock()
+    fixed, root, background = bench.correct(clock, predicted, truth, None)
+    assert not (root & ~truth).any() and not (background & truth).any()
+    assert not root[80:91].any() and not background[60:].any()  # nothing near the root the model got right
+    assert root[45:56, 150:220].mean() > 0.9 and background[10:30, 60:100].mean() > 0.9
+    assert sim.f1(fixed, truth) > 0.97
+    perfect = sim.Clock()
+    _, root, background = bench.correct(perfect, truth, truth, None)
+    assert not root.any() and not background.any() and perfect.seconds == sim.LOOK_SECONDS
+
+
+def test_manual_annotation_stops_at_the_goal():
+    truth = _bar() | _bar(rows=(80, 91), cols=(20, 120))
+    fast, slow = sim.Clock(), sim.Clock()
+    mask = bench.manual(fast, truth, 0.5)
+    assert sim.f1(mask, truth) >= 0.5 and not (mask & ~truth).any()
+    assert sim.f1(bench.manual(slow, truth, 0.95), truth) >= 0.95
+    assert fast.seconds < slow.seconds
+
+
+def test_rootsam_clicks_are_accepted_when_they_help_and_the_brush_takes_over_when_not():
+    import cv2
+
+    truth = _bar() | _bar(rows=(80, 91), cols=(20, 120))
+    count, labels = cv2.connectedComponents(truth.astype(np.uint8))
+
+    def perfect(image, clicks):  # the root under the positive click
+        x, y = int(clicks[0, 0]), int(clicks[0, 1])
+        return labels == labels[y, x]
+
+    clock = sim.Clock()
+    mask, counts = bench.rootsam_clicks(clock, perfect, None, truth, 0.99, max_negative=2)
+    assert sim.f1(mask, truth) == 1.0
+    assert counts == {"proposals": 2, "accepted": 2, "brushed": 0, "background_brushed": 0}
+    # look, then per root: travel to its most interior pixel, click, accept
+    first, second = bench.interior_point(labels == 1), bench.interior_point(labels == 2)
+    expected = sim.LOOK_SECONDS + (math.dist((0, 0), first) + math.dist(first, second)) / sim.TRAVEL_SPEED
+    assert clock.seconds == pytest.approx(expected + 4 * sim.CLICK_SECONDS)
+
+    spilling = sim.Clock()  # a proposal that spills into the soil gets a negative click there, which clears it
+    calls = []
+
+    def spill(image, clicks):
+        calls.append(clicks.tolist())
+        out = perfect(image, clicks)
+        return out if len(clicks) > 1 else out | _bar(rows=(5, 20), cols=(20, 60))
+
+    mask, counts = bench.rootsam_clicks(spilling, spill, None, truth, 0.99, max_negative=2)
+    assert sim.f1(mask, truth) == 1.0 and [c[-1][2] for c in calls] == [1, 0, 1, 0]  # per root: + then -
+    assert counts["accepted"] == 2 and spilling.clicks == 4
+    assert all(bench.interior_point(_bar(rows=(5, 20), cols=(20, 60))) == tuple(c[1][:2]) for c in (calls[1], calls[3]))
+
+    useless = sim.Clock()
+    mask, counts = bench.rootsam_clicks(useless, lambda image, clicks: np.zeros_like(truth), None, truth, 0.9, 2)
+    assert sim.f1(mask, truth) >= 0.9 and counts["accepted"] == 0 and counts["brushed"] >= 1
+    assert not (mask & ~truth).any()
+
+
+def test_the_stream_saves_about_one_val_annotation_per_five_train(tmp_path):
+    image = np.zeros((16, 16, 3), np.uint8)
+    project = bench.Project(tmp_path, [(image, np.zeros((16, 16), bool))] * 8)
+    rgba = bench.annotation_rgba(np.eye(16, dtype=bool), ~np.eye(16, dtype=bool))
+    splits = [project.save(i, rgba) for i in range(8)]
+    assert splits == ["train", "val", "train", "train", "train", "train", "train", "val"]
+    from rootseg.io.masks import read_mask
+
+    labels = read_mask(project.folder / "annotations" / "val" / "s001.png")
+    assert (labels == np.eye(16)).all()  # red root, green background: data=rootpainter reads 1 and 0
