@@ -63,12 +63,13 @@ def synthetic(seed: int, n: int, size: int) -> list[tuple[np.ndarray, np.ndarray
 def manual(clock: sim.Clock, truth: np.ndarray, goal: float) -> np.ndarray:
     """(a) Paint roots, largest first, until the painted mask reaches `goal` F1."""
     clock.look()
-    mask = np.zeros(truth.shape, bool)
+    tally = sim.Tally(np.zeros(truth.shape, bool), truth)
     for region in sim.components(truth):
-        if sim.f1(mask, truth) >= goal:
+        if tally.f1() >= goal:
             break
-        mask |= sim.paint(clock, region, truth, done=lambda p, m=mask: sim.f1(m | p, truth) >= goal)
-    return mask
+        window, painted = sim.paint(clock, region, truth, lambda w, p: tally.f1_with(w, tally.mask[w] | p) >= goal)
+        tally.set(window, tally.mask[window] | painted)
+    return tally.mask
 
 
 def correct(clock: sim.Clock, predicted: np.ndarray, truth: np.ndarray, goal: float | None) -> tuple[np.ndarray, ...]:
@@ -76,42 +77,32 @@ def correct(clock: sim.Clock, predicted: np.ndarray, truth: np.ndarray, goal: fl
     (inside the background), until the corrected mask reaches `goal` (None: every error a brush reaches).
     Returns (corrected mask, root paint, background paint)."""
     clock.look()
-    root_paint = np.zeros(truth.shape, bool)
-    background_paint = np.zeros(truth.shape, bool)
-
-    def corrected() -> np.ndarray:
-        return (predicted | root_paint) & ~background_paint
-
-    def reached(extra_root: np.ndarray | None = None, extra_background: np.ndarray | None = None) -> bool:
-        if goal is None:
-            return False
-        mask = corrected()
-        if extra_root is not None:
-            mask |= extra_root
-        if extra_background is not None:
-            mask &= ~extra_background
-        return sim.f1(mask, truth) >= goal
-
-    errors = [(r, True) for r in sim.components(truth & ~predicted)] + [
-        (r, False) for r in sim.components(predicted & ~truth)
-    ]
-    for region, missed in sorted(errors, key=lambda item: -int(item[0].sum())):
-        if reached():
+    tally = sim.Tally(predicted, truth)
+    background = ~truth
+    paints = {True: np.zeros(truth.shape, bool), False: np.zeros(truth.shape, bool)}  # missed root -> its paint
+    errors = [(r, True) for r in sim.components(truth & ~predicted)]
+    errors += [(r, False) for r in sim.components(predicted & ~truth)]
+    for region, missed in sorted(errors, key=lambda item: -item[0].area):
+        if goal is not None and tally.f1() >= goal:
             break
-        if missed:
-            root_paint |= sim.paint(clock, region, truth, done=lambda p: reached(extra_root=p))
-        else:
-            background_paint |= sim.paint(clock, region, ~truth, done=lambda p: reached(extra_background=p))
-    return corrected(), root_paint, background_paint
+
+        def fixed(window: tuple[slice, slice], painted: np.ndarray, missed: bool = missed) -> np.ndarray:
+            return tally.mask[window] | painted if missed else tally.mask[window] & ~painted
+
+        done = None if goal is None else (lambda w, p, fixed=fixed: tally.f1_with(w, fixed(w, p)) >= goal)
+        window, painted = sim.paint(clock, region, truth if missed else background, done)
+        paints[missed][window] |= painted
+        tally.set(window, fixed(window, painted))
+    return tally.mask, paints[True], paints[False]
 
 
-def interior_point(region: np.ndarray) -> tuple[int, int]:
-    """(x, y) of the pixel deepest inside `region`: where a person clicks a root."""
+def interior_point(region: sim.Region) -> tuple[int, int]:
+    """(x, y) in the image of the pixel deepest inside `region`: where a person clicks a root."""
     import cv2
 
-    depth = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    depth = cv2.distanceTransform(np.pad(region.mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(int(depth.argmax()), depth.shape)
-    return int(x), int(y)
+    return int(x) + region.slices[1].start, int(y) + region.slices[0].start
 
 
 def rootsam_clicks(
@@ -119,33 +110,43 @@ def rootsam_clicks(
 ) -> tuple[np.ndarray, dict[str, int]]:
     """(c) Clicks on missed roots, proposals accepted when they help, the brush where they do not."""
     clock.look()
-    mask = np.zeros(truth.shape, bool)
+    tally = sim.Tally(np.zeros(truth.shape, bool), truth)
+    background, whole = ~truth, sim.Region.whole(truth).slices
     counts = {"proposals": 0, "accepted": 0, "brushed": 0, "background_brushed": 0}
-    for _ in range(200):  # every step fixes or gives up on one region, so this only bounds a bug
-        score = sim.f1(mask, truth)
-        if score >= goal:
+    for _ in range(500):  # every step fixes or gives up on one region, so this only bounds a bug
+        if tally.f1() >= goal:
             break
-        missed = sim.components(truth & ~mask)
-        false = sim.components(mask & ~truth)
-        if false and (not missed or false[0].sum() > missed[0].sum()):
-            mask &= ~sim.paint(clock, false[0], ~truth, done=lambda p, m=mask: sim.f1(m & ~p, truth) >= goal)
+        missed = sim.components(truth & ~tally.mask)
+        false = sim.components(tally.mask & ~truth)
+        if false and (not missed or false[0].area > missed[0].area):
+            done = lambda w, p: tally.f1_with(w, tally.mask[w] & ~p) >= goal  # noqa: E731
+            window, painted = sim.paint(clock, false[0], background, done)
+            tally.set(window, tally.mask[window] & ~painted)
             counts["background_brushed"] += 1
             continue
         if not missed:
             break
         proposal = _click_object(clock, propose, image, truth, missed[0], max_negative, counts)
-        if proposal is not None and sim.f1(mask | proposal, truth) > score:
+        if proposal is not None and tally.f1_with(whole, tally.mask | proposal) > tally.f1():
             clock.press()  # accept the mask
-            mask |= proposal
+            tally.set(whole, tally.mask | proposal)
             counts["accepted"] += 1
         else:
-            mask |= sim.paint(clock, missed[0], truth, done=lambda p, m=mask: sim.f1(m | p, truth) >= goal)
+            done = lambda w, p: tally.f1_with(w, tally.mask[w] | p) >= goal  # noqa: E731
+            window, painted = sim.paint(clock, missed[0], truth, done)
+            tally.set(window, tally.mask[window] | painted)
             counts["brushed"] += 1
-    return mask, counts
+    return tally.mask, counts
 
 
 def _click_object(
-    clock: sim.Clock, propose: Any, image: np.ndarray, truth: np.ndarray, region: np.ndarray, max_negative: int, counts
+    clock: sim.Clock,
+    propose: Any,
+    image: np.ndarray,
+    truth: np.ndarray,
+    region: sim.Region,
+    max_negative: int,
+    counts: dict[str, int],
 ) -> np.ndarray | None:
     """A positive click on `region`, then negative clicks on the proposal's false root while they help."""
     x, y = interior_point(region)
@@ -185,10 +186,13 @@ def initial(clock: sim.Clock, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray
     clock.look()
     root = np.zeros(truth.shape, bool)
     for region in sim.components(truth):
-        root |= sim.paint(clock, region, truth)
+        window, painted = sim.paint(clock, region, truth)
+        root[window] |= painted
     clear = ~cv2.dilate(truth.astype(np.uint8), sim.disk(4)).astype(bool)
     budget = 10 * int(root.sum())
-    background = sim.paint(clock, clear, clear, done=lambda p: int(p.sum()) >= budget)
+    background = np.zeros(truth.shape, bool)
+    window, painted = sim.paint(clock, sim.Region.whole(clear), clear, lambda w, p: int(p.sum()) >= budget)
+    background[window] = painted
     return root, background
 
 

@@ -105,7 +105,8 @@ def choose_radius(target: np.ndarray, allowed: np.ndarray) -> int:
 class Brush:
     """Paints `target` pixels with a disc of `radius` whose every pixel stays inside `allowed`."""
 
-    def __init__(self, target: np.ndarray, allowed: np.ndarray, radius: int) -> None:
+    def __init__(self, target: np.ndarray, allowed: np.ndarray, radius: int, origin: tuple[int, int] = (0, 0)) -> None:
+        self.origin = origin  # (x, y) of this crop's top-left pixel in the image: where the clock's cursor lives
         self.radius = int(radius)
         self.kernel = disk(self.radius)
         padded = np.pad(allowed, self.radius, mode="edge").astype(np.uint8)  # the image border is no edge
@@ -147,7 +148,8 @@ class Brush:
         if gain.max() <= 0:
             return False
         y, x = np.unravel_index(int(gain.argmax()), gain.shape)
-        clock.travel((x, y))
+        ox, oy = self.origin
+        clock.travel((x + ox, y + oy))
         clock.strokes += 1
         self._dab(x, y)
         heading = None
@@ -157,7 +159,7 @@ class Brush:
                 break
             nx, ny = nxt
             heading = (nx - x, ny - y)
-            clock.paint_step((nx, ny), paint_speed(float(self.slack[ny, nx])))
+            clock.paint_step((nx + ox, ny + oy), paint_speed(float(self.slack[ny, nx])))
             self._sweep(x, y, nx, ny)
             x, y = nx, ny
         return True
@@ -185,36 +187,104 @@ class Brush:
         return x0 + int(i), y0 + int(j)
 
 
+@dataclass
+class Region:
+    """A connected region as a crop: `mask` (bool) at `slices` of the image, and its pixel count."""
+
+    area: int
+    slices: tuple[slice, slice]
+    mask: np.ndarray
+
+    @classmethod
+    def whole(cls, mask: np.ndarray) -> Region:
+        return cls(int(np.count_nonzero(mask)), (slice(0, mask.shape[0]), slice(0, mask.shape[1])), mask)
+
+
+def components(mask: np.ndarray, min_area: int = 1) -> list[Region]:
+    """Connected regions of `mask`, largest first (a person fixes the biggest error first), each as a crop: a
+    poor model's thousands of specks stay cheap."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    regions = []
+    for i in sorted(range(1, count), key=lambda i: -stats[i, cv2.CC_STAT_AREA]):
+        area = int(stats[i, cv2.CC_STAT_AREA])
+        if area < min_area:
+            break
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        slices = (slice(y, y + h), slice(x, x + w))
+        regions.append(Region(area, slices, labels[slices] == i))
+    return regions
+
+
+Done = Callable[[tuple[slice, slice], np.ndarray], bool]
+
+
 def paint(
-    clock: Clock, target: np.ndarray, allowed: np.ndarray, done: Callable[[np.ndarray], bool] | None = None
-) -> np.ndarray:
-    """Paint `target` (bool) with brushes that stay inside `allowed`: the brush `choose_radius` picks, then ever
-    smaller ones for what it could not reach, until radius 1 reaches no more (boundary slivers are left) or
-    `done(painted so far)` says stop. Returns the painted pixels, all inside `allowed`."""
+    clock: Clock, region: Region, allowed: np.ndarray, done: Done | None = None
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Paint `region` with brushes that stay inside `allowed` (bool, the whole image): the brush
+    `choose_radius` picks, then ever smaller ones for what it could not reach, until radius 1 reaches no more
+    (boundary slivers are left) or `done(slices, painted)` says stop. Works in a crop around the region wide
+    enough for any brush; returns (slices, painted pixels of that crop), all inside `allowed`."""
+    h, w = allowed.shape
+    margin = 2 * MAX_RADIUS + 2
+    ys, xs = region.slices
+    window = (
+        slice(max(0, ys.start - margin), min(h, ys.stop + margin)),
+        slice(max(0, xs.start - margin), min(w, xs.stop + margin)),
+    )
+    crop_allowed = allowed[window]
+    target = np.zeros(crop_allowed.shape, bool)
+    target[
+        ys.start - window[0].start : ys.stop - window[0].start, xs.start - window[1].start : xs.stop - window[1].start
+    ] = region.mask
+    origin = (window[1].start, window[0].start)
     painted = np.zeros(target.shape, bool)
-    remaining = target & allowed
-    radius = choose_radius(remaining, allowed)
+    remaining = target & crop_allowed
+    radius = choose_radius(remaining, crop_allowed)
     while radius >= 1 and remaining.any():
-        brush = Brush(remaining, allowed, radius)
-        stop = None if done is None else (lambda new, before=painted: done(before | new))
+        brush = Brush(remaining, crop_allowed, radius, origin)
+        stop = None if done is None else (lambda new, before=painted: done(window, before | new))
         while brush.stroke(clock, stop):
             if stop is not None and stop(brush.painted):
-                return painted | brush.painted
+                return window, painted | brush.painted
         painted |= brush.painted
         remaining &= ~painted
-        radius = min(radius - 1, choose_radius(remaining, allowed))
-    return painted
+        radius = min(radius - 1, choose_radius(remaining, crop_allowed))
+    return window, painted
+
+
+class Tally:
+    """A mask being built against its truth, with F1 kept up to date in O(crop) as crops of it change."""
+
+    def __init__(self, mask: np.ndarray, truth: np.ndarray) -> None:
+        self.mask, self.truth = mask.copy(), truth
+        self.tp, self.fp, self.fn = self._counts(self.mask, truth)
+
+    @staticmethod
+    def _counts(mask: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
+        tp = int(np.count_nonzero(mask & truth))
+        return tp, int(np.count_nonzero(mask)) - tp, int(np.count_nonzero(truth)) - tp
+
+    @staticmethod
+    def _score(tp: int, fp: int, fn: int) -> float:
+        return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+    def f1(self) -> float:
+        return self._score(self.tp, self.fp, self.fn)
+
+    def _after(self, slices: tuple[slice, slice], crop: np.ndarray) -> tuple[int, int, int]:
+        old = self._counts(self.mask[slices], self.truth[slices])
+        new = self._counts(crop, self.truth[slices])
+        return tuple(total - a + b for total, a, b in zip((self.tp, self.fp, self.fn), old, new))
+
+    def f1_with(self, slices: tuple[slice, slice], crop: np.ndarray) -> float:
+        """F1 if the mask's `slices` held `crop`."""
+        return self._score(*self._after(slices, crop))
+
+    def set(self, slices: tuple[slice, slice], crop: np.ndarray) -> None:
+        self.tp, self.fp, self.fn = self._after(slices, crop)
+        self.mask[slices] = crop
 
 
 def f1(mask: np.ndarray, truth: np.ndarray) -> float:
-    tp = int(np.count_nonzero(mask & truth))
-    fp = int(np.count_nonzero(mask & ~truth))
-    fn = int(np.count_nonzero(~mask & truth))
-    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
-def components(mask: np.ndarray, min_area: int = 1) -> list[np.ndarray]:
-    """Connected regions of `mask`, largest first (a person fixes the biggest error first)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    order = sorted(range(1, count), key=lambda i: -stats[i, cv2.CC_STAT_AREA])
-    return [labels == i for i in order if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    return Tally._score(*Tally._counts(mask, truth))

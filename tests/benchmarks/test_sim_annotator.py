@@ -34,6 +34,12 @@ def _bar(shape=(100, 240), rows=(45, 56), cols=(20, 220)) -> np.ndarray:
     return mask
 
 
+def _full(shape, window, crop) -> np.ndarray:
+    full = np.zeros(shape, bool)
+    full[window] = crop
+    return full
+
+
 def test_travel_clicks_and_painting_speed_cost_what_the_protocol_says():
     clock = sim.Clock()
     clock.travel((480, 640))  # 800 px at 800 px/s
@@ -51,7 +57,7 @@ def test_a_bar_is_painted_in_one_stroke_at_the_speed_its_width_allows():
     bar = _bar()
     assert sim.choose_radius(bar, bar) == 5
     clock = sim.Clock()
-    painted = sim.paint(clock, bar, bar)
+    painted = _full(bar.shape, *sim.paint(clock, sim.Region.whole(bar), bar))
     assert not (painted & ~bar).any()  # no paint outside the bar
     assert np.count_nonzero(painted) / np.count_nonzero(bar) > 0.95
     assert clock.strokes >= 1
@@ -66,11 +72,36 @@ def test_a_bar_is_painted_in_one_stroke_at_the_speed_its_width_allows():
 def test_paint_stops_when_told_and_leaves_what_no_brush_reaches():
     bar = _bar()
     clock = sim.Clock()
-    half = sim.paint(clock, bar, bar, done=lambda painted: painted.sum() >= 0.3 * bar.sum())
+    window, half = sim.paint(clock, sim.Region.whole(bar), bar, done=lambda w, p: p.sum() >= 0.3 * bar.sum())
     assert 0.3 * bar.sum() <= half.sum() < 0.6 * bar.sum()
     # a target outside what it may paint gets nothing and costs nothing
     other = sim.Clock()
-    assert not sim.paint(other, bar, ~bar).any() and other.seconds == 0.0
+    assert not sim.paint(other, sim.Region.whole(bar), ~bar)[1].any() and other.seconds == 0.0
+
+
+def test_a_region_is_painted_in_a_crop_with_the_cursor_in_image_pixels():
+    """The second bar of an image is cut out with room for any brush; the clock still travels in image pixels."""
+    truth = _bar(shape=(400, 400), rows=(300, 311), cols=(200, 380))
+    (region,) = sim.components(truth)
+    assert region.area == 11 * 180 and region.slices == (slice(300, 311), slice(200, 380))
+    clock = sim.Clock()
+    window, painted = sim.paint(clock, region, truth)
+    assert window == (slice(300 - 82, 311 + 82), slice(200 - 82, 400))  # 82 px: room for the largest brush
+    full = _full(truth.shape, window, painted)
+    assert not (full & ~truth).any() and full.sum() > 0.95 * truth.sum()
+    assert clock.travelled_px >= math.hypot(205, 305)  # from (0, 0) to the bar's first brush centre
+
+
+def test_tally_keeps_f1_as_crops_change():
+    truth = _bar()
+    mask = np.zeros_like(truth)
+    tally = sim.Tally(mask, truth)
+    window = (slice(40, 60), slice(0, 120))
+    crop = truth[window].copy()
+    crop[0:3] = True  # 3 rows of false root above the bar
+    assert tally.f1_with(window, crop) == pytest.approx(sim.f1(_full(truth.shape, window, crop), truth))
+    tally.set(window, crop)
+    assert tally.f1() == pytest.approx(sim.f1(tally.mask, truth)) and not mask.any()  # the caller's mask untouched
 
 
 def test_corrections_go_only_where_the_model_is_wrong():
@@ -113,7 +144,7 @@ def test_rootsam_clicks_are_accepted_when_they_help_and_the_brush_takes_over_whe
     assert sim.f1(mask, truth) == 1.0
     assert counts == {"proposals": 2, "accepted": 2, "brushed": 0, "background_brushed": 0}
     # look, then per root: travel to its most interior pixel, click, accept
-    first, second = bench.interior_point(labels == 1), bench.interior_point(labels == 2)
+    first, second = (bench.interior_point(sim.Region.whole(labels == i)) for i in (1, 2))
     expected = sim.LOOK_SECONDS + (math.dist((0, 0), first) + math.dist(first, second)) / sim.TRAVEL_SPEED
     assert clock.seconds == pytest.approx(expected + 4 * sim.CLICK_SECONDS)
 
@@ -128,7 +159,8 @@ def test_rootsam_clicks_are_accepted_when_they_help_and_the_brush_takes_over_whe
     mask, counts = bench.rootsam_clicks(spilling, spill, None, truth, 0.99, max_negative=2)
     assert sim.f1(mask, truth) == 1.0 and [c[-1][2] for c in calls] == [1, 0, 1, 0]  # per root: + then -
     assert counts["accepted"] == 2 and spilling.clicks == 4
-    assert all(bench.interior_point(_bar(rows=(5, 20), cols=(20, 60))) == tuple(c[1][:2]) for c in (calls[1], calls[3]))
+    blob = sim.Region.whole(_bar(rows=(5, 20), cols=(20, 60)))
+    assert all(bench.interior_point(blob) == tuple(c[1][:2]) for c in (calls[1], calls[3]))
 
     useless = sim.Clock()
     mask, counts = bench.rootsam_clicks(useless, lambda image, clicks: np.zeros_like(truth), None, truth, 0.9, 2)
