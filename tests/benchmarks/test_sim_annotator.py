@@ -178,3 +178,56 @@ def test_the_stream_saves_about_one_val_annotation_per_five_train(tmp_path):
 
     labels = read_mask(project.folder / "annotations" / "val" / "s001.png")
     assert (labels == np.eye(16)).all()  # red root, green background: data=rootpainter reads 1 and 0
+
+
+@pytest.fixture(scope="module")
+def micro_rootsam(tmp_path_factory) -> Path:
+    """A RootSAM checkpoint of the micro SAM 2.1 (random weights) at resize 256, tile 128."""
+    import hydra
+    import lightning as L
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from rootseg.config.run_config import CONFIG_DIR
+
+    root = tmp_path_factory.mktemp("rootsam")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        paths = [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
+        overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data.resize=256", "data.tile=128"]
+        cfg = compose("train", [*overrides, *paths])
+    GlobalHydra.instance().clear()
+    L.seed_everything(0, verbose=False)
+    model = hydra.utils.instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(root / "rootsam.ckpt")
+    return root / "rootsam.ckpt"
+
+
+ARGS = ["--size", "64", "--held-out", "1", "--goal", "0.6"]
+
+
+def test_without_a_rootsam_checkpoint_c_is_pending_and_earlier_results_stay(tmp_path):
+    manual = bench.main([*ARGS, "--out", str(tmp_path), "--workflows", "a"])["a_manual"]
+    assert manual["f1_per_image"][0] >= 0.6 and manual["seconds"] > sim.LOOK_SECONDS
+    pending = bench.main([*ARGS, "--out", str(tmp_path), "--workflows", "c", "--rootsam-ckpt", str(tmp_path / "x")])
+    assert pending["c_rootsam"]["seconds"] is None and "no RootSAM checkpoint" in pending["c_rootsam"]["pending"]
+    assert pending["a_manual"] == manual  # a workflow run earlier with the same settings is kept
+    other = bench.main([*ARGS[:-1], "0.7", "--out", str(tmp_path), "--workflows", "c"])
+    assert "a_manual" not in other  # other settings: earlier results dropped
+
+
+@pytest.mark.slow  # ~70 s on 2 busy cores (building the micro SAM, then its proposals); the fakes above are fast
+def test_the_rootsam_workflow_runs_through_the_predictor(micro_rootsam, tmp_path):
+    """(c) with the micro SAM (random weights: the mechanics, not a figure): the image reaches the goal and each
+    proposal came from a click through `Predictor.probabilities(image, clicks=...)`."""
+    result = bench.main([*ARGS, "--out", str(tmp_path), "--workflows", "a", "c", "--rootsam-ckpt", str(micro_rootsam)])
+    rootsam, manual = result["c_rootsam"], result["a_manual"]
+    assert rootsam["f1_per_image"][0] >= 0.6
+    actions = rootsam["actions"][0]
+    assert actions["clicks"] >= actions["proposals"] >= 1 and actions["accepted"] + actions["brushed"] >= 1
+    assert rootsam["describe"]["kind"] == "rootsam"
+    assert rootsam["saving_vs_manual"] == pytest.approx(1 - rootsam["seconds"] / manual["seconds"], abs=1e-3)
