@@ -120,6 +120,19 @@ def test_corrections_go_only_where_the_model_is_wrong():
     assert not root.any() and not background.any() and perfect.seconds == sim.LOOK_SECONDS
 
 
+def test_a_speckled_patch_is_swept_as_one_region_not_speck_by_speck():
+    """100 one-pixel false roots 6 px apart: one group, a brush sized to the patch, a few strokes."""
+    truth = _bar(shape=(200, 200), rows=(180, 191), cols=(10, 190))
+    predicted = truth.copy()
+    predicted[40:100:6, 40:100:6] = True
+    (group,) = sim.groups(predicted & ~truth, ~truth)
+    assert group.area == 100 and group.size_hint > 60 * 60
+    clock = sim.Clock()
+    fixed, root, background = bench.correct(clock, predicted, truth, None)
+    assert not root.any() and not (background & truth).any() and (fixed == truth).all()
+    assert clock.strokes <= 10  # one by one would be 100 strokes
+
+
 def test_manual_annotation_stops_at_the_goal():
     truth = _bar() | _bar(rows=(80, 91), cols=(20, 120))
     fast, slow = sim.Clock(), sim.Clock()
