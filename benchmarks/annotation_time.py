@@ -418,6 +418,38 @@ def rootsam_workflow(args: argparse.Namespace, held_out: list) -> dict[str, Any]
     return result
 
 
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """Seconds per held-out image for each workflow and, for (b), after how many images its stream pays off:
+    stream seconds / (manual - corrective seconds per image) with the last model."""
+    n = int(result["settings"]["held_out"])
+    summary: dict[str, Any] = {"held_out_images": n}
+    manual_each = result.get("a_manual", {}).get("seconds")
+    manual_each = manual_each / n if manual_each else None
+    summary["a_manual_seconds_per_image"] = None if manual_each is None else round(manual_each, 1)
+    rootsam = result.get("c_rootsam", {})
+    if rootsam.get("seconds") is not None:
+        summary["c_rootsam_seconds_per_image"] = round(rootsam["seconds"] / n, 1)
+        if manual_each:
+            summary["c_rootsam_saving_per_image"] = round(1 - rootsam["seconds"] / n / manual_each, 3)
+    scored = [r for r in result.get("b_corrective", {}).get("rounds", []) if "correction_seconds" in r]
+    if scored:
+        last = scored[-1]
+        each = last["correction_seconds"] / n
+        summary["b_last_round"] = {
+            "stream_images": last["image"] + 1,
+            "stream_seconds": last["stream_seconds"],
+            "model_f1": last["model_f1"],
+            "correction_seconds_per_image": round(each, 1),
+        }
+        if manual_each:
+            pays = manual_each > each
+            summary["b_pays_off_after_images"] = (
+                round(last["stream_seconds"] / (manual_each - each), 1) if pays else None
+            )
+            summary["b_saving_per_image_after_stream"] = round(1 - each / manual_each, 3)
+    return summary
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("logs/annotation_time"))
@@ -433,6 +465,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-negative", type=int, default=2, help="(c): negative clicks per object")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2 held-out images of 128 px, stream of 3, 1 epoch")
+    parser.add_argument("--summarize", action="store_true", help="only recompute the summary of <out>'s JSON")
     args = parser.parse_args(argv)
     if args.quick:
         args.size, args.held_out, args.stream, args.stream_size, args.epochs = 128, 2, 3, 128, 1
@@ -445,8 +478,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "annotation_time.json"
-    settings = {k: str(v) for k, v in vars(args).items() if k not in ("workflows", "rootsam_ckpt", "out")}
+    settings = {k: str(v) for k, v in vars(args).items() if k not in ("workflows", "rootsam_ckpt", "out", "summarize")}
     result: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    if args.summarize:
+        result["summary"] = summarize(result)
+        path.write_text(json.dumps(result, indent=1))
+        print(json.dumps(result["summary"], indent=1))
+        return result
     if result.get("settings") != settings:
         result = {"settings": settings}
     held_out = synthetic(HELD_OUT_SEED, args.held_out, args.size)
@@ -467,6 +505,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if manual_seconds and seconds is not None:
             result[key]["saving_vs_manual"] = round(1 - seconds / manual_seconds, 3)
     result["load_avg_end"] = os.getloadavg()
+    result["summary"] = summarize(result)
     text = json.dumps(result, indent=1)
     path.write_text(text)
     print(text)

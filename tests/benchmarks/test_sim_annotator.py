@@ -193,6 +193,32 @@ def test_the_stream_saves_about_one_val_annotation_per_five_train(tmp_path):
     assert (labels == np.eye(16)).all()  # red root, green background: data=rootpainter reads 1 and 0
 
 
+def test_summary_says_after_how_many_images_the_corrective_stream_pays_off():
+    rounds = [
+        {"image": 0, "phase": "initial", "stream_seconds": 100.0},
+        {"image": 1, "stream_seconds": 300.0, "model_f1": 0.4, "correction_seconds": 160.0},
+        {"image": 2, "stream_seconds": 400.0, "model_f1": 0.6, "correction_seconds": 80.0},
+    ]
+    result = {
+        "settings": {"held_out": "4"},
+        "a_manual": {"seconds": 240.0},
+        "b_corrective": {"rounds": rounds},
+        "c_rootsam": {"seconds": 120.0},
+    }
+    summary = bench.summarize(result)
+    assert summary["a_manual_seconds_per_image"] == 60.0 and summary["c_rootsam_seconds_per_image"] == 30.0
+    assert summary["c_rootsam_saving_per_image"] == 0.5
+    assert summary["b_last_round"] == {
+        "stream_images": 3,
+        "stream_seconds": 400.0,
+        "model_f1": 0.6,
+        "correction_seconds_per_image": 20.0,
+    }
+    assert summary["b_pays_off_after_images"] == 10.0  # 400 s of stream / (60 - 20) s saved per image
+    rounds[-1]["correction_seconds"] = 300.0  # 75 s per image: slower than manual, never pays off
+    assert bench.summarize(result)["b_pays_off_after_images"] is None
+
+
 @pytest.fixture(scope="module")
 def micro_rootsam(tmp_path_factory) -> Path:
     """A RootSAM checkpoint of the micro SAM 2.1 (random weights) at resize 256, tile 128."""
