@@ -6,15 +6,15 @@ F1 >= `--goal` (0.8) against its truth. Workflows:
 
 - (a) **manual**: paint each held-out image's roots with a brush until its F1 reaches the goal (background left
   implicit, which favours manual annotation: RootPainter and the annotate app also need the green brush).
-- (b) **corrective**: RootPainter's protocol on a separate stream of images. The first images get initial
+- (b) **corrective**: RootPainter's protocol on a separate stream of crops. The first crops get initial
   annotations (roots painted, then background up to 10x the root pixels); after 2 images the U-Net trains
   (`rootseg.tasks.fit.train`, i.e. `python -m rootseg.train +experiment=unet_demo data=rootpainter
   model.init_ckpt=<previous> ...`) and trains again after every image; once its val F1 (on the stream's
   annotations/val) exceeds 0.2, the person only paints the model's errors (false negatives red, false
   positives green) and skips images without any. A new model replaces the old only when its val F1 is higher.
   After each round the held-out images are corrected with the current model until each reaches the goal; the
-  workflow's cost is stream seconds + those correction seconds, at the best round (0 correction seconds once
-  the model alone reaches the goal on every image).
+  workflow's cost for them is stream seconds + those correction seconds (only the looks once the model alone
+  reaches the goal), and the summary says after how many images the stream pays off.
 - (c) **rootsam**: per held-out image, a positive click on the largest missed root (its most interior pixel)
   makes RootSAM propose a mask through `Predictor.probabilities(image, clicks=...)`, the annotate app's path;
   a negative click goes on the proposal's largest false positive (up to `--max-negative`); the proposal is
@@ -24,8 +24,9 @@ F1 >= `--goal` (0.8) against its truth. Workflows:
 Prints one JSON object (also written to `<out>/annotation_time.json`); experiments/annotation_time/README.md
 has the numbers. Model time (training, prediction) is reported apart from the person's seconds.
 
-    nice -n 10 python benchmarks/annotation_time.py --out logs/annotation_time --rootsam-ckpt CKPT
-    python benchmarks/annotation_time.py --quick --workflows a c --rootsam-ckpt CKPT    # seconds, mechanics only
+    nice -n 10 python benchmarks/annotation_time.py --workflows a b --out logs/annotation_time   # ~20 min, 2 cores
+    python benchmarks/annotation_time.py --workflows c --out logs/annotation_time --rootsam-ckpt CKPT   # adds (c)
+    python benchmarks/annotation_time.py --quick --workflows a c --rootsam-ckpt CKPT    # a minute, mechanics only
 """
 
 from __future__ import annotations
