@@ -13,7 +13,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: help install demo test test-all lint format clean gpu-bundle
+.PHONY: help install demo test test-all test-browser chromium lint format clean gpu-bundle
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,8 +38,20 @@ install: $(STAMP)  ## create .venv and install rootseg (TORCH=2.13.0 by default)
 demo: $(STAMP)  ## train unet_demo on built-in synthetic data, evaluate it, print the test metrics
 	$(PY) -m rootseg.train +experiment=unet_demo
 
-test: $(STAMP)  ## run the test suite (slow and gpu tests excluded)
-	$(PY) -m pytest -q -m "not slow and not gpu" tests
+test: $(STAMP)  ## run the test suite (slow, gpu and browser tests excluded)
+	$(PY) -m pytest -q -m "not slow and not gpu and not browser" tests
+
+test-browser: $(STAMP) chromium  ## the headless-Chromium end-to-end test of rootseg.annotate (CI runs it)
+	$(PY) -m pytest -q -m browser tests
+
+# Debian's chromium for the browser test, installed with apt-get when missing (CI runs as root); elsewhere the
+# test skips and says how to install it. Playwright drives it; no browser build is downloaded.
+chromium:  ## install Debian's chromium when missing (needs root and apt-get)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "apt-get could not install chromium: the browser test will skip"; \
+	else echo "chromium is missing and cannot be installed here (needs root and apt-get): the browser test will skip"; fi
 
 test-all: $(STAMP)  ## run every CPU test, slow ones included
 	$(PY) -m pytest -q -m "not gpu" tests

@@ -62,7 +62,7 @@ def _layer(module: str) -> int | None:
     if len(parts) == 2 and parts[1] in {"train", "eval", "predict", "report", "export", "check"}:
         return len(LAYERS) - 1  # `python -m rootseg.<command>` shims stand with the commands
     if parts[-1] == "__main__":
-        return len(LAYERS) - 1  # `python -m rootseg.<package>` shims of a package (measure, study) too
+        return len(LAYERS) - 1  # `python -m rootseg.<package>` shims (measure, study, annotate) stand with the commands
     for index, packages in enumerate(LAYERS):
         if len(parts) > 1 and parts[1] in packages:
             return index
@@ -171,3 +171,11 @@ def test_package_command_shims_stand_with_the_commands():
     assert _layer("rootseg.measure.__main__") == _layer("rootseg.cli.measure") == len(LAYERS) - 1
     assert _layer("rootseg.study.tables") == _layer("rootseg.measure.traits")
     assert {"rootseg.measure.__main__", "rootseg.study.__main__"} <= set(_modules())
+
+
+def test_main_modules_are_command_shims():
+    """`python -m rootseg.annotate` runs rootseg/annotate/__main__.py, which may import the cli; the rest of
+    the package may not."""
+    cli = len(LAYERS) - 1
+    assert _layer("rootseg.annotate.__main__") == cli
+    assert _layer("rootseg.annotate.server") == _layer("rootseg.export.run") < cli

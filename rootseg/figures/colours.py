@@ -15,6 +15,9 @@ FALSE_NEGATIVE: RGB = (0, 255, 0)
 TRUE_NEGATIVE: RGB = (0, 0, 0)
 UNLABELLED: RGB = (96, 96, 96)
 PREDICTED: RGB = (0, 255, 255)
+#: the model's mask under a person's paint in the annotate app: blue, not cyan, which blends with the green
+#: background brush (RootPainter's annotation colours, red root and green background, are the file format's)
+ANNOTATE_PREDICTED: RGB = (40, 120, 255)
 
 #: by confusion-matrix cell, for error maps
 ERROR_COLOURS: dict[str, RGB] = {

@@ -3,8 +3,9 @@
 Every image goes through `rootseg.inference.predictor.Predictor`, the object eval scores with, so eval's
 numbers describe these masks. Per image the output folder gets the files of `rootseg.inference.outputs` and a
 record; `results.csv` (one row per image: size, root pixels and fraction, skeleton root length in px and, with
-`dpi=` or `mm_per_pixel=`, in mm; seconds; the root traits of `rootseg.measure.traits` unless `traits=false`)
-and `failures.csv` are rebuilt from the records after each image (`rootseg.inference.records`).
+`dpi=` or `mm_per_pixel=`, in mm; uncertainty; seconds; the root traits of `rootseg.measure.traits` unless
+`traits=false`), `ranked.csv` (most uncertain first) and `failures.csv` are rebuilt from the records after
+each image (`rootseg.inference.records`).
 
 Every file is written to a temporary name and renamed, so a killed run leaves only whole files. Re-running
 the same command skips every image whose mask exists (`overwrite=true` redoes them), so it resumes where the
@@ -36,6 +37,7 @@ from rootseg.inference.outputs import output_paths, save_probs_mode, write_extra
 from rootseg.inference.predictor import Predictor
 from rootseg.inference.records import CSV_NAME, ensure_record, measure_row, rebuild_tables, write_failure, write_record
 from rootseg.inference.settings import settings_from_config
+from rootseg.inference.uncertainty import uncertainty_score
 from rootseg.io.atomic import write_if_changed
 from rootseg.io.disk import check_writable
 from rootseg.io.images import ImageReadError, open_image
@@ -103,8 +105,9 @@ def segment_image(job: Job, predictor: Predictor, paths: dict[str, Path], cfg: D
     probs = predictor.probabilities(image, job.path)
     mask = predictor.mask(probs)
     write_extras(paths, image, probs, mask, bool(cfg.save_rootpainter), bool(cfg.save_overlay))
+    uncertainty = uncertainty_score(probs, predictor.threshold)  # ranked.csv: the images to correct first
     del probs  # 4 bytes per pixel, no longer needed
-    row = measure_row(job, mask, cfg.length_method, traits=resolve_traits(cfg) is not None)
+    row = measure_row(job, mask, cfg.length_method, traits=resolve_traits(cfg) is not None, uncertainty=uncertainty)
     row["seconds"] = time.perf_counter() - start
     return row, mask
 

@@ -108,9 +108,18 @@ class Predictor:
         if self._click_file is not None:
             self._clicks = assign_clicks(self._click_file, list(images), self.settings.prompts)
 
-    def probabilities(self, image: np.ndarray | LazyImage, path: str | Path | None = None) -> np.ndarray:
-        """(H, W, 3) uint8 image (or a LazyImage) -> (H, W) float32 root probability in [0, 1]."""
-        clicks = self._clicks.get(Path(path)) if path is not None else None
+    def probabilities(
+        self, image: np.ndarray | LazyImage, path: str | Path | None = None, clicks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(H, W, 3) uint8 image (or a LazyImage) -> (H, W) float32 root probability in [0, 1].
+
+        RootSAM only: `clicks` (P, 2) x, y image pixels, each its own root, or (P, 3) with labels 1 root /
+        0 not root, together one object (the annotate app's clicks); default: the `prompts=` file's for `path`.
+        """
+        if clicks is not None and self.kind != "rootsam":
+            raise ValueError(f"{self.checkpoint or 'this model'}: a {self.kind} model takes no clicks; give RootSAM's")
+        if clicks is None and path is not None:
+            clicks = self._clicks.get(Path(path))
         with torch.inference_mode():
             probs = self.impl(image, clicks)
         return np.asarray(probs, dtype=np.float32)

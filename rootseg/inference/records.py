@@ -1,4 +1,4 @@
-"""Per-image records of a predict run, and results.csv and failures.csv rebuilt from them.
+"""Per-image records of a predict run, and results.csv, ranked.csv and failures.csv rebuilt from them.
 
 Each finished image leaves `.rootseg/records/<stem>.json` (its measurements, in pixels) before its mask, the
 mark that it is done; an unreadable one leaves `.rootseg/failures/<stem>.json`. The tables are rebuilt from
@@ -20,6 +20,7 @@ import numpy as np
 
 from rootseg.inference.jobs import Job
 from rootseg.inference.locks import folder_lock, state_dir
+from rootseg.inference.uncertainty import rank_by_uncertainty
 from rootseg.io.atomic import write_text
 from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_mask
@@ -40,16 +41,26 @@ CSV_COLUMNS = (
     "root_fraction",
     "root_length_px",
     "root_length_mm",
+    "uncertainty",
     "seconds",
 )
+RANKED_NAME = "ranked.csv"  # the images most uncertain first: the order a person should correct them in
+RANKED_COLUMNS = ("rank", "name", "path", "uncertainty")
 FAILURE_COLUMNS = ("name", "path", "error")
 
 
 def measure_row(
-    job: Job, mask: np.ndarray, method: str, seconds: float | None = None, traits: bool = False
+    job: Job,
+    mask: np.ndarray,
+    method: str,
+    seconds: float | None = None,
+    traits: bool = False,
+    uncertainty: float | None = None,
 ) -> dict[str, Any]:
     """What results.csv says of one image, from its boolean mask, in pixels; with `traits`, the trait
-    measurements too (`pixel_traits`, whose skeleton also gives the root length where no pinhole was filled)."""
+    measurements too (`pixel_traits`, whose skeleton also gives the root length where no pinhole was filled);
+    `uncertainty` from its probabilities (`rootseg.inference.uncertainty`; None for an image measured from its
+    mask alone)."""
     height, width = mask.shape
     row = {"name": job.name, "path": str(job.path), "height": int(height), "width": int(width)}
     row["root_pixels"] = int(np.count_nonzero(mask))
@@ -58,7 +69,7 @@ def measure_row(
         row["root_length_px"] = row["traits"]["root_length_px"]
     else:
         row["root_length_px"] = float(skeleton_length(mask, method=method))
-    return {**row, "seconds": seconds}
+    return {**row, "uncertainty": uncertainty, "seconds": seconds}
 
 
 def _folder(output: Path, kind: str) -> Path:
@@ -98,24 +109,32 @@ def ensure_record(output: Path, job: Job, mask_path: Path, method: str, traits: 
         mask = read_mask(mask_path) == 1
     except ImageReadError:
         return False
-    write_record(
-        output, job, {**measure_row(job, mask, method, traits=traits), "seconds": (record or {}).get("seconds")}
-    )
+    kept = {key: (record or {}).get(key) for key in ("seconds", "uncertainty")}  # from the probabilities, gone
+    write_record(output, job, {**measure_row(job, mask, method, traits=traits), **kept})
     return True
 
 
 def _table_row(record: dict[str, Any], mm_per_pixel: float | None, traits: TraitSettings | None) -> dict[str, Any]:
     pixels = int(record["height"]) * int(record["width"])
     length = float(record["root_length_px"])
-    seconds = record.get("seconds")
+    seconds, uncertainty = record.get("seconds"), record.get("uncertainty")
     return {
         **record,
         "root_fraction": f"{int(record['root_pixels']) / pixels:.6f}",
         "root_length_px": f"{length:.3f}",
         "root_length_mm": None if mm_per_pixel is None else f"{length * mm_per_pixel:.3f}",
+        "uncertainty": None if uncertainty is None else f"{float(uncertainty):.6f}",
         "seconds": None if seconds is None else f"{float(seconds):.3f}",
         **(traits_from_pixels(record["traits"], mm_per_pixel, traits) if traits and "traits" in record else {}),
     }
+
+
+def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ranked.csv's rows: most uncertain first, ties by name, images without a score (measured from an
+    older run's mask) last."""
+    keys = {f"{row['name']}\0{i:09d}": row for i, row in enumerate(rows)}  # unique even if two share a name
+    scores = {key: None if row["uncertainty"] is None else float(row["uncertainty"]) for key, row in keys.items()}
+    return [{**keys[key], "rank": i} for i, key in enumerate(rank_by_uncertainty(scores), start=1)]
 
 
 def rebuild_tables(
@@ -134,6 +153,7 @@ def rebuild_tables(
                 rows.append(_table_row(record, mm_per_pixel, traits))
         columns = [*CSV_COLUMNS, *(traits.columns() if traits else [])]
         write_csv(output / CSV_NAME, rows, columns, only_if_changed=True)
+        write_csv(output / RANKED_NAME, _ranked(rows), RANKED_COLUMNS, only_if_changed=True)
         failures = [
             failure
             for path in sorted(_folder(output, "failures").glob("*.json"))

@@ -14,6 +14,10 @@ How a tile is decoded, in order of preference:
   logits, as sam2's automatic mask generator; computed on the decoder's own 1/4-resolution logits), merged by
   the maximum. A threshold of 0 turns its filter off.
 
+Labelled clicks (P, 3: x, y, 1 root | 0 not root; the annotate app's) prompt *one* object, as SAM's interactive
+mode does: one tile centred on the positive clicks is decoded from all its clicks together, and that mask is
+kept whatever its predicted IoU (the person judges it).
+
 Tiles run as the U-Net's sliding window runs (`rootseg.tiling.device.DeviceFallback`): bf16 autocast on
 CUDA, and when the GPU runs out of memory the model moves to the CPU for the rest of the image.
 """
@@ -178,32 +182,60 @@ class RootSAMInference:
     def _clicked(self, array: np.ndarray, size: int, clicks: np.ndarray | None) -> np.ndarray:
         """The stage's tile grid, each tile decoded from its clicks (given, proposed or the grid)."""
         tile = self.tile
-        prompt_map = points = None
-        if clicks is not None:
-            scale = np.array([size / array.shape[1], size / array.shape[0]], np.float32)
-            points = np.asarray(clicks, np.float32).reshape(-1, 2) * scale
-        elif self.proposer is not None:
-            proposal = self.proposer.probabilities(array)
-            prompt_map = cv2.resize(proposal.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
         side = max(size, tile)  # a small image is padded to one tile
         canvas = np.zeros((side, side, 3), np.uint8)
         canvas[:size, :size] = resize_image(array, size)
-        if prompt_map is not None:
-            prompt_map = np.pad(prompt_map, ((0, side - size), (0, side - size)))
+        grid = clicks is None and self.proposer is None
         out = np.zeros((side, side), np.float32)
         fallback = DeviceFallback(self.device, model=self.module, autocast=self.autocast)
         try:
-            for x, y in tile_origins(side, tile):
-                tile_clicks = self._tile_clicks(prompt_map, points, x, y, tile)
-                if len(tile_clicks) == 0:
-                    continue
-                grid = points is None and prompt_map is None
-                work = functools.partial(self._predict_tile, canvas[y : y + tile, x : x + tile], tile_clicks, grid=grid)
+            for x, y, tile_clicks, labels in self._windows(array, clicks, size, side, tile):
+                tile_pixels = canvas[y : y + tile, x : x + tile]
+                work = functools.partial(self._predict_tile, tile_pixels, tile_clicks, labels, grid=grid)
                 region = out[y : y + tile, x : x + tile]
                 np.maximum(region, fallback.run(work), out=region)
         finally:
             fallback.restore()
         return out[:size, :size]
+
+    def _windows(
+        self, array: np.ndarray, clicks: np.ndarray | None, size: int, side: int, tile: int
+    ) -> list[tuple[int, int, np.ndarray, np.ndarray | None]]:
+        """(x, y, clicks in the tile, their labels or None) of every tile to decode, on the resized canvas."""
+        height, width = array.shape[:2]
+        scale = np.array([size / width, size / height], np.float32)
+        if clicks is not None and np.asarray(clicks).ndim == 2 and np.asarray(clicks).shape[1] == 3:
+            return [self._object_window(np.asarray(clicks, np.float32), scale, side, tile)]
+        prompt_map = points = None
+        if clicks is not None:
+            points = np.asarray(clicks, np.float32).reshape(-1, 2) * scale
+        elif self.proposer is not None:
+            proposal = self.proposer.probabilities(array)
+            prompt_map = cv2.resize(proposal.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+            prompt_map = np.pad(prompt_map, ((0, side - size), (0, side - size)))
+        windows = []
+        for x, y in tile_origins(side, tile):
+            tile_clicks = self._tile_clicks(prompt_map, points, x, y, tile)
+            if len(tile_clicks):
+                windows.append((x, y, tile_clicks, None))
+        return windows
+
+    @staticmethod
+    def _object_window(
+        clicks: np.ndarray, scale: np.ndarray, side: int, tile: int
+    ) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """The one tile centred on the positive clicks, and the clicks inside it (labels 1 root, 0 not root)."""
+        labels = clicks[:, 2]
+        if not np.isin(labels, (0, 1)).all() or not (labels == 1).any():
+            raise ValueError("labelled clicks need labels 1 (root) or 0 (not root), at least one of them 1")
+        xy = clicks[:, :2] * scale
+        centre = xy[labels == 1].mean(0)
+        x0, y0 = (int(np.clip(round(float(c) - tile / 2), 0, side - tile)) for c in centre)
+        local = xy - np.array([x0, y0], np.float32)
+        inside = ((local >= 0) & (local < tile)).all(1)
+        if not (labels[inside] == 1).any():
+            raise ValueError(f"no positive click falls inside the {tile} px window RootSAM segments")
+        return x0, y0, np.ascontiguousarray(local[inside]), labels[inside].astype(np.int64)
 
     def _tile_clicks(
         self, prompt_map: np.ndarray | None, points: np.ndarray | None, x: int, y: int, tile: int
@@ -226,22 +258,29 @@ class RootSAMInference:
         return keep
 
     def _predict_tile(
-        self, tile: np.ndarray, clicks: np.ndarray, device: torch.device, grid: bool = True
+        self, tile: np.ndarray, clicks: np.ndarray, labels: np.ndarray | None, device: torch.device, grid: bool = True
     ) -> np.ndarray:
         """One (T, T, 3) uint8 tile and its (P, 2) clicks -> (T, T) float32 maximum over the clicks' masks
-        (grid clicks filtered by `_keep`, a person's or a proposer's clicks all kept)."""
+        (grid clicks filtered by `_keep`, a person's or a proposer's clicks all kept); with `labels`, the mask
+        of the one object all the clicks prompt together."""
         module = self.module
         pixels = torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None].to(device)
         embeddings = module.embeddings(pixels)
         side = tile.shape[0]
+        if labels is not None:
+            coords = torch.from_numpy(clicks)[None, None].to(device)
+            logits, iou = module.net.decode(
+                embeddings, coords, torch.from_numpy(labels)[None, None].to(device), module.multimask_output
+            )
+            return select_best(logits, iou)[0, 0].sigmoid().float().cpu().numpy()
         tile_logits = torch.full((side, side), -torch.inf, device=device)
         for start in range(0, len(clicks), self.prompt_batch):
             chunk = torch.from_numpy(np.ascontiguousarray(clicks[start : start + self.prompt_batch])).to(device)
             coords = chunk[None, :, None, :]
-            labels = torch.ones(coords.shape[:3], dtype=torch.int64, device=device)
+            positive = torch.ones(coords.shape[:3], dtype=torch.int64, device=device)
             # choose each click's mask and filter at the decoder's 1/4 resolution, then upsample only the kept
             # ones (the same bilinear resize decode would do for all three): 3x less of the costliest step
-            logits, iou = module.net.decode(embeddings, coords, labels, module.multimask_output, output_size=0)
+            logits, iou = module.net.decode(embeddings, coords, positive, module.multimask_output, output_size=0)
             best = select_best(logits, iou)[0].float()  # [n, s/4, s/4]
             keep = (
                 self._keep(best, iou.amax(-1)[0])

@@ -104,10 +104,13 @@ def autocast_enabled(precision: str, device: torch.device) -> bool:
     return precision == "auto" and device.type == "cuda"
 
 
+#: settings with no key of their own: eval's stage= (rootseg.evaluation.stages) sets them
+STAGE_SETTINGS = frozenset({"resize", "tile"})
+
+
 def settings_from_config(cfg: Mapping[str, Any]) -> InferenceSettings:
     """The settings of a composed eval or predict config (the keys of conf/inference/default.yaml)."""
-    # resize and tile come from eval's stage= (rootseg.evaluation.stages), not from keys of their own
-    names = {f.name for f in dataclasses.fields(InferenceSettings)} - {"mm_per_pixel", "resize", "tile"}
+    names = {f.name for f in dataclasses.fields(InferenceSettings)} - {"mm_per_pixel", *STAGE_SETTINGS}
     values = {name: cfg.get(name) for name in names if cfg.get(name) is not None}
     if "step" in values and isinstance(values["step"], str) and values["step"].isdigit():
         values["step"] = int(values["step"])

@@ -138,10 +138,10 @@ def pixel_traits(
     """Everything measured in pixels, JSON-ready, from which `traits_from_pixels` builds the columns at any
     resolution, diameter classes and depth of field: a record of predict keeps it.
 
-    Diameters are kept as a histogram (each distinct skeleton diameter and the length carried at it). `valid` (or 255 in a label mask) limits the image to
-    labelled pixels; holes of at most `max_hole_px` pixels inside a root are filled first (0: none). With a
-    `length_method`, `root_length_px` is `skeleton_length` of the mask as it is (no hole filled), from the
-    traits' skeleton when no hole was filled, so one thinning serves both.
+    Diameters are kept as a histogram (each distinct skeleton diameter and the length carried at it). `valid`
+    (or 255 in a label mask) limits the image to labelled pixels; holes of at most `max_hole_px` pixels inside a
+    root are filled first (0: none). With a `length_method`, `root_length_px` is `skeleton_length` of the mask
+    as it is (no hole filled), from the traits' skeleton when no hole was filled, so one thinning serves both.
     """
     as_given, labelled = _labelled_root(mask, valid)
     root = fill_pinholes(as_given, max_hole_px)

@@ -70,6 +70,12 @@ def _renamed_targets(config: Any) -> Any:
     return config
 
 
+def stored_config(path: str | Path) -> dict[str, Any]:
+    """The run config a checkpoint was trained with, `_target_`s renamed to this layout: what a run that
+    starts from it (`model.init_ckpt`, the annotate app's fine-tuning) must rebuild."""
+    return _renamed_targets(read_checkpoint(path)["rootseg"].get("config") or {})
+
+
 def load_module(path: str | Path, expected_kind: str | None = None) -> L.LightningModule:
     """The LightningModule of a checkpoint, on the CPU, in eval mode, with its run config attached."""
     checkpoint = read_checkpoint(path)

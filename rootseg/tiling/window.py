@@ -279,4 +279,5 @@ def sliding_window_probs(
     for start in range(0, plan.h, block):
         stop = min(start + block, plan.h)
         total[start:stop] /= torch.from_numpy(np.outer(rows[start:stop], cols).astype(np.float32))
+        total[start:stop].clamp_(0.0, 1.0)  # the weighted mean of values in [0, 1] can round to 1 + 1e-7
     return total

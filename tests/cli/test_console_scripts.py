@@ -14,6 +14,7 @@ SCRIPTS = {
     "rootseg-train": ("sed=3", "seed"),
     "rootseg-eval": ("thresold=0.9", "threshold"),
     "rootseg-predict": ("thresold=0.9", "threshold"),
+    "rootseg-annotate": ("prot=1", "port"),
 }
 
 

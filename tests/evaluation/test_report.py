@@ -208,9 +208,8 @@ def stub_runs(tmp_path_factory, synthetic_dir) -> dict[str, Path]:
     runs = {}
     for key, (rule, overrides) in plans.items():
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(
-                "rootseg.inference.predictor.load_module", lambda path, key=key, rule=rule: StubModule(key, rule)
-            )
+            stub = StubModule(key, rule)
+            patch.setattr("rootseg.evaluation.run.load_module", lambda path, stub=stub: stub)
             cfg = compose_run(
                 "eval",
                 [f"ckpt_path={tmp / key}.ckpt", "data=folder", f"data.root={synthetic_dir}", *overrides],

@@ -67,9 +67,9 @@ def test_eval_scores_exactly_the_masks_predict_writes(tiny_checkpoint, scans, tm
 
 
 def test_eval_and_predict_accept_the_same_setting_names(compose):
-    from rootseg.inference.settings import InferenceSettings
+    from rootseg.inference.settings import STAGE_SETTINGS, InferenceSettings
 
-    names = {f for f in InferenceSettings.__dataclass_fields__ if f != "mm_per_pixel"} | {"mm_per_pixel", "dpi"}
+    names = {f for f in InferenceSettings.__dataclass_fields__ if f not in STAGE_SETTINGS} | {"dpi"}
     for command in ("eval", "predict"):
         cfg = compose(command, ["ckpt_path=x", "input=x", "output=x"] if command == "predict" else ["ckpt_path=x"])
         assert names <= set(cfg.keys()), f"{command} lacks {sorted(names - set(cfg.keys()))}"

@@ -246,6 +246,7 @@ def test_pinholes_are_filled_but_real_gaps_are_not() -> None:
 @pytest.fixture(scope="module")
 def skan_stats():
     skan = pytest.importorskip("skan")
+
     def stats(mask: np.ndarray) -> tuple[int, int, np.ndarray]:
         """skan's analysis of the skeleton rootseg measures (pinholes filled, Lee thinning)."""
         table = skan.summarize(skan.Skeleton(skeletonize_mask(fill_pinholes(mask))), separator="_")
