@@ -110,17 +110,25 @@ def test_rootpainter_and_prmi_sources_run_the_split_check(tmp_path):
     spec = importlib.util.spec_from_file_location("formats_fixtures", REPO / "tests" / "io" / "test_formats.py")
     formats = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(formats)  # its project and PRMI builders
-    RootPainterSource(formats.make_rootpainter_project(tmp_path / "rp")).check_splits()
-    PRMISource(formats.make_prmi(tmp_path / "prmi")).check_splits()
+    painter = RootPainterSource(formats.make_rootpainter_project(tmp_path / "rp"))
+    painter.check_splits()
+    assert painter.splits()["test"] == painter.splits()["val"]  # declared (no test folder): not a leak
+    prmi = PRMISource(formats.make_prmi(tmp_path / "prmi"))
+    prmi.check_splits()
+    assert sum(map(len, prmi.splits().values())) == len(prmi.samples())
 
 
-def test_train_refuses_a_leaking_split_file_without_check_data(tmp_path):
-    """No `check_data=true`: the split check runs anyway, before a model, trainer or checkpoint exists."""
-    from rootseg.tasks.fit import train
+def test_train_refuses_a_leaking_split_file_without_check_data(tmp_path, monkeypatch):
+    """No `check_data=true`: the split check runs anyway, before callbacks, loggers, trainer or checkpoint."""
+    import rootseg.tasks.fit as fit
 
+    def too_late(*args, **kwargs):
+        raise AssertionError("train() went past the split check to its callbacks and loggers")
+
+    monkeypatch.setattr(fit, "instantiate_group", too_late)
     root = _folder(tmp_path / "data", BAD_SPLITS["test repeats train"][0])
     overrides = ["+experiment=unet_demo", "debug=fdr", "data=folder", f"data.root={root}", "logger=csv"]
     run_dir = tmp_path / "run"
     with pytest.raises(DataLayoutError, match="in both train and test"):
-        train(compose_run("train", overrides, run_dir))
+        fit.train(compose_run("train", overrides, run_dir))
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "csv").exists()
