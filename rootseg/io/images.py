@@ -71,7 +71,7 @@ def _open_pil(path: Path) -> Image.Image:
     try:
         width, height = image.size
         if image.format == "PNG":
-            check_png(path)  # its data against its header, then the budget, then every row present
+            check_png(path, count_rows=False)  # its data size against its header, then the budget
         else:
             if image.format in ("JPEG", "MPO"):
                 check_jpeg(path, width, height)
@@ -93,6 +93,18 @@ def _pil_array(image: Image.Image) -> np.ndarray:
     return np.array(image)
 
 
+def _check_png_rows(path: Path, image: Image.Image) -> None:
+    """A decoded PNG holds every row: PIL leaves rows its data lacks black, without an error, so a PNG whose
+    last row came out blank (or an interlaced one) has its data counted (`check_png`); a last row with any
+    non-zero value was decoded, and so were all rows before it."""
+    if image.format != "PNG":
+        return
+    width, height = image.size
+    last = np.asarray(image.crop((0, height - 1, width, height)))
+    if image.info.get("interlace") or not last.any():
+        check_png(path)
+
+
 def _load_array(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
@@ -104,6 +116,8 @@ def _load_array(path: Path) -> np.ndarray:
         if suffix in (".tif", ".tiff"):
             return _load_tiff(path)
         with _open_pil(path) as image:
+            image.load()
+            _check_png_rows(path, image)
             return _pil_array(ImageOps.exif_transpose(image))  # respect the camera's orientation tag
     except ImageReadError:
         raise

@@ -47,7 +47,18 @@ def grey() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (37, 53), dtype=np.uint8)
 
 
-def test_a_png_claiming_40000x40000_is_refused_without_decoding(tmp_path):
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Within the test, PIL decoding any pixel is a failure: refusals must come from the header."""
+    from PIL import ImageFile
+
+    def decode(self):
+        raise AssertionError(f"{self.filename} was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decode)
+
+
+def test_a_png_claiming_40000x40000_is_refused_without_decoding(tmp_path, no_decoding):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png(40000, 40000, b"\x00" + bytes(40000)))
     assert path.stat().st_size < 200
@@ -82,7 +93,9 @@ def test_interlaced_pngs_are_measured_by_their_seven_passes(tmp_path, grey):
     np.testing.assert_array_equal(read_image(path)[..., 0], grey)
     path.write_bytes(_png(w, h, raw[: len(raw) - 40], interlace=1))
     with pytest.raises(ImageReadError, match=f"{len(raw) - 40} of {len(raw)} bytes"):
-        read_image(path)
+        headers.check_png(path)
+    with pytest.raises(ImageReadError, match="cannot decode image"):
+        read_image(path)  # PIL's interlaced decoder reports it first
 
 
 @pytest.mark.parametrize(
@@ -102,7 +115,7 @@ def test_ordinary_pngs_of_every_layout_still_read(tmp_path, grey, save):
     assert read_image(path).ndim == 3
 
 
-def test_a_jpeg_claiming_40000x40000_is_refused_and_flat_jpegs_still_read(tmp_path):
+def test_a_jpeg_claiming_40000x40000_is_refused_before_decoding(tmp_path, no_decoding):
     buffer = io.BytesIO()
     Image.fromarray(np.full((64, 64, 3), 60, np.uint8)).save(buffer, format="JPEG")
     data = buffer.getvalue()
@@ -111,7 +124,10 @@ def test_a_jpeg_claiming_40000x40000_is_refused_and_flat_jpegs_still_read(tmp_pa
     path.write_bytes(data[: at + 5] + struct.pack(">HH", 40000, 40000) + data[at + 9 :])
     with pytest.raises(ImageReadError, match="the header says 40000x40000") as error:
         read_image(path)
-    assert str(path) in str(error.value)
+    assert str(path) in str(error.value) and "takes at least 4687500 bytes" in str(error.value)
+
+
+def test_flat_jpegs_are_not_taken_for_lying_ones(tmp_path):
     # the tightest legitimate files: flat images, optimised and progressive Huffman tables, 4:2:0 and grey
     flat = np.full((2000, 3000, 3), 128, np.uint8)
     for name, kwargs in (("p.jpg", {"progressive": True, "optimize": True}), ("o.jpg", {"optimize": True})):
@@ -189,7 +205,7 @@ def test_the_default_budget_is_memory_over_bytes_per_pixel(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["png", "jpg", "tif", "plain.tif"])
-def test_an_image_over_the_budget_is_refused_by_name(tmp_path, monkeypatch, kind):
+def test_an_image_over_the_budget_is_refused_by_name_before_decoding(tmp_path, monkeypatch, kind):
     rgb = np.zeros((60, 80, 3), np.uint8)
     path = tmp_path / f"scan.{kind}"
     if kind.endswith("tif"):
@@ -199,6 +215,10 @@ def test_an_image_over_the_budget_is_refused_by_name(tmp_path, monkeypatch, kind
     monkeypatch.setenv(headers.ENV_MAX_PIXELS, str(60 * 80))
     assert read_image(path).shape == (60, 80, 3)  # at the budget: read
     monkeypatch.setenv(headers.ENV_MAX_PIXELS, str(60 * 80 - 1))
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail(f"{self.filename} was decoded"))
+    monkeypatch.setattr(tifffile.TiffFile, "asarray", lambda self, *a, **k: pytest.fail("the TIFF was decoded"))
     for read in (read_image, open_image):
         with pytest.raises(ImageReadError, match="over the pixel budget") as error:
             read(path)
@@ -206,8 +226,15 @@ def test_an_image_over_the_budget_is_refused_by_name(tmp_path, monkeypatch, kind
         assert "max_image_pixels" in str(error.value)
 
 
+def _isolated_budget(monkeypatch) -> None:
+    """No budget set; whatever a test sets through `set_pixel_budget` is undone after it."""
+    monkeypatch.setenv(headers.ENV_MAX_PIXELS, "1")  # records the variable's state to restore
+    monkeypatch.delenv(headers.ENV_MAX_PIXELS)
+    monkeypatch.setattr(headers, "_ENV_AT_START", None)
+
+
 def test_max_image_pixels_sets_the_budget_and_null_restores_the_default(monkeypatch):
-    monkeypatch.delenv(headers.ENV_MAX_PIXELS, raising=False)
+    _isolated_budget(monkeypatch)
     monkeypatch.setattr(headers, "_ENV_AT_START", None)
     default = headers.pixel_budget()
     headers.set_pixel_budget("2e6")
@@ -226,8 +253,7 @@ def test_check_honours_max_image_pixels(tmp_path, monkeypatch, capsys):
     from rootseg.cli import check as check_cli
     from rootseg.config.run_config import CONFIG_DIR
 
-    monkeypatch.delenv(headers.ENV_MAX_PIXELS, raising=False)
-    monkeypatch.setattr(headers, "_ENV_AT_START", None)
+    _isolated_budget(monkeypatch)
     for folder in ("images", "masks"):
         (tmp_path / folder).mkdir()
     Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(tmp_path / "images" / "a.png")
@@ -241,4 +267,3 @@ def test_check_honours_max_image_pixels(tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 2
     out = capsys.readouterr().out
     assert "a.png: the image is 80x60 (WxH) = 0 MP, over the pixel budget of 0 MP" in out and "1 error(s)" in out
-    monkeypatch.delenv(headers.ENV_MAX_PIXELS, raising=False)
