@@ -15,12 +15,14 @@ from omegaconf import DictConfig
 
 from rootseg.cli import errors
 from rootseg.config.run_config import CONFIG_DIR
+from rootseg.io.headers import set_pixel_budget
 from rootseg.sources.check import check_source
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="check")
 def main(cfg: DictConfig) -> None:
     with errors.user_errors():
+        set_pixel_budget(cfg.get("max_image_pixels"))
         source = hydra.utils.instantiate(cfg.data.source)
         report = check_source(source)
     print(report.text())

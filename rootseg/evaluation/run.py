@@ -34,6 +34,7 @@ from rootseg.figures.errors import error_figure
 from rootseg.figures.plots import f1_bars, scatter_plot
 from rootseg.inference.predictor import Predictor
 from rootseg.inference.settings import settings_from_config
+from rootseg.io.headers import set_pixel_budget
 from rootseg.io.masks import read_pair
 from rootseg.io.tables import write_csv
 from rootseg.measure.agreement import agreement
@@ -130,6 +131,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "ckpt_path is required: python -m rootseg.eval ckpt_path=<run dir>/checkpoints/<name>.ckpt "
             "[data=folder data.root=DIR]"
         )
+    set_pixel_budget(cfg.get("max_image_pixels"))
     settings = settings_from_config(cfg)
     grids_mm, grid_px = resolve_grids(cfg), resolve_grid_px(cfg)
     length_method = str(cfg.get("length_method") or "corrected")
@@ -145,6 +147,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             settings = settings.with_changes(resize=stage.resize, tile=stage.tile)
     predictor = Predictor.from_checkpoint(cfg.ckpt_path, settings, module=module)
     source = hydra.utils.instantiate(data_config(cfg, module).source)
+    source.check_splits()  # every eval, split=all too: a broken split file is an error (rootseg.sources.splits)
     split, split_reason = resolve_split(cfg, source, module)
     samples = split_samples(source, split)
     if not samples:

@@ -40,6 +40,7 @@ from rootseg.inference.settings import settings_from_config
 from rootseg.inference.uncertainty import uncertainty_score
 from rootseg.io.atomic import write_if_changed
 from rootseg.io.disk import check_writable
+from rootseg.io.headers import set_pixel_budget
 from rootseg.io.images import ImageReadError, open_image
 from rootseg.measure.length import LENGTH_METHODS
 from rootseg.measure.settings import resolve_traits
@@ -124,6 +125,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     Resumable: images whose mask exists are skipped (unless `overwrite`) and keep their rows.
     """
     _check_config(cfg)
+    set_pixel_budget(cfg.get("max_image_pixels"))
     settings = settings_from_config(cfg)
     save_probs = save_probs_mode(cfg.get("save_probs"))
     traits, rve = resolve_traits(cfg), bool(cfg.get("rve", False))

@@ -6,46 +6,119 @@ found by name rather than by a bare traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from rootseg.io.arrays import to_numpy
+from rootseg.io.headers import ImageReadError, check_jpeg, check_pixels, check_png, check_tiff, pixel_budget
 
-# CI-600 scans are ~6 MP, stitched rhizotron panels can exceed PIL's 179 MP bomb guard.
-Image.MAX_IMAGE_PIXELS = 2_000_000_000
+# PIL's decompression-bomb guard at rootseg's pixel budget (rootseg.io.headers), for any other PIL use in the
+# process; rootseg's own readers check the budget themselves and name the file and its size.
+Image.MAX_IMAGE_PIXELS = pixel_budget()
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 
-class ImageReadError(ValueError):
-    """An image or mask file that cannot be used; the message names the file."""
+def missing_file(path: Path) -> ImageReadError:
+    """The error for a path that is not a readable file: absent, a dangling symbolic link, or a link loop."""
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return ImageReadError(f"{path}: a symbolic link that loops (too many levels of symbolic links)")
+            return ImageReadError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist (dangling)")
+        return ImageReadError(f"{path}: a symbolic link to {os.readlink(path)}, which is not a file")
+    if path.exists():
+        return ImageReadError(f"{path}: not a file")
+    return ImageReadError(f"{path}: no such file")
+
+
+def _load_tiff(path: Path) -> np.ndarray:
+    """tifffile for what it decodes itself; LZW and JPEG compression (the usual scanner TIFFs) need the
+    optional imagecodecs package there, so without it PIL's libtiff decodes them."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        check_tiff(path, tif)
+        try:
+            array = tif.asarray()
+        except ValueError as error:
+            if "imagecodecs" not in str(error):
+                raise
+            array = None
+    if array is None:
+        with _open_pil(path) as image:
+            return _pil_array(image)
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar TIFF
+    return array
+
+
+def _open_pil(path: Path) -> Image.Image:
+    """Open (header only) and check what the header promises before any pixel is decoded."""
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the budget is checked below, with the file's name and size in the message
+    try:
+        image = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+    try:
+        width, height = image.size
+        if image.format == "PNG":
+            check_png(path, count_rows=False)  # its data size against its header, then the budget
+        else:
+            if image.format in ("JPEG", "MPO"):
+                check_jpeg(path, width, height)
+            check_pixels(path, width, height, getattr(image, "n_frames", 1) if image.format == "TIFF" else 1)
+    except BaseException:
+        image.close()
+        raise
+    return image
+
+
+def _pil_array(image: Image.Image) -> np.ndarray:
+    """A PIL image's pixels as a writable array (torch refuses read-only buffers); palettes become colours."""
+    if image.mode == "CMYK" or image.mode.startswith("YCbCr"):
+        image = image.convert("RGB")
+    elif image.mode in ("P", "PA"):  # a palette: its colours (masks are read by colour)
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode in ("I;16", "I;16B", "I;16L"):
+        return np.array(image, dtype=np.uint16)
+    return np.array(image)
+
+
+def _check_png_rows(path: Path, image: Image.Image) -> None:
+    """A decoded PNG holds every row: PIL leaves rows its data lacks black, without an error, so a PNG whose
+    last row came out blank (or an interlaced one) has its data counted (`check_png`); a last row with any
+    non-zero value was decoded, and so were all rows before it."""
+    if image.format != "PNG":
+        return
+    width, height = image.size
+    last = np.asarray(image.crop((0, height - 1, width, height)))
+    if image.info.get("interlace") or not last.any():
+        check_png(path)
 
 
 def _load_array(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+        raise missing_file(path)
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: the file is empty (0 bytes)")
     suffix = path.suffix.lower()
     try:
         if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            array = tifffile.imread(path)
-            if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
-                array = np.moveaxis(array, 0, -1)  # planar TIFF
-            return array
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)  # respect the camera's orientation tag
-            if image.mode == "CMYK" or image.mode.startswith("YCbCr") or image.mode == "P":
-                image = image.convert("RGBA" if image.mode == "P" and "transparency" in image.info else "RGB")
-            elif image.mode in ("I;16", "I;16B", "I;16L"):
-                return np.array(image, dtype=np.uint16)
-            return np.array(image)  # a writable copy: torch refuses read-only buffers
+            return _load_tiff(path)
+        with _open_pil(path) as image:
+            image.load()
+            _check_png_rows(path, image)
+            return _pil_array(ImageOps.exif_transpose(image))  # respect the camera's orientation tag
     except ImageReadError:
         raise
     except Exception as error:  # PIL and tifffile raise many types for damaged files
@@ -133,11 +206,13 @@ def to_uint8(array: np.ndarray, path: Path | str = "<array>") -> np.ndarray:
 
 
 def _as_rgb(array: np.ndarray, path: Path | str) -> np.ndarray:
-    """Grey repeated to RGB, alpha dropped; anything else that is not (H, W, 3) is an error."""
+    """Grey (with or without alpha) repeated to RGB, alpha dropped; anything else not (H, W, 3) is an error."""
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim == 3 and array.shape[2] == 4:
         return array[:, :, :3]
+    if array.ndim == 3 and array.shape[2] == 2:  # grey + alpha
+        return np.repeat(array[:, :, :1], 3, axis=2)
     if array.ndim == 3 and array.shape[2] == 1:
         return np.repeat(array, 3, axis=2)
     if array.ndim != 3 or array.shape[2] != 3:
@@ -170,7 +245,7 @@ class LazyImage:
     def __init__(self, source: np.ndarray, path: Path | str) -> None:
         if source.ndim == 3 and source.shape[0] in (3, 4) and source.shape[-1] not in (3, 4):
             source = np.moveaxis(source, 0, -1)  # planar TIFF
-        if not (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4))):
+        if not (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 2, 3, 4))):
             raise ImageReadError(f"{path}: expected a grey or RGB image, got an array of shape {source.shape}")
         if min(source.shape[:2]) < 1:
             raise ImageReadError(f"{path}: image has no pixels (shape {source.shape})")
@@ -215,8 +290,12 @@ def open_image(path: Path | str) -> np.ndarray | LazyImage:
         try:
             import tifffile
 
+            with tifffile.TiffFile(path) as tif:
+                check_tiff(path, tif)
             source = tifffile.memmap(path, mode="r")
-        except Exception:  # compressed, tiled, odd layout: not memory-mappable
+        except ImageReadError:
+            raise
+        except Exception:  # compressed, tiled, odd layout: not memory-mappable (read_image reports damage)
             source = None
         if source is not None:
             return LazyImage(source, path)

@@ -61,16 +61,25 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _check_mask_values(sample: Sample, raw: np.ndarray, report: CheckReport) -> None:
-    values = np.unique(raw[..., :3].max(axis=-1) if raw.ndim == 3 else raw)
-    binary = set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255} or raw.dtype == bool
-    if binary or (raw.ndim == 3 and raw.shape[2] == 4):
+def _check_mask_values(sample: Sample, raw: np.ndarray, threshold: int, report: CheckReport) -> None:
+    """Warn about a lossless grey or colour mask with more than two levels: read by the threshold rule."""
+    if raw.dtype == bool or (raw.ndim == 3 and raw.shape[2] in (2, 4)):
+        return  # boolean, or with alpha: read by exact rules (rootseg.io.masks.decode_mask)
+    values = np.unique(raw.max(axis=-1) if raw.ndim == 3 else raw)
+    if values.size <= 2 and (values[0] == 0 or values.size == 1):
+        return  # one level, or 0 and one other (that one is root)
+    if sample.mask_path.suffix.lower() not in LOSSLESS:
         return
-    shown = values[:8].tolist() + (["..."] if values.size > 8 else [])
-    if sample.mask_path.suffix.lower() in LOSSLESS:
-        report.problems.append(
-            Problem(str(sample.mask_path), f"mask is not binary: values {shown}; read as root where > threshold", False)
-        )
+    if values.size <= 8:
+        shown = f"values {values.tolist()}"
+    else:
+        shown = f"{values.size} values from {values[0]:.4g} to {values[-1]:.4g}"
+    if np.issubdtype(raw.dtype, np.floating) and values[-1] <= 1:
+        value = "value x 255"
+    else:
+        value = "value" if values[-1] <= 255 else "value scaled to 0-255 by its bit depth"
+    rule = f"read as root where {value} > {threshold}"
+    report.problems.append(Problem(str(sample.mask_path), f"mask is not binary: {shown}; {rule}", False))
 
 
 def check_sample(sample: Sample, threshold: int, report: CheckReport) -> tuple[tuple[int, int], float] | None:
@@ -95,7 +104,7 @@ def check_sample(sample: Sample, threshold: int, report: CheckReport) -> tuple[t
             )
         )
         return None
-    _check_mask_values(sample, raw, report)
+    _check_mask_values(sample, raw, threshold, report)
     labelled = mask != 255
     fraction = float((mask == 1).sum() / max(labelled.sum(), 1))
     if fraction == 0:
@@ -103,6 +112,34 @@ def check_sample(sample: Sample, threshold: int, report: CheckReport) -> tuple[t
     elif fraction == 1:
         report.problems.append(Problem(str(sample.mask_path), "mask is root everywhere", False))
     return image.shape[:2], fraction
+
+
+def _split_problem(source: FolderSource, error: DataLayoutError) -> Problem:
+    """A split file's error under the split file's name (the message names it too)."""
+    split_file = getattr(source, "split_file", None)
+    path = Path(source.root) / split_file if split_file else Path(source.root)
+    message = str(error)
+    return Problem(str(path), message.removeprefix(f"{path}: "))
+
+
+def _source_splits(source: FolderSource, samples: dict[str, Sample], problems: list, report: CheckReport) -> dict:
+    """The splits to check image by image; a split problem is reported and every image is checked as 'all'."""
+    everything = {"all": list(samples.values())}
+    try:
+        source.check_splits()  # the split file, even when files are unmatched
+    except DataLayoutError as error:
+        report.problems.append(_split_problem(source, error))
+        return everything
+    if problems:
+        return everything
+    try:
+        return source.splits()
+    except ImageReadError:
+        # a mask the split rule could not read: check_sample reports it below, once, under its own name
+        return everything
+    except DataLayoutError as error:
+        report.problems.append(Problem(str(source.root), str(error)))
+        return everything
 
 
 def check_source(source: FolderSource) -> CheckReport:
@@ -116,14 +153,7 @@ def check_source(source: FolderSource) -> CheckReport:
     for line in problems:
         path, _, message = line.partition(": ")
         report.problems.append(Problem(path, message))
-    try:
-        splits = source.splits() if not problems else {"all": list(samples.values())}
-    except ImageReadError:
-        # a mask the split rule could not read: check_sample reports it below, once, under its own name
-        splits = {"all": list(samples.values())}
-    except DataLayoutError as error:
-        report.problems.append(Problem(str(source.root), str(error)))
-        splits = {"all": list(samples.values())}
+    splits = _source_splits(source, samples, problems, report)
     seen: dict[str, tuple] = {}
     for split, members in splits.items():
         stats = {"n": len(members), "readable": 0, "sizes": Counter(), "root_fractions": []}
@@ -137,10 +167,4 @@ def check_source(source: FolderSource) -> CheckReport:
             stats["sizes"][result[0]] += 1
             stats["root_fractions"].append(result[1])
         report.split_stats[split] = stats
-    if "train" in splits and "val" in splits:
-        overlap = {s.name for s in splits["train"]} & {s.name for s in splits["val"]}
-        if overlap:
-            report.problems.append(
-                Problem(str(source.root), f"{len(overlap)} image(s) in both train and val: {sorted(overlap)[:5]}")
-            )
     return report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from rootseg.io.images import IMAGE_SUFFIXES
 from rootseg.io.masks import read_mask
 from rootseg.sources.base import SPLITS, DataLayoutError, Sample, files_by_stem
+from rootseg.sources.splits import check_disjoint, read_split_file
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +81,23 @@ class FolderSource:
     def split(self, name: str) -> list[Sample]:
         return self.splits()[name]
 
+    def split_names(self) -> dict[str, list[str]] | None:
+        """The split file's names, checked (`rootseg.sources.splits.read_split_file`; lists the folders, reads
+        no pixel); None without a split file (Smith's rule then makes the splits)."""
+        split_path = self.root / self.split_file if self.split_file else None
+        if split_path is None or not split_path.is_file():
+            return None
+        samples, _ = self.match()
+        return read_split_file(split_path, samples.keys(), self.root / self.images_dir)
+
+    def check_splits(self) -> None:
+        """The cheap split checks that every train, eval and check runs before reading any image."""
+        self.split_names()
+
     def _make_splits(self) -> dict[str, list[Sample]]:
         samples = self.samples()
-        split_path = self.root / self.split_file if self.split_file else None
-        if split_path is not None and split_path.is_file():
-            try:
-                names = json.loads(split_path.read_text())
-            except json.JSONDecodeError as error:
-                raise DataLayoutError(f"{split_path}: not valid JSON ({error})") from error
-            unknown = sorted({s for split in names.values() for s in split} - samples.keys())
-            if unknown:
-                raise DataLayoutError(
-                    f"{split_path}: names {len(unknown)} image(s) not in {self.root / self.images_dir}: {unknown[:10]}"
-                )
+        names = self.split_names()
+        if names is not None:
             splits = {k: [samples[s] for s in names.get(k, [])] for k in SPLITS}
             if not splits["test"]:
                 splits["test"] = splits["val"]
@@ -121,5 +125,7 @@ class FolderSource:
             "val": [samples[s] for s in picked["val"]],
             "test": [samples[s] for s in picked["test"] or picked["val"]],
         }
+        same = () if picked["test"] else ("test",)  # test = val when test_fraction gives none
+        check_disjoint({k: [s.name for s in v] for k, v in splits.items()}, self.root, same=same)
         log.info("no split file in %s: Smith rule gave %s", self.root, {k: len(v) for k, v in splits.items()})
         return splits

@@ -28,6 +28,7 @@ from typing import Any
 
 from rootseg.io.masks import read_mask
 from rootseg.sources.base import SPLITS, DataLayoutError, Sample, files_by_stem
+from rootseg.sources.splits import check_disjoint
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +197,19 @@ class PRMISource:
     def splits(self) -> dict[str, list[Sample]]:
         if self._splits is None:
             samples = self.samples()
-            self._splits = {k: [s for n, s in samples.items() if self._which[n] == k] for k in SPLITS}
+            splits = {k: [s for n, s in samples.items() if self._which[n] == k] for k in SPLITS}
+            check_disjoint({k: [s.name for s in v] for k, v in splits.items()}, self.base)
+            self._splits = splits
         return self._splits
+
+    def check_splits(self) -> None:
+        """The split checks every train and eval runs first (PRMI's folders: a stem in two of them is already a
+        matching problem, so the splits are disjoint by construction; lists files, reads no image)."""
+        samples, _ = self.match()
+        by_split: dict[str, list[str]] = {}
+        for stem in samples:
+            by_split.setdefault(self._which[stem], []).append(stem)
+        check_disjoint(by_split, self.base)
 
     def split(self, name: str) -> list[Sample]:
         return self.splits()[name]

@@ -28,6 +28,7 @@ from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.io.images import IMAGE_SUFFIXES
 from rootseg.io.masks import read_mask
 from rootseg.sources.base import DataLayoutError, Sample, files_by_stem
+from rootseg.sources.splits import check_disjoint
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,18 @@ class RootPainterSource:
             samples = self.samples()
             splits = {k: [s for n, s in samples.items() if self._which[n] == k] for k in ANNOTATION_SPLITS}
             splits["test"] = splits["val"]
+            check_disjoint({k: [s.name for s in v] for k, v in splits.items()}, self.project_file, same=("test",))
             self._splits = splits
         return self._splits
+
+    def check_splits(self) -> None:
+        """The split checks every train and eval runs first (the annotation folders: a stem in two of them is already a
+        matching problem, so the splits are disjoint by construction; reads annotations only with skip_empty)."""
+        samples, _ = self.match()
+        by_split: dict[str, list[str]] = {}
+        for stem in samples:
+            by_split.setdefault(self._which[stem], []).append(stem)
+        check_disjoint(by_split, self.project_file)
 
     def split(self, name: str) -> list[Sample]:
         return self.splits()[name]

@@ -17,6 +17,7 @@ from rootseg.config.run_config import (
     save_resolved_config,
 )
 from rootseg.io.disk import check_writable
+from rootseg.io.headers import set_pixel_budget
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def _check_data(datamodule: L.LightningDataModule) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
     L.seed_everything(cfg.seed, workers=True)
+    set_pixel_budget(cfg.get("max_image_pixels"))
     # before anything is written into the run directory: whether it held a run to resume
     resume = _resume_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir)) if cfg.get("train", True) else None
     check_writable(cfg.paths.output_dir, float(cfg.get("min_free_disk_mb") or 0), "run directory")
@@ -89,6 +91,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     save_resolved_config(cfg, run_dir)
 
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    source = getattr(datamodule, "source", None)
+    if source is not None:
+        source.check_splits()  # always: cheap, no pixel read (rootseg.sources.splits)
     if cfg.get("check_data"):
         _check_data(datamodule)
     model = hydra.utils.instantiate(cfg.model)

@@ -139,22 +139,22 @@ def test_the_handled_figure_counts_only_cases_every_command_ran(corpus, tmp_path
     skipped = {c.name: [cmd for cmd in bench.COMMANDS if cmd in c.skip] for c in corpus if c.skip}
     # every command runs every case (the 108 MP image with the stand-in network in eval and predict)
     assert skipped == {}
-    assert (result["handled"], result["total"], result["skipped"], result["failed"]) == (len(corpus), 19, {}, [])
+    assert (result["handled"], result["total"], result["skipped"], result["failed"]) == (len(corpus), 38, {}, [])
     lines = bench.summary_lines(result)
-    assert lines[0] == "19 of 19 bad inputs handled"
-    assert lines[-1] == "per command: " + ", ".join(f"{cmd} 19 of 19" for cmd in bench.COMMANDS)
+    assert lines[0] == "38 of 38 bad inputs handled"
+    assert lines[-1] == "per command: " + ", ".join(f"{cmd} 38 of 38" for cmd in bench.COMMANDS)
     # a command that skips a case (no verdict for it): the case is named, not counted
     nothing_skipped = [dataclasses.replace(c, skip={}) for c in corpus]
     without_large = {k: v for k, v in VERDICTS["eval"].items() if k != "large_12000x9000"}
     assert bench.summary_lines(bench.tally(corpus, {**VERDICTS, "eval": without_large}))[0] == (
-        "18 of 19 bad inputs handled; not counted, skipped by some command: large_12000x9000 (eval)"
+        "37 of 38 bad inputs handled; not counted, skipped by some command: large_12000x9000 (eval)"
     )
     complete = VERDICTS
     # a verdict missing from a command counts as skipped by it, never as handled
     victim = everywhere[1]
     missing = {**VERDICTS, "predict": {k: v for k, v in VERDICTS["predict"].items() if k != victim}}
     partial = bench.tally(nothing_skipped, {**missing, "eval": complete["eval"]})
-    assert partial["handled"] == 18 and partial["skipped"] == {victim: ["predict"]}
+    assert partial["handled"] == 37 and partial["skipped"] == {victim: ["predict"]}
     # one case failing one command: one fewer handled, and named
     victim = everywhere[0]
     broken = {**VERDICTS, "eval": {**VERDICTS["eval"], victim: (False, "no row in per_image.csv")}}
