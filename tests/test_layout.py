@@ -61,6 +61,8 @@ def _layer(module: str) -> int | None:
     parts = module.split(".")
     if len(parts) == 2 and parts[1] in {"train", "eval", "predict", "report", "export", "check"}:
         return len(LAYERS) - 1  # `python -m rootseg.<command>` shims stand with the commands
+    if parts[-1] == "__main__":  # rootseg/export/__main__.py: the shim of a command whose name is a package
+        return len(LAYERS) - 1
     for index, packages in enumerate(LAYERS):
         if len(parts) > 1 and parts[1] in packages:
             return index
