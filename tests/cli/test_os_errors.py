@@ -113,9 +113,7 @@ def _driver(prelude: str, module: str, *args: str, cwd: Path = REPO) -> subproce
     """`python -m module args` with `prelude` run first in the same process (it patches the machine)."""
     code = textwrap.dedent(prelude) + f"\nimport runpy, sys\nsys.argv = {[module, *args]!r}\n"
     code += f"runpy.run_module({module!r}, run_name='__main__')\n"
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300, env=ENV
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300, env=ENV)
 
 
 def test_report_output_that_is_an_existing_file(tmp_path):
