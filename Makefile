@@ -13,7 +13,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: help install demo test test-all lint format clean gpu-bundle
+.PHONY: help install demo test test-all lint format clean gpu-bundle mutation
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ demo: $(STAMP)  ## train unet_demo on built-in synthetic data, evaluate it, prin
 
 test: $(STAMP)  ## run the test suite (slow and gpu tests excluded)
 	$(PY) -m pytest -q -m "not slow and not gpu" tests
+
+mutation: $(STAMP)  ## mutation testing of the numeric core (mutmut; about an hour; see benchmarks/RESULTS.md)
+	$(PY) -m pip install -q 'mutmut>=3.3'
+	$(PY) benchmarks/mutation.py
 
 test-all: $(STAMP)  ## run every CPU test, slow ones included
 	$(PY) -m pytest -q -m "not gpu" tests

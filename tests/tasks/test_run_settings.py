@@ -3,17 +3,16 @@ and the Optuna objective (the last epoch's val/f1 instead of the best checkpoint
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 
-import lightning as L
 import pandas as pd
 import pytest
 import torch
 from conftest import REPO, TINY_TRAIN, compose_run
 from omegaconf import OmegaConf
+from probes import BatchProbe
 
 from rootseg.tasks.fit import check_run_length, optimized_value
 
@@ -62,31 +61,11 @@ def test_max_time_is_a_setting_without_plus(compose):
 
 
 # -- debug=overfit ---------------------------------------------------------------------------------------------
-class BatchProbe(L.Callback):
-    """Records a digest of every training batch as it comes from the loader (RootSAM's step adds correction
-    clicks to it) and every training loss, by epoch (class-level, for the test)."""
-
-    batches: dict[int, list[str]] = {}
-    losses: dict[int, list[float]] = {}
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        digest = hashlib.sha1()
-        for key in sorted(batch):
-            value = batch[key]
-            if isinstance(value, torch.Tensor):
-                digest.update(value.detach().cpu().numpy().tobytes())
-        BatchProbe.batches.setdefault(trainer.current_epoch, []).append(digest.hexdigest())
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        BatchProbe.losses.setdefault(trainer.current_epoch, []).append(float(loss))
-
-
 def _overfit(overrides: list[str], run_dir) -> tuple[dict, dict]:
     from rootseg.tasks.fit import train
 
     BatchProbe.batches, BatchProbe.losses = {}, {}
-    probe = ["+callbacks.batch_probe._target_=test_run_settings.BatchProbe", "test=false", "logger=csv"]
+    probe = ["+callbacks.batch_probe._target_=probes.BatchProbe", "test=false", "logger=csv"]
     train(compose_run("train", [*overrides, "debug=overfit", *probe], run_dir))
     return BatchProbe.batches, BatchProbe.losses
 
@@ -130,21 +109,10 @@ def test_rootsam_overfit_runs_on_fixed_batches_and_its_loss_falls(tmp_path):
 
 
 # -- the Optuna objective ---------------------------------------------------------------------------------------
-class SpoilLastValidation(L.Callback):
-    """Before the last epoch's validation, make the U-Net call every pixel background: that epoch's val/f1 is 0,
-    below every earlier one, so the last value and the best checkpoint's differ."""
-
-    def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch == trainer.max_epochs - 1:
-            with torch.no_grad():
-                pl_module.net.head.weight.zero_()
-                pl_module.net.head.bias.copy_(torch.tensor([10.0, -10.0]))
-
-
 def test_sweep_objective_is_the_best_checkpoints_score_not_the_last_epochs(tmp_path, synthetic_dir):
     from rootseg.tasks.fit import train
 
-    spoil = "+callbacks.spoil._target_=test_run_settings.SpoilLastValidation"
+    spoil = "+callbacks.spoil._target_=probes.SpoilLastValidation"
     overrides = [*TINY_TRAIN, f"data.root={synthetic_dir}", "trainer.max_epochs=3", "test=false", spoil]
     metrics = train(compose_run("train", overrides, tmp_path))
     logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")["val/f1"].dropna().tolist()
