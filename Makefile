@@ -13,7 +13,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 0
 
-.PHONY: help install demo test test-all test-browser chromium lint format clean gpu-bundle
+.PHONY: help install demo test test-all test-browser chromium lint format clean gpu-bundle mutation
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ chromium:  ## install Debian's chromium when missing (needs root and apt-get)
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "apt-get could not install chromium: the browser test will skip"; \
 	else echo "chromium is missing and cannot be installed here (needs root and apt-get): the browser test will skip"; fi
+
+mutation: $(STAMP)  ## mutation testing of the numeric core (mutmut; about an hour; see benchmarks/RESULTS.md)
+	$(PY) -m pip install -q 'mutmut>=3.3'
+	$(PY) benchmarks/mutation.py
 
 test-all: $(STAMP)  ## run every CPU test, slow ones included
 	$(PY) -m pytest -q -m "not gpu" tests

@@ -61,8 +61,8 @@ def _layer(module: str) -> int | None:
     parts = module.split(".")
     if len(parts) == 2 and parts[1] in {"train", "eval", "predict", "report", "export", "check"}:
         return len(LAYERS) - 1  # `python -m rootseg.<command>` shims stand with the commands
-    if parts[-1] == "__main__":
-        return len(LAYERS) - 1  # `python -m rootseg.<package>` shims (measure, study, annotate) stand with the commands
+    if parts[-1] == "__main__":  # `python -m rootseg.<package>` (measure, study, annotate, export): shims
+        return len(LAYERS) - 1
     for index, packages in enumerate(LAYERS):
         if len(parts) > 1 and parts[1] in packages:
             return index

@@ -22,6 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
+from rootseg.cli import errors
 from rootseg.sources.download import RECIPES, DownloadError, fetch
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The `rootseg-download` console script and `python -m rootseg.download`."""
-    sys.exit(main())
+    with errors.user_errors():
+        code = main()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,25 @@
-"""One-paragraph errors for the command-line entry points instead of tracebacks.
+"""One-paragraph errors for the command-line entry points instead of tracebacks, and their exit codes.
 
 A user's mistake (an unreadable scan, a wrong folder, a checkpoint that does not fit, a bad option) is
 rootseg's own error class or a ValueError whose message already names the file and the fix; a traceback
-only hides it. `HYDRA_FULL_ERROR=1` brings the traceback back.
+only hides it. So are the failures of the machine a user must fix before running again: a full disk
+(ENOSPC, EDQUOT), a read-only file system (EROFS), a file where a folder should be (EEXIST), no permission.
+`HYDRA_FULL_ERROR=1` brings the traceback back.
+
+Exit codes of every command (train, eval, predict, report, export, check, download, synthesize):
+  0    done
+  1    done in part: predict could not read some images (listed, and in failures.csv); download failed
+       (network, digest); or an unexpected error, a bug, shown with its traceback
+  2    a user's mistake or a machine to fix: a wrong setting, a missing or unreadable file, a data check with
+       errors, a full disk, a read-only or unwritable folder, a file in the way
+  130  interrupted (Ctrl-C): one line says what was kept and how to go on
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -17,8 +28,58 @@ from pathlib import Path
 #: errors whose message is the whole story (ImageReadError, DataLayoutError, CheckpointLoadError are ValueErrors)
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
-
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+
+#: operating-system errors a user fixes, not bugs: errno -> what to do
+OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space or write elsewhere, then run the same command again",
+    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere, then run the same command again",
+    errno.EROFS: "that file system is read-only: write elsewhere (output=... or --output on a writable disk)",
+    errno.EEXIST: "a file is in the way: remove it or choose another name",
+    errno.EACCES: "permission denied: choose a file or folder you may write to, or change its permissions",
+    errno.EPERM: "operation not permitted: choose a file or folder you may write to",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EISDIR: "that is a folder where a file was expected: check the path",
+    errno.ENAMETOOLONG: "the file name is too long for its file system: choose a shorter one",
+}
+
+
+def os_error_message(error: OSError) -> str | None:
+    """One paragraph for an operating-system error a user can fix, naming the file; None for any other."""
+    advice = OS_ADVICE.get(error.errno)  # type: ignore[arg-type]
+    if advice is None or not error.strerror:
+        return None
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name is not None)
+    code = errno.errorcode.get(error.errno, error.errno)  # type: ignore[arg-type]
+    return f"{where + ': ' if where else ''}{error.strerror} [{code}]; {advice}"
+
+
+def _message(error: BaseException) -> str | None:
+    """The paragraph to print for a user's mistake, or None when the error is a bug (keep its traceback)."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    if isinstance(error, MissingMandatoryValue):
+        key = getattr(error, "full_key", None) or str(error)
+        return f"{key} is required and has no value: add {key}=... to the command"
+    if isinstance(error, OSError):
+        message = os_error_message(error)
+        if message is None and not isinstance(error, USER_ERRORS):
+            return None
+        message = message or str(error)
+    elif isinstance(error, USER_ERRORS):
+        message = str(error)
+    else:
+        return None
+    return "\n".join([message, *getattr(error, "__notes__", [])])
+
+
+def interrupted(error: KeyboardInterrupt | None = None) -> None:
+    """Ctrl-C: one line (what was kept and how to go on, when the command said so in a note), exit 130."""
+    notes = getattr(error, "__notes__", None) or ["interrupted"]
+    print("\n".join(notes), file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def full_error() -> bool:
@@ -27,19 +88,18 @@ def full_error() -> bool:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Print `error: <message>` and exit 2 for a user's mistake; anything else keeps its traceback."""
+    """Print `error: <message>` and exit 2 for a user's mistake, one line and exit 130 for Ctrl-C; anything
+    else keeps its traceback."""
     try:
         yield
-    except USER_ERRORS as error:
+    except KeyboardInterrupt as error:
         if full_error():
             raise
-        from omegaconf.errors import MissingMandatoryValue
-
-        if isinstance(error, MissingMandatoryValue):
-            key = getattr(error, "full_key", None) or str(error)
-            message = f"{key} is required and has no value: add {key}=... to the command"
-        else:
-            message = str(error)
+        interrupted(error)
+    except Exception as error:
+        message = None if full_error() else _message(error)
+        if message is None:
+            raise
         print(f"error: {message}\n(HYDRA_FULL_ERROR=1 shows the traceback)", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
 
@@ -48,8 +108,12 @@ def run(main: Callable[[], object], config_name: str) -> None:
     """Call a `@hydra.main` function; when Hydra rejects an override key, add which key was meant."""
     try:
         main()
+    except KeyboardInterrupt as error:  # while Hydra composes the config or sets up the run
+        if full_error():
+            raise
+        interrupted(error)
     except SystemExit as exit_:
-        if exit_.code not in (0, None, EXIT_USER_ERROR) and not full_error():
+        if exit_.code not in (0, None, EXIT_USER_ERROR, EXIT_INTERRUPTED) and not full_error():
             hint = override_hint(config_name, sys.argv[1:])
             if hint:
                 print(hint, file=sys.stderr)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rootseg.cli import errors
 from rootseg.evaluation.compare import RunReadError, load_run, write_comparison
 
 
@@ -42,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.names is not None and len(args.names) != len(args.run_dirs):
         print(f"error: {len(args.names)} --names for {len(args.run_dirs)} run directories", file=sys.stderr)
         return 2
+    if args.output.exists() and not args.output.is_dir():
+        print(
+            f"error: --output {args.output} is a file; report writes a folder of tables and figures: give a new or "
+            "existing folder (e.g. -o comparison)",
+            file=sys.stderr,
+        )
+        return 2
     names = args.names or [None] * len(args.run_dirs)
     try:
         runs = [load_run(run_dir, name) for run_dir, name in zip(args.run_dirs, names, strict=True)]
@@ -56,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> None:
     """The `rootseg-report` console script and `python -m rootseg.report`."""
-    sys.exit(main())
+    with errors.user_errors():
+        code = main()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rootseg.cli import errors
 from rootseg.synthetic.dataset import write_dataset
 
 
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The `rootseg-synthesize` console script and `python -m rootseg.synthesize`."""
-    sys.exit(main())
+    with errors.user_errors():
+        code = main()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

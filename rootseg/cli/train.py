@@ -12,7 +12,7 @@ from rootseg.config.run_config import (
     CONFIG_DIR,
     output_dir,
 )
-from rootseg.tasks.fit import train
+from rootseg.tasks.fit import optimized_value, train
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,7 @@ def main(cfg: DictConfig) -> float | None:
         log.exception("trial failed; the sweep goes on")
         (output_dir(cfg) / "FAILED.txt").write_text(f"{type(error).__name__}: {error}\n")
         return float("nan")
-    metric = cfg.get("optimized_metric")
-    return float(metrics[metric]) if metric and metric in metrics else None
+    return optimized_value(metrics, cfg.get("optimized_metric"))
 
 
 def entry() -> None:

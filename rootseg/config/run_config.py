@@ -47,8 +47,18 @@ if not OmegaConf.has_resolver("wandb_offline"):
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
 
 
-#: conf/ at the repository root (installed editable, as the Makefile does)
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+def _config_dir() -> str:
+    """rootseg/conf inside an installed wheel (setup.py copies it there), else conf/ at the top of the source
+    tree (a checkout, an editable install as the Makefile makes)."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    if (packaged / "train.yaml").is_file():
+        return str(packaged)
+    return str(package.parent / "conf")
+
+
+#: the Hydra config folder every command composes from
+CONFIG_DIR = _config_dir()
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

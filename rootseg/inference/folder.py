@@ -187,8 +187,9 @@ def _run(todo, predictor: Predictor, cfg: DictConfig, output: Path, all_jobs, ta
                 failures.append({"name": job.name, "path": str(job.path), "error": str(error)})
                 write_failure(output, job, str(error))
                 log.error("skipped unreadable image %s (%s)", job.name, error)
-            except Exception:
-                log.error("failed on %s", job.path)
+            except Exception as error:
+                if not isinstance(error, OSError):  # an OSError (a full disk) gets its paragraph below
+                    log.error("failed on %s", job.path)
                 raise
             else:
                 write_record(output, job, row)
@@ -199,15 +200,20 @@ def _run(todo, predictor: Predictor, cfg: DictConfig, output: Path, all_jobs, ta
                 bar.set_postfix(MP_s=f"{pixels / 1e6 / elapsed:.2f}", refresh=False)
             rebuild_tables(output, all_jobs, *tables)
             bar.update(1)
-    except KeyboardInterrupt:
-        bar.close()
-        print(
+    except KeyboardInterrupt as error:
+        error.add_note(
             f"interrupted: {segmented} segmented in this run; run the same command again to resume "
-            f"(outputs in {output})",
-            file=sys.stderr,
+            f"(outputs in {output})"
         )
         raise
-    bar.close()
+    except OSError as error:  # a full disk, a read-only folder: nothing more can be written
+        error.add_note(
+            f"(while writing the outputs of {job.name}, after {segmented} images segmented in this run; every "
+            f"finished image is kept in {output}: run the same command again to resume)"
+        )
+        raise
+    finally:
+        bar.close()
     seconds = time.perf_counter() - started
     return {
         "segmented": segmented,

@@ -22,11 +22,16 @@ def _umask() -> int:
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block finishes.
 
-    A crash or kill mid-write leaves the old file (or none), never a truncated one.
+    A crash or kill mid-write leaves the old file (or none), never a truncated one. An OSError that names no
+    file (a full disk met by `write()`) or names the temporary file is raised again naming `path`, so the
+    error a user reads says which output could not be written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)  # its errors name the folder
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as error:  # a read-only or full file system: name the output, not a random temporary name
+        raise _naming(error, path) from error
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,9 +39,18 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         # mkstemp creates 0600 files; give the result the permissions any new file would get
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+    except OSError as error:
+        if error.errno is None or error.filename not in (None, str(tmp_path)):
+            raise
+        raise _naming(error, path) from error
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error (errno, message, class: ENOSPC stays an OSError, EACCES a PermissionError) naming `path`."""
+    return OSError(error.errno, error.strerror, str(path))
 
 
 def write_image(path: Path | str, array: np.ndarray, **save_kwargs) -> Path:

@@ -23,5 +23,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        with atomic_path(Path(path)) as tmp:
-            torch.save(checkpoint, tmp)
+        # through a Python file: a full disk is then an OSError (ENOSPC) naming the checkpoint, which the
+        # commands print as one paragraph; torch.save onto a path raises a RuntimeError ("unexpected pos")
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
+            torch.save(checkpoint, handle)

@@ -18,56 +18,9 @@ from rootseg.config.run_config import (
 )
 from rootseg.io.disk import check_writable
 from rootseg.io.headers import set_pixel_budget
+from rootseg.tasks.resume import earlier_logs_kept, resume_path
 
 log = logging.getLogger(__name__)
-
-
-#: what a launch writes into its run directory before train() runs: Hydra's config copy and the log file
-_LAUNCH_FILES = (".hydra",)
-
-
-def _is_new_run_dir(run_dir: Path) -> bool:
-    """Whether the run directory did not exist before this launch: absent, or holding only what Hydra wrote
-    just now (`.hydra/`, the log file); any earlier rootseg run left its config_resolved.yaml at least."""
-    if not run_dir.is_dir():
-        return True
-    return all(p.name in _LAUNCH_FILES or p.suffix == ".log" for p in run_dir.iterdir())
-
-
-def _resume_path(ckpt_path: str | None, run_dir: Path) -> str | None:
-    if ckpt_path in (None, ""):
-        return None
-    if ckpt_path == "last":
-        if _is_new_run_dir(run_dir):
-            raise FileNotFoundError(
-                f"ckpt_path=last: the run directory {run_dir} did not exist before this launch (Hydra has just "
-                "created it), so there is no run to resume. Check hydra.run.dir: it must be the directory of the "
-                "killed run (under logs/train/runs/ by default), or drop ckpt_path=last to start a new run."
-            )
-        folder = run_dir / "checkpoints"
-        last = folder / "last.ckpt"
-        if not last.is_file():
-            # a SLURM job requeued before its first checkpoint lands here: start it again
-            log.warning(
-                "ckpt_path=last: searched %s for last.ckpt and found none%s: starting from scratch (expected when "
-                "a job is requeued before its first checkpoint; otherwise check hydra.run.dir)",
-                folder,
-                "" if folder.is_dir() else " (the folder does not exist)",
-            )
-            return None
-        return str(last)
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    return ckpt_path
-
-
-def _keep_earlier_logs(run_dir: Path) -> None:
-    """The CSV logger starts metrics.csv afresh; on resume keep the rows of the earlier part beside it."""
-    for metrics in run_dir.glob("csv/metrics.csv"):
-        part = 1
-        while (kept := metrics.with_name(f"metrics_part{part}.csv")).exists():
-            part += 1
-        metrics.rename(kept)
 
 
 def _check_data(datamodule: L.LightningDataModule) -> None:
@@ -80,12 +33,33 @@ def _check_data(datamodule: L.LightningDataModule) -> None:
         raise ValueError(f"the data check found {len(report.errors)} error(s):\n{report.text()}")
 
 
+def check_run_length(trainer_cfg: DictConfig) -> None:
+    """Refuse a run with no end: Lightning reads max_epochs=-1 as "train until stopped" and says nothing."""
+    max_epochs = trainer_cfg.get("max_epochs")
+    max_steps = trainer_cfg.get("max_steps")
+    if trainer_cfg.get("fast_dev_run") or max_epochs is None or max_epochs >= 1:
+        return
+    if max_epochs < -1 or max_epochs == 0:
+        raise ValueError(
+            f"trainer.max_epochs={max_epochs}: give the number of epochs to train (>= 1), or -1 for no epoch limit "
+            "together with trainer.max_time or trainer.max_steps"
+        )
+    if trainer_cfg.get("max_time") in (None, "") and (max_steps is None or max_steps < 1):
+        raise ValueError(
+            "trainer.max_epochs=-1 trains until the process is killed: Lightning sets no end and no warning. "
+            "Give an end as well, trainer.max_time=DD:HH:MM:SS (e.g. trainer.max_time=00:12:00:00) or "
+            "trainer.max_steps=N, or set trainer.max_epochs to a number of epochs."
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
+    if cfg.get("train", True):
+        check_run_length(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     set_pixel_budget(cfg.get("max_image_pixels"))
     # before anything is written into the run directory: whether it held a run to resume
-    resume = _resume_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir)) if cfg.get("train", True) else None
+    resume = resume_path(cfg.get("ckpt_path"), Path(cfg.paths.output_dir)) if cfg.get("train", True) else None
     check_writable(cfg.paths.output_dir, float(cfg.get("min_free_disk_mb") or 0), "run directory")
     run_dir = output_dir(cfg)
     save_resolved_config(cfg, run_dir)
@@ -103,13 +77,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     metrics: dict[str, Any] = {}
-    if cfg.get("train", True) and resume:
-        _keep_earlier_logs(run_dir)
-    for run_logger in trainer.loggers:  # W&B's run config, TensorBoard's hparams, the CSV logger's hparams.yaml
-        run_logger.log_hyperparams(model.run_config)
-    if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    with earlier_logs_kept(trainer, run_dir, resuming=bool(resume)):
+        for run_logger in trainer.loggers:  # W&B's run config, TensorBoard's hparams, the CSV logger's hparams.yaml
+            run_logger.log_hyperparams(model.run_config)
+        if cfg.get("train", True):
+            _fit(trainer, model, datamodule, resume, run_dir)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+            metrics["best_scores"] = best_scores(trainer)
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not best:
@@ -120,6 +94,49 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics["run_dir"] = str(run_dir)
     _print_summary(metrics)
     return metrics
+
+
+def _fit(trainer: L.Trainer, model: L.LightningModule, datamodule, resume: str | None, run_dir: Path) -> None:
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        # Lightning turns Ctrl-C into sys.exit(1) after its own shutdown: make it an interrupt again, with a note
+        interrupt = KeyboardInterrupt()
+        interrupt.add_note(
+            f"interrupted: {run_dir / 'checkpoints' / 'last.ckpt'} holds the last finished epoch; resume with "
+            f"ckpt_path=last hydra.run.dir={run_dir}"
+        )
+        raise interrupt from None
+    except OSError as error:  # a full disk or a lost mount: the checkpoints written so far are whole
+        error.add_note(
+            f"(training stopped; once the disk has room, resume from the last finished epoch with ckpt_path=last "
+            f"hydra.run.dir={run_dir})"
+        )
+        raise
+
+
+def best_scores(trainer: L.Trainer) -> dict[str, float]:
+    """The best value of each monitored metric, as its checkpoint callback saw it (what picked the checkpoint)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    scores = {}
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_score is not None:
+            scores[callback.monitor] = float(callback.best_model_score)
+    return scores
+
+
+def optimized_value(metrics: dict[str, Any], metric: str | None) -> float | None:
+    """What a sweep optimises: the best checkpoint's value of `metric` when a checkpoint callback monitors it
+    (the model the trial keeps), else its last logged value; None when the run logged no such metric."""
+    if not metric:
+        return None
+    best = metrics.get("best_scores", {})
+    if metric in best:
+        return float(best[metric])
+    return float(metrics[metric]) if metric in metrics else None
 
 
 def _print_summary(metrics: dict[str, Any]) -> None:

@@ -22,10 +22,24 @@ def test_every_experiment_composes(compose, experiment):
     assert "_target_" in cfg.model and "_target_" in cfg.data and "_target_" in cfg.trainer
 
 
-@pytest.mark.parametrize("debug", ["fdr", "limit", "overfit"])
+#: what each debug config sets (conf/debug/*.yaml); an experiment is merged after it, so its max_epochs wins there
+DEBUG = {
+    "fdr": {"fast_dev_run": True, "max_epochs": 1, "limit_train_batches": None, "overfit_batches": None},
+    "limit": {"fast_dev_run": None, "max_epochs": 3, "limit_train_batches": 3, "limit_val_batches": 2},
+    "overfit": {"fast_dev_run": None, "max_epochs": 20, "overfit_batches": 2, "reload_dataloaders_every_n_epochs": 0},
+}
+
+
+@pytest.mark.parametrize("debug", sorted(DEBUG))
 def test_debug_configs_compose(compose, debug):
-    cfg = compose("train", ["+experiment=unet_demo", f"debug={debug}"])
-    assert cfg.trainer.max_epochs >= 1
+    for experiment in ([], ["+experiment=unet_demo"]):
+        cfg = compose("train", [*experiment, f"debug={debug}"])
+        for key, value in DEBUG[debug].items():
+            if experiment and key == "max_epochs":
+                continue
+            assert cfg.trainer.get(key) == value, (experiment, key)
+    assert (cfg.callbacks.model_checkpoint is None) is (debug == "overfit")
+    assert cfg.data.num_workers == 0
 
 
 SHORT_RUN = [

@@ -47,3 +47,121 @@ def test_perfect_prediction_has_near_zero_loss_and_gradients_flow():
     loss = DiceCELoss()(logits, target)
     assert loss.item() < 1e-6
     DiceCELoss()(torch.zeros_like(logits, requires_grad=True), target).backward()
+
+
+def test_dice_ce_with_one_labelled_pixel_is_not_halved():
+    """The CE mean divides by the labelled pixels; with exactly one, by 1."""
+    logits = torch.tensor([[[[2.0, 0.0]], [[0.0, 1.0]]]])  # (1, 2, 1, 2)
+    target = torch.tensor([[[0, 255]]])
+    expected = 0.3 * -np.log(np.exp(2.0) / (np.exp(2.0) + 1.0))
+    assert DiceCELoss()(logits, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+# -- SAMLoss against sam2's formulas written out in numpy -------------------------------------------------------
+def _sam_reference(
+    logits, iou_pred, target, valid, weights=(20.0, 1.0, 1.0), alpha=0.25, gamma=2.0, all_iou=True, l1=True
+):
+    """sam2 training/loss_fns.py for one step, object by object: sigmoid focal (mean over labelled pixels),
+    Dice with +1 smoothing, |IoU head - IoU of (logit > 0)|; the mask with the lowest 20 focal + Dice is kept."""
+    wf, wd, wi = weights
+    per_object = []
+    for n in range(logits.shape[0]):
+        labelled = target[n] != 255
+        truth = (target[n] == 1) & labelled
+        rows = []
+        for m in range(logits.shape[1]):
+            x = logits[n, m][labelled].astype(np.float64)
+            t = truth[labelled].astype(np.float64)
+            p = 1 / (1 + np.exp(-x))
+            ce = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+            p_t = p * t + (1 - p) * (1 - t)
+            focal = ce * (1 - p_t) ** gamma
+            if alpha >= 0:
+                focal = focal * (alpha * t + (1 - alpha) * (1 - t))
+            focal = focal.sum() / max(labelled.sum(), 1)
+            dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+            hard = (logits[n, m] > 0) & labelled
+            iou = (hard & truth).sum() / max((hard | truth).sum(), 1)
+            err = abs(iou_pred[n, m] - iou) if l1 else (iou_pred[n, m] - iou) ** 2
+            rows.append((focal, dice, err))
+        best = int(np.argmin([wf * f + wd * d for f, d, _ in rows]))
+        iou_term = np.mean([e for _, _, e in rows]) if all_iou else rows[best][2]
+        per_object.append((rows[best][0], rows[best][1], iou_term))
+    kept = [o for o, v in zip(per_object, valid) if v]
+    focal, dice, iou = (float(np.mean([o[i] for o in kept])) for i in range(3))
+    return {"loss": wf * focal + wd * dice + wi * iou, "focal": focal, "dice": dice, "iou": iou}
+
+
+def _sam_case(seed: int, masks: int = 3):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(4, masks, 6, 5)).astype(np.float32)
+    iou_pred = rng.random((4, masks)).astype(np.float32)
+    target = (rng.random((4, 6, 5)) > 0.6).astype(np.int64)
+    target[1, :2] = 255  # unlabelled pixels
+    valid = np.array([True, True, True, False])  # a padded object
+    return logits, iou_pred, target, valid
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sam_loss_matches_sam2s_formulas_with_its_default_weights(seed):
+    from rootseg.tasks.losses import SAMLoss
+
+    logits, iou_pred, target, valid = _sam_case(seed)
+    loss = SAMLoss()  # sam2.1's defaults: focal x20, Dice x1, IoU x1, alpha 0.25, gamma 2, L1, all IoUs
+    got = loss(torch.from_numpy(logits), torch.from_numpy(iou_pred), torch.from_numpy(target), torch.from_numpy(valid))
+    expected = _sam_reference(logits, iou_pred, target, valid)
+    for key in ("loss", "focal", "dice", "iou"):
+        assert got[key].item() == pytest.approx(expected[key], rel=1e-5), key
+    # the focal term carries weight 20: the loss is far from what weight 1 would give
+    assert got["loss"].item() == pytest.approx(20 * expected["focal"] + expected["dice"] + expected["iou"], rel=1e-5)
+    assert got["loss"].item() - (expected["focal"] + expected["dice"] + expected["iou"]) > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reference"),
+    [
+        ({"supervise_all_iou": False}, {"all_iou": False}),
+        ({"iou_use_l1_loss": False}, {"l1": False}),
+        ({"focal_alpha": -1.0, "focal_gamma": 1.0}, {"alpha": -1.0, "gamma": 1.0}),
+        ({"focal_weight": 5.0, "dice_weight": 2.0, "iou_weight": 0.5}, {"weights": (5.0, 2.0, 0.5)}),
+    ],
+)
+def test_sam_loss_options_match_the_reference(kwargs, reference):
+    from rootseg.tasks.losses import SAMLoss
+
+    logits, iou_pred, target, valid = _sam_case(2)
+    got = SAMLoss(**kwargs)(
+        torch.from_numpy(logits), torch.from_numpy(iou_pred), torch.from_numpy(target), torch.from_numpy(valid)
+    )
+    expected = _sam_reference(logits, iou_pred, target, valid, **reference)
+    for key in ("loss", "focal", "dice", "iou"):
+        assert got[key].item() == pytest.approx(expected[key], rel=1e-5), key
+
+
+def test_sam_loss_with_one_mask_and_no_valid_mask_given():
+    from rootseg.tasks.losses import SAMLoss
+
+    logits, iou_pred, target, _ = _sam_case(3, masks=1)
+    got = SAMLoss()(torch.from_numpy(logits), torch.from_numpy(iou_pred), torch.from_numpy(target))
+    expected = _sam_reference(logits, iou_pred, target, np.ones(4, bool))
+    assert got["loss"].item() == pytest.approx(expected["loss"], rel=1e-5)
+
+
+def test_sam_loss_picks_the_best_mask_and_rejects_wrong_shapes():
+    from rootseg.tasks.losses import SAMLoss
+
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 1:3, 1:3] = 1
+    right = torch.where(target == 1, 8.0, -8.0)[:, None]
+    wrong = -right
+    logits = torch.cat([wrong, right, wrong], dim=1)  # the second of three masks is the right one
+    iou = torch.tensor([[0.0, 1.0, 0.0]])
+    terms = SAMLoss()(logits, iou, target)
+    assert terms["focal"].item() < 1e-5 and terms["dice"].item() < 1e-3
+    assert terms["iou"].item() == pytest.approx(0.0, abs=1e-6)  # the two wrong masks have IoU 0, predicted 0
+    with pytest.raises(ValueError, match=r"expected mask_logits \[N, M, H, W\] and iou_pred \[N, M\]"):
+        SAMLoss()(logits[0], iou, target)
+    with pytest.raises(ValueError, match=r"expected mask_logits"):
+        SAMLoss()(logits, iou[:, :2], target)
+    with pytest.raises(ValueError, match=r"target \(1, 3, 4\) does not match mask_logits \(1, 3, 4, 4\)"):
+        SAMLoss()(logits, iou, target[:, :3])

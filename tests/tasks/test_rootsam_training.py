@@ -20,6 +20,7 @@ import torch
 from conftest import REPO, compose_run
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+from probes import KeepTestRecords, mean_patch_iou, pooled_f1
 
 from rootseg.config.run_config import CONFIG_DIR, instantiate_group, resolved_container
 from rootseg.inference.predictor import Predictor
@@ -264,6 +265,7 @@ def test_stage2_starts_from_stage1_and_runs(stage1, data_dir, sam_file, tmp_path
         "data.resize=256",
         "data.tile=256",
         "debug=fdr",
+        "+callbacks.records._target_=probes.KeepTestRecords",
     )
     cfg = compose_run("train", overrides, tmp_path)
     module = hydra.utils.instantiate(cfg.model)
@@ -272,15 +274,19 @@ def test_stage2_starts_from_stage1_and_runs(stage1, data_dir, sam_file, tmp_path
     decoder = [k for k in trained if k.startswith("net.sam.sam_mask_decoder.")]
     assert decoder and all(torch.equal(module.state_dict()[k], trained[k]) for k in decoder)
     metrics = train(cfg)
-    assert 0 <= metrics["test/f1"] <= 1
+    assert KeepTestRecords.records and metrics["test/f1"] == pytest.approx(pooled_f1(KeepTestRecords.records), abs=1e-6)
 
 
 @pytest.mark.parametrize("experiment", ["rootsam_stage1", "rootsam_baseline"])
 def test_fast_dev_runs(experiment, data_dir, tmp_path):
     from rootseg.tasks.fit import train
 
-    metrics = train(compose_run("train", small(data_dir, f"+experiment={experiment}", "debug=fdr"), tmp_path))
-    assert 0 <= metrics["test/f1"] <= 1 and 0 <= metrics["test/patch_miou"] <= 1
+    probe = "+callbacks.records._target_=probes.KeepTestRecords"
+    metrics = train(compose_run("train", small(data_dir, f"+experiment={experiment}", "debug=fdr", probe), tmp_path))
+    # the logged numbers against the per-tile confusion counts: pooled F1, and the mean IoU of the tiles
+    records = KeepTestRecords.records
+    assert records and metrics["test/f1"] == pytest.approx(pooled_f1(records), abs=1e-6)
+    assert metrics["test/patch_miou"] == pytest.approx(mean_patch_iou(records), abs=1e-6)
     assert ("val/f1" in metrics) is (experiment != "rootsam_baseline")
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO, TINY_TRAIN, compose_run
+from probes import KeepTestRecords, pooled_f1
 
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
 
@@ -122,11 +123,14 @@ def test_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
             "data.tile_in=276",
             "data.tile_out=188",
             "logger=csv",
+            "+callbacks.records._target_=probes.KeepTestRecords",
         ],
         tmp_path,
     )
     metrics = train(cfg)
-    assert 0 <= metrics["test/f1"] <= 1
+    # the logged test/f1 (torchmetrics, pooled) is the F1 of the per-image confusion counts, summed
+    assert len(KeepTestRecords.records) == 1  # fast_dev_run: one test image
+    assert metrics["test/f1"] == pytest.approx(pooled_f1(KeepTestRecords.records), abs=1e-6)
 
 
 @pytest.mark.slow
