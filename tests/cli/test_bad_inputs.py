@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/bad_inputs.py) through check, train (debug=fdr), eval and predict: every bad
+"""The bad-input corpus (tests/bad_input_corpus.py) through check, train (debug=fdr), eval and predict: every bad
 file is refused with its name, every odd-but-valid file is read right. The 108 MP image is predicted at full
 size with a stand-in for the network (`brightness_net`: root where a pixel is bright, no convolutions) and its
 mask and CSV row are compared with the stand-in's mask computed by NumPy (~30 s); eval scores it the same way.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_inputs import (
+from bad_input_corpus import (
     Case,
     _save,
     brightness_mask,
@@ -116,7 +116,7 @@ def test_stand_in_checks_catch_a_shifted_mask_and_wrong_csv_rows(tmp_path):
 
 
 def _benchmark():
-    """benchmarks/bad_inputs.py, imported by path (it shares its module name with tests/bad_inputs.py)."""
+    """benchmarks/bad_inputs.py, imported by path (benchmarks/ is not a package)."""
     spec = importlib.util.spec_from_file_location("bad_inputs_benchmark", REPO / "benchmarks" / "bad_inputs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
