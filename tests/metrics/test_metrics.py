@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from torchmetrics.functional.classification import (
 
 from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.metrics.patches import PooledAP, average_precision, cut_patches, patch_metrics, patch_scores
-from rootseg.metrics.pixels import confusion, pooled_and_per_image, scores, segroot_soft_dice
+from rootseg.metrics.pixels import confusion, pooled_and_per_image, scores, segroot_soft_dice, summarize_counts
 
 TORCHMETRICS = {
     "f1": binary_f1_score,
@@ -226,3 +227,162 @@ def test_pooled_ap_equals_the_ap_of_all_pixels_at_once() -> None:
     no_root = PooledAP()
     no_root.update(np.full((3, 3), 0.4), np.zeros((3, 3), np.uint8))
     assert math.isnan(no_root.compute())
+
+
+# --- cases found by mutation testing (benchmarks/mutation.py metrics; see benchmarks/RESULTS.md) ---
+
+
+def test_scores_by_hand_and_each_negative_count_refused() -> None:
+    # tp = fp + fn: a sum with a sign slip would read this as "both empty" and report 1.0 everywhere
+    assert scores(1, 1, 0, 0) == {
+        "precision": 0.5,
+        "recall": 1.0,
+        "f1": pytest.approx(2 / 3),
+        "iou": 0.5,
+        "dice": pytest.approx(2 / 3),
+        "accuracy": 0.5,
+    }
+    assert scores(3, 2, 1, 4) == pytest.approx(
+        {"precision": 0.6, "recall": 0.75, "f1": 6 / 9, "iou": 0.5, "dice": 6 / 9, "accuracy": 0.7}
+    )
+    for position in range(4):
+        counts = [1, 1, 1, 1]
+        counts[position] = -1
+        with pytest.raises(ValueError, match=r"counts must be non-negative, got tp=.* tn="):
+            scores(*counts)
+
+
+def test_mask_dtypes_accepted_and_refused() -> None:
+    pred = np.array([[1, 0, 1, 0]], bool)
+    target = np.array([[1, 1, 0, 0]], np.uint8)
+    expected = {"tp": 1, "fp": 1, "fn": 1, "tn": 1}
+    # 0/1 integer predictions and boolean targets are masks too
+    for dtype in (np.uint8, np.int64):
+        assert confusion(pred.astype(dtype), target) == expected
+    assert confusion(pred, target.astype(bool)) == expected
+    # floats are probabilities even when they happen to be 0 and 1; an integer 2 is not a mask
+    with pytest.raises(ValueError, match="boolean .* threshold probabilities first"):
+        confusion(pred.astype(np.float32), target)
+    with pytest.raises(ValueError, match="boolean"):
+        confusion(np.array([[2, 0, 1, 0]]), target)
+    with pytest.raises(ValueError, match=r"target must be an integer mask \{0, 1, 255\}, got dtype float64"):
+        confusion(pred, target.astype(np.float64))
+    # the message lists at most ten of the bad values
+    with pytest.raises(ValueError, match=r"got \[2, 3, 4, 5, 6, 7, 8, 9, 10, 11\]$"):
+        confusion(np.zeros((1, 12), bool), np.arange(2, 14, dtype=np.uint8)[None])
+
+
+def test_summary_counts_default_ddof_single_root_pixel_and_names() -> None:
+    counts = [
+        {"tp": 3, "fp": 1, "fn": 0, "tn": 4},
+        {"tp": 0, "fp": 0, "fn": 1, "tn": 9},  # one root pixel, missed: an image with root, F1 0
+        {"tp": 2, "fp": 2, "fn": 2, "tn": 2},
+        {"tp": 0, "fp": 2, "fn": 0, "tn": 8},  # no root
+    ]
+    f1s = np.array([6 / 7, 0.0, 0.5])
+    _, per_image, summary = summarize_counts(counts)  # the default is the sample sd, as eval reports
+    assert [row["has_root"] for row in per_image] == [True, True, True, False]
+    assert summary["n_images"] == 4 and summary["n_with_root"] == 3
+    assert summary["mean"]["f1"] == pytest.approx(f1s.mean())
+    assert summary["sd"]["f1"] == pytest.approx(f1s.std(ddof=1))
+    assert summary["no_root"] == [{"index": 3, "fp": 2}]
+    # pooled_and_per_image passes its ddof on
+    preds = [np.array([[1, 1, 0]], bool), np.array([[0, 1, 1]], bool)]
+    targets = [np.array([[1, 0, 0]], np.uint8), np.array([[1, 1, 1]], np.uint8)]
+    _, _, population = pooled_and_per_image(preds, targets, ddof=0)
+    assert population["sd"]["f1"] == pytest.approx(np.std([2 / 3, 0.8], ddof=0))
+    with pytest.raises(ValueError, match="shorter|longer"):  # zip(strict=True): no silent truncation
+        pooled_and_per_image(preds, targets[:1])
+    with pytest.raises(ValueError, match="^pooled_and_per_image needs at least one image$"):
+        summarize_counts([])
+
+
+def test_undefined_means_are_nan_without_numpy_warnings() -> None:
+    """One image with root has no sample sd, an image set without root no mean, a blank image no patch
+    means: NaN, without numpy's 'Degrees of freedom' or 'Mean of empty slice' warnings in eval's log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, _, one = summarize_counts([{"tp": 1, "fp": 0, "fn": 1, "tn": 2}])
+        assert one["mean"]["f1"] == pytest.approx(2 / 3) and math.isnan(one["sd"]["f1"])
+        _, _, none = summarize_counts([{"tp": 0, "fp": 1, "fn": 0, "tn": 2}])
+        assert math.isnan(none["mean"]["f1"]) and math.isnan(none["sd"]["f1"])
+        blank = patch_metrics(np.zeros((8, 8)), np.zeros((8, 8), np.uint8), 4)
+        assert math.isnan(blank["miou_per_patch"]) and math.isnan(blank["map_per_patch"])
+
+
+def test_segroot_soft_dice_ignored_pixels_types_and_errors() -> None:
+    prob = np.array([[0.9, 0.2], [0.6, 0.7]])
+    target = np.array([[1, 0], [1, 255]], np.uint8)
+    value = segroot_soft_dice(prob, target)
+    assert type(value) is float  # one image, one float
+    assert value == pytest.approx((2 * 1.5 + 1) / (1.7 + 2 + 1))  # the 0.7 on an unlabelled pixel counts nowhere
+    # half-precision probabilities (AMP) summed over a whole image in float16 would overflow to inf
+    half = np.full((300, 300), 0.9, np.float16)
+    truth = np.ones((300, 300), np.uint8)
+    exact = (2 * half.astype(np.float64).sum() + 1) / (half.astype(np.float64).sum() + truth.size + 1)
+    assert segroot_soft_dice(half, truth) == pytest.approx(exact, rel=1e-12)
+    with pytest.raises(ValueError, match=r"prob shape \(2, 2\) differs from target shape \(2, 3\)"):
+        segroot_soft_dice(prob, np.zeros((2, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"expected \(H, W\) or \(N, H, W\), got shape \(4,\)"):
+        segroot_soft_dice(np.zeros(4), np.zeros(4, np.uint8))
+
+
+def test_average_precision_of_integer_scores_and_length_error() -> None:
+    # 8-bit scores rank like the probabilities they encode (negated as uint8, 0 would rank first)
+    scores_u8 = np.array([250, 10, 200, 120, 0, 90], np.uint8)
+    truth = np.array([1, 0, 0, 1, 1, 0], np.uint8)
+    expected = brute_force_ap(scores_u8 / 255, truth == 1)
+    assert expected == pytest.approx((1 + 2 / 3 + 3 / 6) / 3)
+    assert average_precision(scores_u8, truth) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="prob has 3 values but target 2"):
+        average_precision(np.zeros(3), np.zeros(2, np.uint8))
+
+
+def test_pooled_ap_grid_edges() -> None:
+    # one root pixel, ranked last: AP = precision at full recall = 1 / 2
+    single = PooledAP(bins=100)
+    single.update(np.array([0.9, 0.1]), np.array([0, 1], np.uint8))
+    assert single.compute() == pytest.approx(0.5)
+    # out-of-range probabilities are clipped onto the grid, half precision is widened before scaling
+    prob = np.array([[-0.5, 0.25, 1.5, 0.75]])
+    target = np.array([[0, 1, 1, 0]], np.uint8)
+    clipped, wide, half = PooledAP(), PooledAP(), PooledAP()
+    clipped.update(prob, target)
+    wide.update(np.clip(prob, 0, 1), target)
+    half.update(np.clip(prob, 0, 1).astype(np.float16), target)
+    expected = brute_force_ap(np.clip(prob, 0, 1).ravel(), target.ravel() == 1)
+    assert clipped.compute() == wide.compute() == half.compute() == pytest.approx(expected)
+    # the coarsest grid: two thresholds, 0 and 1
+    coarse = PooledAP(bins=1)
+    coarse.update(np.array([0.2, 0.8, 0.9, 0.4]), np.array([1, 1, 0, 0], np.uint8))
+    assert coarse.compute() == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
+    with pytest.raises(ValueError, match="bins must be positive, got 0"):
+        PooledAP(bins=0)
+    with pytest.raises(ValueError, match=r"prob shape \(3,\) differs from target shape \(2,\)"):
+        PooledAP(bins=4).update(np.zeros(3), np.zeros(2, np.uint8))
+
+
+def test_cut_patches_of_one_pixel_and_zero_refused() -> None:
+    assert cut_patches(2, 3, 1) == [(slice(r, r + 1), slice(c, c + 1)) for r in range(2) for c in range(3)]
+    with pytest.raises(ValueError, match="patch_size must be positive, got 0"):
+        cut_patches(2, 2, 0)
+
+
+def test_patch_threshold_ties_flags_and_errors() -> None:
+    target = np.zeros((4, 4), np.uint8)
+    target[0, 0] = 1  # one root pixel in the top-left patch
+    prob = np.zeros((4, 4))
+    prob[0, 0] = 0.5  # exactly at the threshold: root (>=, the rule of Predictor.mask)
+    prob[3, 3] = 0.49  # just below: background
+    rows = patch_scores(prob, target, 2)  # the default threshold is 0.5
+    assert [(row["has_root"], row["has_pred"]) for row in rows] == [(True, True)] + [(False, False)] * 3
+    assert rows[0]["iou"] == rows[0]["dice"] == 1.0
+    assert rows[0]["ap"] == 1.0 and all(math.isnan(row["ap"]) for row in rows[1:])
+    result = patch_metrics(prob, target, 2)
+    assert result["iou_pooled"] == 1.0 and result["miou_per_patch"] == 1.0 and result["n_scored"] == 1
+    # the threshold reaches the per-patch scores: at 0.4 the 0.49 pixel becomes a false positive
+    low = patch_metrics(prob, target, 2, threshold=0.4)
+    assert low["n_scored"] == 2 and low["miou_per_patch"] == pytest.approx(0.5)
+    assert low["iou_pooled"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"must be the same 2-D shape"):
+        patch_scores(np.zeros((1, 4, 4)), np.zeros((1, 4, 4), np.uint8), 2)

@@ -123,6 +123,7 @@ def test_sam_loss_matches_sam2s_formulas_with_its_default_weights(seed):
         ({"supervise_all_iou": False}, {"all_iou": False}),
         ({"iou_use_l1_loss": False}, {"l1": False}),
         ({"focal_alpha": -1.0, "focal_gamma": 1.0}, {"alpha": -1.0, "gamma": 1.0}),
+        ({"focal_alpha": 0.0}, {"alpha": 0.0}),  # alpha 0 still weights (background only), as sam2's `>= 0`
         ({"focal_weight": 5.0, "dice_weight": 2.0, "iou_weight": 0.5}, {"weights": (5.0, 2.0, 0.5)}),
     ],
 )
@@ -138,10 +139,11 @@ def test_sam_loss_options_match_the_reference(kwargs, reference):
         assert got[key].item() == pytest.approx(expected[key], rel=1e-5), key
 
 
-def test_sam_loss_with_one_mask_and_no_valid_mask_given():
+@pytest.mark.parametrize("masks", [1, 2])  # SAM gives 1 or 3 masks; any M picks the best
+def test_sam_loss_with_one_mask_and_no_valid_mask_given(masks):
     from rootseg.tasks.losses import SAMLoss
 
-    logits, iou_pred, target, _ = _sam_case(3, masks=1)
+    logits, iou_pred, target, _ = _sam_case(3, masks=masks)
     got = SAMLoss()(torch.from_numpy(logits), torch.from_numpy(iou_pred), torch.from_numpy(target))
     expected = _sam_reference(logits, iou_pred, target, np.ones(4, bool))
     assert got["loss"].item() == pytest.approx(expected["loss"], rel=1e-5)
@@ -165,3 +167,19 @@ def test_sam_loss_picks_the_best_mask_and_rejects_wrong_shapes():
         SAMLoss()(logits, iou[:, :2], target)
     with pytest.raises(ValueError, match=r"target \(1, 3, 4\) does not match mask_logits \(1, 3, 4, 4\)"):
         SAMLoss()(logits, iou, target[:, :3])
+
+
+def test_sam_loss_with_one_object_one_labelled_pixel_and_a_zero_logit():
+    """Edge counts against the reference: one object (the mean over objects divides by 1), one labelled pixel
+    (focal is its loss, not half of it), a logit of exactly 0 (not root: sam2 thresholds at > 0) and a union
+    of one pixel (IoU 1, not 1/2)."""
+    from rootseg.tasks.losses import SAMLoss
+
+    logits = np.array([[[[0.0, 1.0], [2.0, -1.0]], [[3.0, -2.0], [0.5, 0.5]], [[-1.5, 0.0], [1.0, 1.0]]]], np.float32)
+    iou_pred = np.array([[0.2, 0.9, 0.4]], np.float32)
+    target = np.array([[[1, 255], [255, 255]]])  # the top-left pixel alone is labelled, as root
+    got = SAMLoss()(torch.from_numpy(logits), torch.from_numpy(iou_pred), torch.from_numpy(target))
+    expected = _sam_reference(logits, iou_pred, target, np.ones(1, bool))
+    assert expected["iou"] == pytest.approx((0.2 + 0.1 + 0.4) / 3)  # IoUs 0 (logit 0), 1 and 0
+    for key in ("loss", "focal", "dice", "iou"):
+        assert got[key].item() == pytest.approx(expected[key], rel=1e-5), key
