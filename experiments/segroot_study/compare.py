@@ -5,7 +5,8 @@ pooled Dice of the predicted masks, per split; a scatter figure and the depth pr
 
 Reads OUT/predict/results.csv (predict, image names), OUT/annotation/traits.csv (rootseg.measure, mask names
 `<stem>-mask.jpg`), the predicted masks OUT/predict/<stem>.png and the annotation masks; writes
-experiments/segroot_study/results/ (agreement.csv, agreement.md, dice.csv) and figures/ (small PNGs).
+experiments/segroot_study/results/ (agreement.csv/.md, dice.csv, depth_profiles_<side>.md, months_<side>.md from
+OUT/study_<side>/) and figures/ (small PNGs: the scatter, each study's profiles, both profiles per month).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from rootseg.figures.plots import save_figure
+from rootseg.io.atomic import write_text
 from rootseg.io.masks import read_mask
 from rootseg.io.tables import markdown_table, write_csv
 from rootseg.measure.agreement import agreement
@@ -75,6 +77,16 @@ def _agreements(paired: pd.DataFrame, split_of: dict[str, str]) -> list[dict]:
     return rows
 
 
+def _side_by_side(rows: list[dict]) -> list[dict]:
+    """agreement.csv with the splits side by side, one row per trait, as the README shows it."""
+    wide: dict[str, dict] = {}
+    for row in rows:
+        out = wide.setdefault(row["trait"], {"trait": row["trait"], "unit": row["unit"]})
+        for key in ("annotation_mean", "prediction_mean", "spearman", "r2", "slope"):
+            out[f"{key} {row['images']} (n={row['n']})"] = row[key]
+    return list(wide.values())
+
+
 def _dice(out: Path, data: Path, split_of: dict[str, str]) -> list[dict]:
     """Pooled Dice of predict's masks against the annotation (grey > 127), per split."""
     counts: dict[str, np.ndarray] = {}
@@ -90,6 +102,65 @@ def _dice(out: Path, data: Path, split_of: dict[str, str]) -> list[dict]:
         {"images": group, "pooled_dice": round(2 * tp / (2 * tp + fp + fn), 4), "n": int(n)}
         for group, (tp, fp, fn, n) in counts.items()
     ]
+
+
+def _profile_rows(study: Path) -> list[dict]:
+    """Root length density by depth (rows) and month (columns), `mean ± sd (tubes)`, as the README shows it."""
+    prof = pd.read_csv(study / "depth_profiles.csv")
+    prof["month"] = prof["date"].str[:7]
+    rows = []
+    for depth, at_depth in prof.groupby("depth_cm"):
+        row = {"depth_cm": f"{depth:.1f}"}
+        for r in at_depth.itertuples():
+            sd = "" if np.isnan(r.rld_cm_per_cm3_sd) else f" ± {r.rld_cm_per_cm3_sd:.2f}"
+            row[r.month] = f"{r.rld_cm_per_cm3_mean:.2f}{sd} ({r.n_tubes})"
+        rows.append(row)
+    months = sorted(prof["month"].unique())
+    return [{key: row.get(key, "") for key in ["depth_cm", *months]} for row in rows]
+
+
+def _month_rows(study: Path) -> list[dict]:
+    """Mean per scan by month (`images.csv`): how much root, how fine, how branched."""
+    images = pd.read_csv(study / "images.csv")
+    images["month"] = images["date"].str[:7]
+    shown = {"length_mm": 0, "rld_cm_per_cm3": 2, "diameter_mean_mm": 3, "tips": 0, "branch_points": 0}
+    rows = []
+    for month, group in images.groupby("month"):
+        rows.append({"month": month, "scans": len(group), **{k: f"{group[k].mean():.{d}f}" for k, d in shown.items()}})
+    return rows
+
+
+def _profiles_figure(out: Path, path: Path) -> Path:
+    """The two studies' depth profiles side by side, one panel per month, on the same axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sides = {side: pd.read_csv(out / f"study_{side}" / "depth_profiles.csv") for side in ("annotation", "prediction")}
+    months = sorted({d[:7] for prof in sides.values() for d in prof["date"]})
+    fig, axes = plt.subplots(1, len(months), figsize=(3 * len(months), 4), sharex=True, sharey=True)
+    for ax, month in zip(np.atleast_1d(axes), months):
+        for (side, prof), colour in zip(sides.items(), ("tab:blue", "tab:orange")):
+            rows = prof[prof["date"].str[:7] == month].sort_values("depth_cm")
+            ax.errorbar(
+                rows["rld_cm_per_cm3_mean"],
+                rows["depth_cm"],
+                xerr=rows["rld_cm_per_cm3_sd"].fillna(0),
+                marker="o",
+                ms=4,
+                capsize=2,
+                label=side,
+                color=colour,
+            )
+        ax.set_title(month, fontsize=9)
+        ax.set_xlabel("RLD (cm cm$^{-3}$)", fontsize=8)
+    first = np.atleast_1d(axes)[0]
+    first.invert_yaxis()
+    first.set_ylabel("nominal depth (cm)", fontsize=8)
+    first.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def _scatter(paired: pd.DataFrame, split_of: dict[str, str], path: Path) -> Path:
@@ -126,12 +197,19 @@ def main() -> None:
     results, figures = HERE / "results", HERE / "figures"
     rows = _agreements(paired, split_of)
     write_csv(results / "agreement.csv", rows)
-    (results / "agreement.md").write_text(markdown_table(rows))
-    write_csv(results / "dice.csv", _dice(args.out, args.data, split_of))
+    write_text(results / "agreement.md", markdown_table(rows))
+    write_text(results / "agreement_by_split.md", markdown_table(_side_by_side(rows)))
+    dice = _dice(args.out, args.data, split_of)
+    write_csv(results / "dice.csv", dice)
     _scatter(paired, split_of, figures / "traits_prediction_vs_annotation.png")
+    _profiles_figure(args.out, figures / "depth_profiles_compared.png")
     for side in ("prediction", "annotation"):
-        shutil.copy(args.out / f"study_{side}" / "depth_profiles.png", figures / f"depth_profiles_{side}.png")
+        study = args.out / f"study_{side}"
+        shutil.copy(study / "depth_profiles.png", figures / f"depth_profiles_{side}.png")
+        write_text(results / f"depth_profiles_{side}.md", markdown_table(_profile_rows(study)))
+        write_text(results / f"months_{side}.md", markdown_table(_month_rows(study)))
     print(markdown_table(rows))
+    print(markdown_table(dice))
 
 
 if __name__ == "__main__":
