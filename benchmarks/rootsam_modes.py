@@ -99,7 +99,7 @@ def unit_costs(module: RootSAMModule, tile: int, repeats: int, grid_repeats: int
             ("unfiltered", InferenceSettings(prompt_free="grid", min_predicted_iou=0.0, min_stability=0.0)),
         ):
             inference = RootSAMInference(module, settings, torch.device("cpu"))
-            tile_work = partial(inference._predict_tile, pixels, clicks, torch.device("cpu"))
+            tile_work = partial(inference._predict_tile, pixels, clicks, None, torch.device("cpu"))
             whole = _median_time(tile_work, grid_repeats)
             costs[f"grid_{name}_per_tile_s"] = whole  # encoder included
             costs[f"grid_{name}_per_tile_cpu_s"] = CPU_TIMES[-1][1]

@@ -38,11 +38,11 @@ from rootseg.io.tables import read_csv  # noqa: E402
 from rootseg.metrics.pixels import scores  # noqa: E402
 from rootseg.tasks.checkpoints import load_module  # noqa: E402
 
-#: mode -> eval overrides (beyond ckpt_path); {unet} is the U-Net checkpoint
+#: mode -> eval overrides (beyond ckpt_path); {unet} is the U-Net checkpoint, {grid} the grid's clicks per side
 EVAL_MODES = {
     "promptless": ["prompt_free=promptless"],
-    "grid unfiltered": ["prompt_free=grid", "min_predicted_iou=0", "min_stability=0"],
-    "grid filtered": ["prompt_free=grid"],
+    "grid unfiltered": ["prompt_free=grid", "min_predicted_iou=0", "min_stability=0", "grid_points_per_side={grid}"],
+    "grid filtered": ["prompt_free=grid", "grid_points_per_side={grid}"],
     "U-Net clicks": ["prompt_ckpt={unet}"],
 }
 
@@ -103,10 +103,15 @@ def prompted(ckpt: Path, split: str = "test", threshold: float | None = None) ->
     }
 
 
-def eval_mode(mode: str, ckpt: Path, unet: Path, out: Path) -> dict[str, Any]:
-    """One prompt-free mode through `rootseg.eval`: pooled scores and mean seconds per image."""
+def eval_mode(
+    mode: str, ckpt: Path, unet: Path, out: Path, data_root: Path | None = None, grid: int = 16
+) -> dict[str, Any]:
+    """One prompt-free mode through `rootseg.eval`: pooled scores and mean seconds per image (on the checkpoint's
+    test split, or every image of `data_root`, a folder of images/ and masks/)."""
     run_dir = out / mode.replace(" ", "_").replace("-", "").lower()
-    overrides = [f"ckpt_path={ckpt}", "figures=2", *(o.format(unet=unet) for o in EVAL_MODES[mode])]
+    overrides = [f"ckpt_path={ckpt}", "figures=2", *(o.format(unet=unet, grid=grid) for o in EVAL_MODES[mode])]
+    if data_root is not None:
+        overrides += ["data=folder", f"data.root={data_root}"]
     summary = evaluate(eval_config(overrides, run_dir))
     rows = read_csv(run_dir / "per_image.csv")  # each image's prediction time, `seconds`
     pooled = summary["pooled"]
@@ -148,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
         "--modes", nargs="*", default=["prompted", *EVAL_MODES], help="the modes to run (also prompted_val)"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--data-root", type=Path, default=None, help="whole-scan modes on every image of this folder (images/, masks/)"
+    )
+    parser.add_argument("--grid", type=int, default=16, help="clicks per tile side of the grid modes")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -155,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         if mode in ("prompted", "prompted_val"):  # prompted_val: F1 by threshold on the validation tiles
             result = prompted(args.ckpt, "val" if mode == "prompted_val" else "test")
         else:
-            result = eval_mode(mode, args.ckpt, args.unet, args.out)
+            result = eval_mode(mode, args.ckpt, args.unet, args.out, args.data_root, args.grid)
         result |= {"checkpoint": str(args.ckpt), "threads": args.threads}
         (args.out / f"results_{_slug(mode)}.json").write_text(json.dumps(result, indent=2, default=str))
         print(mode, {k: result[k] for k in ("f1", "precision", "recall", "seconds_per_image")}, flush=True)

@@ -443,13 +443,13 @@ def test_tile_merge_equals_every_click_decoded_at_full_size(stage1, iou_quantile
     settings = InferenceSettings(batch_size=8, min_predicted_iou=min_iou, min_stability=min_stability)
     inference = RootSAMInference(module, settings, torch.device("cpu"))  # several chunks of 8 clicks
     with torch.no_grad():
-        merged = inference._predict_tile(tile, clicks, torch.device("cpu"))
+        merged = inference._predict_tile(tile, clicks, None, torch.device("cpu"))
     probs = select_best(logits, iou)[0].sigmoid().numpy()
     assert merged.shape == (module.tile, module.tile) and merged.dtype == np.float32
     np.testing.assert_allclose(merged, probs[keep].max(0), atol=1e-6)
     # clicks a person gave are never filtered
     with torch.no_grad():
-        given = inference._predict_tile(tile, clicks, torch.device("cpu"), grid=False)
+        given = inference._predict_tile(tile, clicks, None, torch.device("cpu"), grid=False)
     np.testing.assert_allclose(given, probs.max(0), atol=1e-6)
 
 
