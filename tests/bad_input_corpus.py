@@ -818,7 +818,8 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
         run_dir = work / f"eval_{case.name}"
         try:
             with stand_in_network():
-                grid = [*base, f"data.root={_quoted(case.root)}", "step=tile", "batch_size=64"]
+                # traits=false: root traits of two 108 MP masks cost minutes and are tested in tests/measure
+                grid = [*base, f"data.root={_quoted(case.root)}", "step=tile", "batch_size=64", "traits=false"]
                 rows = _eval_rows(compose_run("eval", grid, run_dir))
             verdicts[case.name] = check_stand_in_scores(case, rows.get(case.image.stem))
         except Exception as error:
@@ -911,6 +912,7 @@ def _predict_stand_in(case: Case, work: Path, ckpt: Path) -> tuple[bool, str]:
         f"step={tile_out}",
         "blend=constant",
         "batch_size=64",
+        "traits=false",  # as in run_eval: the traits of a 108 MP mask are tested in tests/measure, not here
     ]
     with stand_in_network():
         summary = predict(compose_run("predict", overrides, work / f"predict_run_{case.name}"))
