@@ -70,7 +70,7 @@ def run_epoch(
         if out is None:
             continue
         optimizer.zero_grad(set_to_none=True)
-        out[0]["loss"].backward()
+        module._loss_terms(*out)["loss"].backward()  # the prompted and promptless passes, as training_step
         optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         warm = [run_epoch(module, loader, optimizer, device) for _ in range(args.epochs)]
         module.embedding_cache = None
         with torch.no_grad():
-            plain = float(module._step(first)[0]["loss"])
+            plain = float(module._loss_terms(*module._step(first))["loss"])
             module.embedding_cache = cache
-            cached = float(module._step(first)[0]["loss"])
+            cached = float(module._loss_terms(*module._step(first))["loss"])
         cache_bytes = sum(p.stat().st_size for p in cache.directory.rglob("*") if p.is_file())
 
     median = statistics.median

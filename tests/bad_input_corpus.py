@@ -547,10 +547,13 @@ def stand_in_network() -> Iterator[None]:
     """Within the block, every checkpoint that eval and predict load gets `brightness_net`."""
     from unittest import mock
 
+    import rootseg.evaluation.run as evaluation
     import rootseg.inference.predictor as predictor
 
     original = predictor.load_module
-    with mock.patch.object(predictor, "load_module", lambda *a, **k: brightness_net(original(*a, **k))):
+    stand_in = lambda *a, **k: brightness_net(original(*a, **k))  # noqa: E731
+    # eval loads the module itself (its stage= needs it) and hands it to the Predictor; predict loads through it
+    with mock.patch.object(predictor, "load_module", stand_in), mock.patch.object(evaluation, "load_module", stand_in):
         yield
 
 

@@ -149,6 +149,8 @@ def _fake_loop(tmp_path: Path, failure_at_second_mask: BaseException):
     jobs = plan_jobs(find_images(scans), out)
 
     class Stand:
+        threshold = 0.5  # ranked.csv's uncertainty is measured around it
+
         def probabilities(self, image, path=None):
             return np.full(np.asarray(image).shape[:2], 0.7, np.float32)
 
@@ -169,7 +171,7 @@ def _fake_loop(tmp_path: Path, failure_at_second_mask: BaseException):
     todo = [(job, output_paths(out, job.stem, "none")) for job in jobs]
     try:
         with pytest.raises(type(failure_at_second_mask)) as raised:
-            folder._run(todo, Stand(), cfg, out, jobs, None)
+            folder._run(todo, Stand(), cfg, out, jobs, (None, None))  # tables: mm per pixel, trait settings
     finally:
         folder.write_mask = real
     return raised.value, out

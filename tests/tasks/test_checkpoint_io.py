@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 import pytest
 import torch
@@ -16,8 +18,8 @@ def test_a_write_killed_midway_keeps_the_previous_checkpoint(tmp_path, monkeypat
     assert torch.load(path)["epoch"] == 1
 
     def dies_midway(obj, f, *args, **kwargs):
-        with open(f, "wb") as handle:
-            handle.write(b"PK\x03\x04 half a checkpoint")
+        f.write(b"PK\x03\x04 half a checkpoint")  # the open temporary file save_checkpoint hands torch.save
+        f.flush()
         raise KeyboardInterrupt("killed while writing")
 
     monkeypatch.setattr(torch, "save", dies_midway)
@@ -35,7 +37,12 @@ def test_the_temporary_file_is_in_the_checkpoint_folder_not_tmpdir(tmp_path, mon
     monkeypatch.setattr("tempfile.tempdir", None)
     written = []
     real_save = torch.save
-    monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: (written.append(f), real_save(obj, f, *a, **k)))
+
+    def recording_save(obj, f, *args, **kwargs):
+        written.append(Path(f.name))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", recording_save)
     AtomicCheckpointIO().save_checkpoint({"epoch": 3}, tmp_path / "run" / "epoch_003.ckpt")
     assert len(written) == 1 and written[0].parent == tmp_path / "run" and written[0].name.startswith(".")
     assert not any(other_tmp.iterdir())
