@@ -39,7 +39,7 @@ demo: $(STAMP)  ## train unet_demo on built-in synthetic data, evaluate it, prin
 	$(PY) -m rootseg.train +experiment=unet_demo
 
 test: $(STAMP)  ## run the test suite (slow, gpu and browser tests excluded)
-	$(PY) -m pytest -q -m "not slow and not gpu and not browser" tests
+	$(PY) -m pytest -q -m "not slow and not gpu and not browser" --durations=25 tests
 
 test-browser: $(STAMP) chromium  ## the headless-Chromium end-to-end test of rootseg.annotate (CI runs it)
 	$(PY) -m pytest -q -m browser tests
