@@ -9,6 +9,8 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 # optional extras installed into the development environment (sweep: Optuna sweeper, slurm: submitit)
 EXTRAS ?= dev sweep slurm
+# pytest-xdist processes for `make test` (a test file stays on one worker: its module fixtures are built once)
+TEST_WORKERS ?= 2
 export NO_ALBUMENTATIONS_UPDATE := 1
 export WANDB_MODE ?= offline
 export HYDRA_FULL_ERROR ?= 0
@@ -38,8 +40,8 @@ install: $(STAMP)  ## create .venv and install rootseg (TORCH=2.13.0 by default)
 demo: $(STAMP)  ## train unet_demo on built-in synthetic data, evaluate it, print the test metrics
 	$(PY) -m rootseg.train +experiment=unet_demo
 
-test: $(STAMP)  ## run the test suite (slow, gpu and browser tests excluded)
-	$(PY) -m pytest -q -m "not slow and not gpu and not browser" --durations=25 tests
+test: $(STAMP)  ## run the test suite (slow, gpu and browser tests excluded) on TEST_WORKERS processes
+	$(PY) -m pytest -q -m "not slow and not gpu and not browser" -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 test-browser: $(STAMP) chromium  ## the headless-Chromium end-to-end test of rootseg.annotate (CI runs it)
 	$(PY) -m pytest -q -m browser tests

@@ -229,12 +229,7 @@ class Project:
 def fine_tune(project: Project, init: Path | None, run_dir: Path, epochs: int, seed: int) -> Path:
     """One round of `python -m rootseg.train +experiment=unet_demo data=rootpainter model.init_ckpt=<init>`, in
     this process; returns the round's best checkpoint (by val F1 on the stream's annotations/val)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from rootseg.config.run_config import CONFIG_DIR
+    from rootseg.config.run_config import compose_task
     from rootseg.tasks.fit import train
 
     overrides = [
@@ -251,14 +246,7 @@ def fine_tune(project: Project, init: Path | None, run_dir: Path, epochs: int, s
     ]
     if init is not None:
         overrides.append(f"model.init_ckpt={init}")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    GlobalHydra.instance().clear()
-    train(cfg)
+    train(compose_task("train", overrides, run_dir))
     best = sorted((run_dir / "checkpoints").glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime)
     return best[-1] if best else run_dir / "checkpoints" / "last.ckpt"
 

@@ -2,10 +2,13 @@
 per-image arrays, so the peak should not grow with the number of images (goal: within 15 %).
 
     python benchmarks/eval_memory.py --ckpt CKPT [--segroot ../shared/datasets/segroot] [--grid]
+    python benchmarks/eval_memory.py --untrained unet_smith2020 --grid    # random weights: memory only
 
 Each eval runs as its own process; its peak resident memory is the kernel's ru_maxrss for that child
 (`os.wait4`). Prints one JSON object. Needs the real SegRoot folder (52 scans of 2550 x 2273) and a U-Net
-checkpoint (`make demo` writes one under logs/train/runs/); `--grid` uses Smith's grid (step=tile), ~4x faster.
+checkpoint (`make demo` writes one under logs/train/runs/), or `--untrained EXPERIMENT`: that experiment's model
+with random weights (the peak does not depend on the weights; its F1 means nothing). `--grid` uses Smith's grid
+(step=tile), ~4x faster.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 def newest_checkpoint() -> Path | None:
     found = sorted((REPO / "logs" / "train" / "runs").glob("*/checkpoints/*.ckpt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
+
+
+def untrained(experiment: str, segroot: Path, folder: Path) -> Path:
+    """A random-weights checkpoint of `+experiment=EXPERIMENT data=segroot`, as rootseg.train writes one."""
+    from rootseg.config.run_config import compose_task
+    from rootseg.tasks.checkpoints import write_untrained
+
+    overrides = [f"+experiment={experiment}", "data=segroot", f"data.root={segroot}", f"paths.data_dir={folder}"]
+    return write_untrained(compose_task("train", overrides, folder), folder / f"{experiment}_untrained.ckpt")
 
 
 def run_eval(ckpt: Path, segroot: Path, split: str, run_dir: Path, extra: list[str]) -> dict:
@@ -64,14 +76,17 @@ def main() -> int:
     parser.add_argument("--ckpt", type=Path, default=None, help="U-Net checkpoint (default: newest under logs/)")
     parser.add_argument("--segroot", type=Path, default=REPO.parent / "shared" / "datasets" / "segroot")
     parser.add_argument("--grid", action="store_true", help="Smith's grid (step=tile) instead of blended windows")
+    parser.add_argument("--untrained", metavar="EXPERIMENT", help="a random-weights model of this experiment")
     args = parser.parse_args()
-    ckpt = args.ckpt or newest_checkpoint()
-    if ckpt is None or not ckpt.is_file():
-        raise SystemExit("no checkpoint: pass --ckpt, or run `make demo` first")
     if not (args.segroot / "split.json").is_file():
         raise SystemExit(f"{args.segroot}: the SegRoot folder is absent; pass --segroot DIR")
     extra = ["step=tile"] if args.grid else []
     with tempfile.TemporaryDirectory() as tmp:
+        ckpt = (
+            untrained(args.untrained, args.segroot, Path(tmp)) if args.untrained else args.ckpt or newest_checkpoint()
+        )
+        if ckpt is None or not ckpt.is_file():
+            raise SystemExit("no checkpoint: pass --ckpt or --untrained EXPERIMENT, or run `make demo` first")
         few = run_eval(ckpt, args.segroot, "val", Path(tmp) / "val", extra)
         many = run_eval(ckpt, args.segroot, "all", Path(tmp) / "all", extra)
     growth = many["peak_rss_mb"] / few["peak_rss_mb"] - 1
@@ -79,7 +94,7 @@ def main() -> int:
         json.dumps(
             {
                 "benchmark": "eval_memory",
-                "checkpoint": str(ckpt),
+                "checkpoint": f"untrained {args.untrained} (random weights)" if args.untrained else str(ckpt),
                 "window": "step=tile" if args.grid else "default (half-tile Gaussian)",
                 "runs": [few, many],
                 "peak_growth_13_to_52": round(growth, 4),

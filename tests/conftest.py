@@ -11,6 +11,19 @@ import pytest
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (`make test` runs two workers), each worker and the commands it starts get their
+    share of the cores: two workers of two torch threads each on two cores run slower than one."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 REPO = Path(__file__).resolve().parents[1]
 SEGROOT = Path(os.environ.get("ROOTSEG_SHARED", REPO.parent / "shared")) / "datasets" / "segroot"
 
@@ -65,22 +78,9 @@ def draw_lines_pair(size: tuple[int, int] = (96, 128), seed: int = 0) -> tuple[n
 
 def compose_run(config_name: str, overrides: list[str], run_dir: Path):
     """Compose a task config as the command line would, with the run directory set (in-process runs)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from rootseg.config.run_config import compose_task
 
-    from rootseg.config.run_config import CONFIG_DIR
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_task(config_name, overrides, run_dir)
 
 
 @pytest.fixture(scope="session")
@@ -111,4 +111,38 @@ def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
     metrics = train(cfg)
     path = Path(metrics["best_checkpoint"])
     assert path.is_file()
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of micro-SAM tests (their small tensors run slower on two), and Hydra's
+    global state cleared afterwards (importing sam2 initialises it)."""
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    GlobalHydra.instance().clear()
+
+
+def random_checkpoint(overrides: list[str], path: Path, seed: int = 0) -> Path:
+    """A checkpoint of the train config's model with random weights, written by Lightning as rootseg.train writes
+    one (seconds): for tests of what reads checkpoints, not of what training learns."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rootseg.config.run_config import CONFIG_DIR
+    from rootseg.tasks.checkpoints import write_untrained
+
+    paths = [f"paths.{key}={path.parent}" for key in ("data_dir", "output_dir", "work_dir")]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = hydra_compose("train", [*overrides, *paths])
+    GlobalHydra.instance().clear()
+    write_untrained(cfg, path, seed)
+    GlobalHydra.instance().clear()  # building SAM 2.1 initialises Hydra's global state
     return path

@@ -26,12 +26,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import hydra  # noqa: E402
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import OmegaConf, open_dict  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 
-from rootseg.config.run_config import CONFIG_DIR  # noqa: E402
+from rootseg.config.run_config import compose_task  # noqa: E402
 from rootseg.evaluation.run import evaluate  # noqa: E402
 from rootseg.io.arrays import IGNORE_INDEX  # noqa: E402
 from rootseg.io.tables import read_csv  # noqa: E402
@@ -45,18 +42,6 @@ EVAL_MODES = {
     "grid filtered": ["prompt_free=grid", "grid_points_per_side={grid}"],
     "U-Net clicks": ["prompt_ckpt={unet}"],
 }
-
-
-def eval_config(overrides: list[str], run_dir: Path):
-    """The eval config the command line would compose, with its run directory (as `rootseg.eval` runs)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="eval", overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -112,7 +97,7 @@ def eval_mode(
     overrides = [f"ckpt_path={ckpt}", "figures=2", *(o.format(unet=unet, grid=grid) for o in EVAL_MODES[mode])]
     if data_root is not None:
         overrides += ["data=folder", f"data.root={data_root}"]
-    summary = evaluate(eval_config(overrides, run_dir))
+    summary = evaluate(compose_task("eval", overrides, run_dir))
     rows = read_csv(run_dir / "per_image.csv")  # each image's prediction time, `seconds`
     pooled = summary["pooled"]
     return {

@@ -89,3 +89,22 @@ def output_dir(cfg: DictConfig) -> Path:
     path = Path(cfg.paths.output_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def compose_task(config_name: str, overrides: list[str], run_dir: str | Path) -> DictConfig:
+    """The config `python -m rootseg.<task> overrides...` would run with, its run directory `run_dir`: for scripts,
+    benchmarks and tests that call a task's library function in this process. Hydra's global state is left clear
+    (sam2's import and later compositions expect that); its runtime config stays set for `paths`."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    GlobalHydra.instance().clear()
+    return cfg

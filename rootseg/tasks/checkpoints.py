@@ -128,3 +128,19 @@ def load_init_weights(module: L.LightningModule, path: str | Path) -> None:
         )
     _load_weights(module, checkpoint, path, "this model; use the model/net of the run that wrote it")
     log.info("weights loaded from %s (model.init_ckpt; optimizer, epoch and step start afresh)", path)
+
+
+def write_untrained(cfg: Any, path: str | Path, seed: int = 0) -> Path:
+    """The checkpoint `rootseg.train` would write for the train config `cfg` before its first step: random weights,
+    the run config inside. For what does not depend on the weights (memory, speed, file handling) and for tests;
+    never for accuracy."""
+    from rootseg.config.run_config import resolved_container
+
+    L.seed_everything(seed, verbose=False)
+    module = hydra.utils.instantiate(cfg.model)
+    module.run_config = resolved_container(cfg)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return Path(path)

@@ -46,9 +46,17 @@ class SAMLoss(nn.Module):
     The IoU target is the IoU of the thresholded (logit > 0) mask with the target, without gradient.
     Defaults are sam2.1's: 20 / 1 / 1, alpha 0.25, gamma 2, L1 IoU loss, all IoUs supervised.
 
+    `iou_use_bce_loss` (not sam2's) trains the IoU head with binary cross-entropy against the IoU instead. sam2.1's
+    head ends in a sigmoid; trained from scratch with L1, the many IoU-0 targets of negative objects and empty
+    tiles drive it into saturation, where L1's push through the sigmoid vanishes and the head predicts ~0 for
+    every mask (the rootsam_modes study). Cross-entropy's gradient on the pre-sigmoid value is (prediction -
+    IoU): it never vanishes, and the head regresses the mean IoU rather than L1's median.
+
     Each term is averaged over objects (sam2 divides sums by the number of objects). `target` pixels equal
     to `ignore_index` (unlabelled) count in no term; `valid` [N] drops padded objects altogether.
-    sam2's object-score term is not included: every RootSAM prompt lies on a root.
+    sam2's object-score term is not included. A negative object (a soil click, `data.negative_objects`) has an
+    empty target: its IoU target is 0 whatever the mask (sam2's count), so the head learns to score soil
+    clicks low, which is what the grid's filter (`min_predicted_iou`) relies on.
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class SAMLoss(nn.Module):
         iou_use_l1_loss: bool = True,
         supervise_all_iou: bool = True,
         ignore_index: int = IGNORE_INDEX,
+        iou_use_bce_loss: bool = False,
     ) -> None:
         super().__init__()
         self.focal_weight = focal_weight
@@ -69,6 +78,7 @@ class SAMLoss(nn.Module):
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
         self.iou_use_l1_loss = iou_use_l1_loss
+        self.iou_use_bce_loss = iou_use_bce_loss
         self.supervise_all_iou = supervise_all_iou
         self.ignore_index = ignore_index
 
@@ -111,8 +121,7 @@ class SAMLoss(nn.Module):
             hard = (logits > 0) & labelled.bool()
             gt = truth.bool() & labelled.bool()
             actual_iou = (hard & gt).sum(-1).float() / (hard | gt).sum(-1).float().clamp_min(1)
-        iou_fn = F.l1_loss if self.iou_use_l1_loss else F.mse_loss
-        iou_err = iou_fn(iou_pred.float(), actual_iou, reduction="none")  # [N, M]
+        iou_err = self._iou_error(iou_pred.float(), actual_iou)  # [N, M]
 
         if logits.shape[1] > 1:
             best = torch.argmin(self.focal_weight * focal + self.dice_weight * dice, dim=1)
@@ -130,3 +139,15 @@ class SAMLoss(nn.Module):
         }
         loss = self.focal_weight * terms["focal"] + self.dice_weight * terms["dice"] + self.iou_weight * terms["iou"]
         return {"loss": loss, **terms}
+
+    def _iou_error(self, iou_pred: torch.Tensor, actual_iou: torch.Tensor) -> torch.Tensor:
+        if not self.iou_use_bce_loss:
+            iou_fn = F.l1_loss if self.iou_use_l1_loss else F.mse_loss
+            return iou_fn(iou_pred, actual_iou, reduction="none")
+        if iou_pred.numel() and (iou_pred.min() < 0 or iou_pred.max() > 1):
+            raise ValueError(
+                "iou_use_bce_loss needs IoU predictions in [0, 1], as the IoU head gives them with sam2.1's "
+                f"iou_prediction_use_sigmoid; got values in [{iou_pred.min().item():.3g}, "
+                f"{iou_pred.max().item():.3g}]: use the L1 or MSE IoU loss for this network"
+            )
+        return F.binary_cross_entropy(iou_pred, actual_iou, reduction="none")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_checkpoint
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,28 +53,7 @@ def png(array: np.ndarray, mode: str | None = None) -> bytes:
 
 def unet_checkpoint(folder: Path) -> Path:
     """A unet_demo checkpoint with random weights, written by Lightning as rootseg.train would (seconds)."""
-    import hydra
-    import lightning as L
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from rootseg.config.run_config import CONFIG_DIR
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        paths = [f"paths.{k}={folder}" for k in ("data_dir", "output_dir", "work_dir")]
-        cfg = compose("train", ["+experiment=unet_demo", *paths])
-    GlobalHydra.instance().clear()
-    L.seed_everything(0, verbose=False)
-    model = hydra.utils.instantiate(cfg.model)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
-    trainer.strategy.connect(model)
-    path = folder / "unet.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return random_checkpoint(["+experiment=unet_demo"], folder / "unet.ckpt")
 
 
 @pytest.fixture(scope="session", name="unet_ckpt")

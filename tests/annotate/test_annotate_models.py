@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from annotate_fixtures import WRITE, annotation, client_for, make_project, png, project_fixture, unet_ckpt_fixture  # noqa: F401
+from conftest import random_checkpoint
 from PIL import Image
 
 from rootseg.annotate import backend
@@ -59,28 +60,8 @@ def test_clicks_go_through_the_adapter_and_come_back_as_a_mask(compose, project,
 @pytest.fixture(scope="module")
 def rootsam_ckpt(tmp_path_factory) -> Path:
     """A RootSAM checkpoint of the micro SAM 2.1 (random weights) at resize 256, tile 128."""
-    import hydra
-    import lightning as L
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from rootseg.config.run_config import CONFIG_DIR
-
-    root = tmp_path_factory.mktemp("rootsam")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        paths = [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
-        overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data.resize=256", "data.tile=128"]
-        cfg = compose("train", [*overrides, *paths])
-    GlobalHydra.instance().clear()
-    L.seed_everything(0, verbose=False)
-    model = hydra.utils.instantiate(cfg.model)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(root / "rootsam.ckpt")
-    return root / "rootsam.ckpt"
+    overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data.resize=256", "data.tile=128"]
+    return random_checkpoint(overrides, tmp_path_factory.mktemp("rootsam") / "rootsam.ckpt")
 
 
 def test_rootsam_clicks_segment_one_window_of_the_image(compose, tmp_path, rootsam_ckpt):

@@ -8,13 +8,12 @@ import math
 from pathlib import Path
 
 import cv2
-import hydra
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from conftest import compose_run
-from hydra.core.global_hydra import GlobalHydra
+from micro_rootsam import micro_config, micro_module
 
 from rootseg.cli.report import main as report
 from rootseg.config.run_config import resolved_container
@@ -26,36 +25,17 @@ from rootseg.io.tables import write_csv
 from rootseg.sources.synthetic import SyntheticSource
 from rootseg.tasks.checkpoints import load_module
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    GlobalHydra.instance().clear()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def rootsam_ckpt(tmp_path_factory) -> Path:
     """A stage 1 micro RootSAM checkpoint (random weights, the grid of clicks) of a 256 px stage grid."""
     root = tmp_path_factory.mktemp("stage_ckpt")
-    overrides = [
-        "+experiment=rootsam_stage1",
-        "model/net=sam2.1_micro",
-        "data=synthetic",
-        "data.source.n=5",
-        "data.source.size=[200,240]",
-        f"paths.data_dir={root}",
-        "data.resize=256",
-        "data.tile=128",
-        "model.grid_points_per_side=2",
-        "model.min_predicted_iou=0",
-        "model.min_stability=0",
-    ]
-    cfg = compose_run("train", overrides, root / "run")
-    torch.manual_seed(0)
-    module = hydra.utils.instantiate(cfg.model)
+    cfg = micro_config(
+        root, root / "run", "model.min_predicted_iou=0", "model.min_stability=0", n=5, size=(200, 240), grid=2
+    )
+    module = micro_module(cfg)
     module.run_config = resolved_container(cfg)
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import random_checkpoint
 
 from rootseg.export.rootsam import ROOTSAM_INPUTS
 from rootseg.export.run import export
@@ -22,15 +23,6 @@ TILE_IN, TILE_OUT = 92, 52  # a two-level U-Net with valid convs: 92 -> 52
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory) -> Path:
     """A checkpoint of a very small U-Net, written through Lightning like rootseg.train's."""
-    import hydra
-    import lightning as L
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from rootseg.config.run_config import CONFIG_DIR
-
-    root = tmp_path_factory.mktemp("tiny")
     overrides = [
         "+experiment=unet_demo",
         "model.net.base_channels=4",
@@ -38,20 +30,8 @@ def tiny_ckpt(tmp_path_factory) -> Path:
         "model.net.groups=2",
         f"data.tile_in={TILE_IN}",
         f"data.tile_out={TILE_OUT}",
-    ] + [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides)
-    GlobalHydra.instance().clear()
-    L.seed_everything(1, verbose=False)
-    model = hydra.utils.instantiate(cfg.model)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
-    trainer.strategy.connect(model)
-    path = root / "tiny.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    ]
+    return random_checkpoint(overrides, tmp_path_factory.mktemp("tiny") / "tiny.ckpt", seed=1)
 
 
 def _cfg(compose, ckpt: Path, *overrides: str):
@@ -145,36 +125,8 @@ def test_rootsam_torchscript_and_unknown_formats_are_refused(compose, tiny_ckpt,
 @pytest.fixture(scope="module")
 def rootsam_ckpt(tmp_path_factory) -> Path:
     """A RootSAM checkpoint of the micro SAM 2.1 (random weights, 128 px tiles), written through Lightning."""
-    import hydra
-    import lightning as L
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from rootseg.config.run_config import CONFIG_DIR
-
-    root = tmp_path_factory.mktemp("rootsam")
-    overrides = [
-        "+experiment=rootsam_stage1",
-        "model/net=sam2.1_micro",
-        "data=synthetic",
-        "data.resize=256",
-        "data.tile=128",
-    ] + [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides)
-    GlobalHydra.instance().clear()
-    L.seed_everything(2, verbose=False)
-    model = hydra.utils.instantiate(cfg.model)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
-    trainer.strategy.connect(model)
-    path = root / "rootsam.ckpt"
-    trainer.save_checkpoint(path)
-    GlobalHydra.instance().clear()  # building SAM 2.1 initialised Hydra's global state
-    return path
+    overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data=synthetic", "data.resize=256"]
+    return random_checkpoint([*overrides, "data.tile=128"], tmp_path_factory.mktemp("rootsam") / "rootsam.ckpt", 2)
 
 
 @pytest.mark.parametrize("multimask", [True, False])

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO  # noqa: E402
+from conftest import REPO, random_checkpoint  # noqa: E402
 from PIL import Image
 
 from rootseg.figures.overlay import write_overlay
@@ -32,29 +32,7 @@ SIZES = {"a scan é": (200, 160), "b": (96, 230), "c": (80, 100), "d": (150, 150
 @pytest.fixture(scope="session")
 def unet_ckpt(tmp_path_factory) -> Path:
     """A unet_demo checkpoint with random weights, written by Lightning as rootseg.train would."""
-    import hydra
-    import lightning as L
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-
-    from rootseg.config.run_config import CONFIG_DIR
-
-    root = tmp_path_factory.mktemp("ckpt")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        paths = [f"paths.{k}={root}" for k in ("data_dir", "output_dir", "work_dir")]
-        cfg = compose("train", ["+experiment=unet_demo", *paths])
-    GlobalHydra.instance().clear()
-    L.seed_everything(0, verbose=False)
-    model = hydra.utils.instantiate(cfg.model)
-    model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
-    trainer.strategy.connect(model)
-    path = root / "last.ckpt"
-    trainer.save_checkpoint(path)
-    return path
+    return random_checkpoint(["+experiment=unet_demo"], tmp_path_factory.mktemp("ckpt") / "last.ckpt")
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pytest
 import torch
-from conftest import compose_run
-from hydra.core.global_hydra import GlobalHydra
+from micro_rootsam import count_decoder, micro_config, micro_module
 
 from rootseg.inference.predictor import Predictor
 from rootseg.inference.rootsam import RootSAMInference, stability_scores
@@ -18,28 +16,11 @@ from rootseg.inference.settings import InferenceSettings
 from rootseg.tiling.grid import tile_grid
 from rootseg.tiling.resize import resize_image
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    GlobalHydra.instance().clear()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _module(tmp_path: Path, prompt_mode: str, resize: int = 256, tile: int = 128):
-    overrides = [
-        "+experiment=rootsam_stage1",
-        "model/net=sam2.1_micro",
-        f"model.prompt_mode={prompt_mode}",
-        f"data.resize={resize}",
-        f"data.tile={tile}",
-        "model.grid_points_per_side=4",
-        f"paths.data_dir={tmp_path}",
-    ]
-    torch.manual_seed(0)
-    return hydra.utils.instantiate(compose_run("train", overrides, tmp_path / "run").model).eval()
+def _module(tmp_path: Path, prompt_mode: str):
+    return micro_module(micro_config(tmp_path, tmp_path / "run", f"model.prompt_mode={prompt_mode}")).eval()
 
 
 @pytest.fixture(scope="module")
@@ -52,24 +33,6 @@ def _image(height: int = 180, width: int = 300, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
 
 
-def _count_decoders(module, monkeypatch) -> dict[str, list[int]]:
-    """Tiles per promptless call, and clicks per prompted call, of the mask decoder."""
-    calls: dict[str, list[int]] = {"none": [], "points": []}
-    promptless, decode = module.net.decode_promptless, module.net.decode
-
-    def counting_promptless(embeddings, *args, **kwargs):
-        calls["none"].append(int(embeddings["image_embed"].shape[0]))
-        return promptless(embeddings, *args, **kwargs)
-
-    def counting_decode(embeddings, coords, *args, **kwargs):
-        calls["points"].append(int(coords.shape[1]))
-        return decode(embeddings, coords, *args, **kwargs)
-
-    monkeypatch.setattr(module.net, "decode_promptless", counting_promptless)
-    monkeypatch.setattr(module.net, "decode", counting_decode)
-    return calls
-
-
 @pytest.mark.parametrize("mode", ["none", "mixed"])
 @pytest.mark.parametrize("batch_size", [None, 3])
 def test_a_promptless_checkpoint_decodes_one_pass_per_tile(modules, mode, batch_size, monkeypatch):
@@ -79,7 +42,7 @@ def test_a_promptless_checkpoint_decodes_one_pass_per_tile(modules, mode, batch_
     module = modules[mode]
     predictor = Predictor(module, InferenceSettings(batch_size=batch_size))
     assert predictor.impl.mode == "promptless" and "promptless" in predictor.describe()["clicks"]
-    calls = _count_decoders(module, monkeypatch)
+    calls = count_decoder(module, monkeypatch)
     probs = predictor.probabilities(_image())
     tiles = len(tile_grid(256, 256, 128, 64))
     assert tiles == 9 and sum(calls["none"]) == tiles and calls["points"] == []
@@ -118,9 +81,11 @@ def test_a_points_checkpoint_uses_the_grid_and_refuses_promptless(modules, monke
     assert predictor.impl.mode == "grid"
     described = predictor.describe()
     assert (described["min_predicted_iou"], described["min_stability"]) == (0.88, 0.95)  # SAM's defaults
-    calls = _count_decoders(module, monkeypatch)
+    calls = count_decoder(module, monkeypatch)
     predictor.probabilities(_image())
-    assert calls["none"] == [] and calls["points"] == [16] * 4  # 4 x 4 clicks on each of the 4 stage tiles
+    assert (
+        calls["none"] == [] and [shape[1] for shape in calls["points"]] == [16] * 4
+    )  # 4 x 4 clicks on each of the 4 stage tiles
     with pytest.raises(ValueError, match="trained with prompt_mode=points"):
         Predictor(module, InferenceSettings(prompt_free="promptless"))
     with pytest.raises(ValueError, match="step / blend shape RootSAM's promptless"):

@@ -40,14 +40,7 @@ from rootseg.models.sam2_builder import (
 )
 from rootseg.tasks.losses import SAMLoss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread_and_clean_hydra():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    GlobalHydra.instance().clear()  # importing sam2 initialised it; later config tests start clean
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

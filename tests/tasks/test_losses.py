@@ -59,7 +59,7 @@ def test_dice_ce_with_one_labelled_pixel_is_not_halved():
 
 # -- SAMLoss against sam2's formulas written out in numpy -------------------------------------------------------
 def _sam_reference(
-    logits, iou_pred, target, valid, weights=(20.0, 1.0, 1.0), alpha=0.25, gamma=2.0, all_iou=True, l1=True
+    logits, iou_pred, target, valid, weights=(20.0, 1.0, 1.0), alpha=0.25, gamma=2.0, all_iou=True, l1=True, bce=False
 ):
     """sam2 training/loss_fns.py for one step, object by object: sigmoid focal (mean over labelled pixels),
     Dice with +1 smoothing, |IoU head - IoU of (logit > 0)|; the mask with the lowest 20 focal + Dice is kept."""
@@ -82,7 +82,10 @@ def _sam_reference(
             dice = 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
             hard = (logits[n, m] > 0) & labelled
             iou = (hard & truth).sum() / max((hard | truth).sum(), 1)
-            err = abs(iou_pred[n, m] - iou) if l1 else (iou_pred[n, m] - iou) ** 2
+            q = float(iou_pred[n, m])
+            err = abs(q - iou) if l1 else (q - iou) ** 2
+            if bce:
+                err = -(iou * np.log(q) + (1 - iou) * np.log(1 - q))
             rows.append((focal, dice, err))
         best = int(np.argmin([wf * f + wd * d for f, d, _ in rows]))
         iou_term = np.mean([e for _, _, e in rows]) if all_iou else rows[best][2]
@@ -122,6 +125,7 @@ def test_sam_loss_matches_sam2s_formulas_with_its_default_weights(seed):
     [
         ({"supervise_all_iou": False}, {"all_iou": False}),
         ({"iou_use_l1_loss": False}, {"l1": False}),
+        ({"iou_use_bce_loss": True}, {"bce": True}),
         ({"focal_alpha": -1.0, "focal_gamma": 1.0}, {"alpha": -1.0, "gamma": 1.0}),
         ({"focal_alpha": 0.0}, {"alpha": 0.0}),  # alpha 0 still weights (background only), as sam2's `>= 0`
         ({"focal_weight": 5.0, "dice_weight": 2.0, "iou_weight": 0.5}, {"weights": (5.0, 2.0, 0.5)}),
@@ -183,3 +187,24 @@ def test_sam_loss_with_one_object_one_labelled_pixel_and_a_zero_logit():
     assert expected["iou"] == pytest.approx((0.2 + 0.1 + 0.4) / 3)  # IoUs 0 (logit 0), 1 and 0
     for key in ("loss", "focal", "dice", "iou"):
         assert got[key].item() == pytest.approx(expected[key], rel=1e-5), key
+
+
+def test_bce_iou_loss_pulls_a_saturated_iou_head_back_where_l1_cannot():
+    """An IoU head whose sigmoid has collapsed to ~0 (pre-sigmoid -6) on masks whose real IoU is 0.5: through
+    the sigmoid, L1's gradient on the pre-sigmoid value is sigmoid' ~ 0.0025; cross-entropy's is (p - IoU)."""
+    from rootseg.tasks.losses import SAMLoss
+
+    target = torch.zeros(2, 4, 4, dtype=torch.long)
+    target[:, :, :2] = 1  # 8 root pixels
+    logits = torch.full((2, 1, 4, 4), -5.0)
+    logits[:, :, :, :1] = 5.0  # 4 of them predicted: IoU 0.5
+    grads = {}
+    for name, kwargs in (("l1", {}), ("bce", {"iou_use_bce_loss": True})):
+        z = torch.full((2, 1), -6.0, requires_grad=True)
+        SAMLoss(**kwargs)(logits, z.sigmoid(), target)["iou"].backward()
+        grads[name] = z.grad
+    p = torch.sigmoid(torch.tensor(-6.0)).item()
+    assert torch.allclose(grads["l1"], torch.full((2, 1), -p * (1 - p) / 2), rtol=1e-4)  # mean over 2 objects
+    assert torch.allclose(grads["bce"], torch.full((2, 1), (p - 0.5) / 2), rtol=1e-4)
+    with pytest.raises(ValueError, match="iou_use_bce_loss needs IoU predictions in \\[0, 1\\]"):
+        SAMLoss(iou_use_bce_loss=True)(logits, torch.full((2, 1), 1.5), target)

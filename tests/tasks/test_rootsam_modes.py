@@ -13,18 +13,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_run
-from hydra.core.global_hydra import GlobalHydra
+from micro_rootsam import count_decoder, micro_config, micro_module, micro_overrides
 
 from rootseg.datamodules.rootsam import object_targets
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    GlobalHydra.instance().clear()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -32,47 +25,10 @@ def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("rootsam_modes_data")
 
 
-def micro(data_dir: Path, *extra: str) -> list[str]:
-    """Stage 1 on the micro net: 6 synthetic 256 px images, 128 px tiles (4 per image)."""
-    return [
-        "+experiment=rootsam_stage1",
-        "model/net=sam2.1_micro",
-        "data=synthetic",
-        "data.source.n=6",
-        "data.source.size=[256,256]",
-        f"paths.data_dir={data_dir}",
-        "data.resize=256",
-        "data.tile=128",
-        "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false",
-        "logger=csv",
-        "model.grid_points_per_side=4",
-        *extra,
-    ]
-
-
 def build(data_dir: Path, tmp_path: Path, *extra: str) -> SimpleNamespace:
-    cfg = compose_run("train", micro(data_dir, *extra), tmp_path)
-    torch.manual_seed(0)
-    return SimpleNamespace(cfg=cfg, data=hydra.utils.instantiate(cfg.data), module=hydra.utils.instantiate(cfg.model))
-
-
-def count_decoder(module, monkeypatch) -> dict[str, list]:
-    """Record every prompted (`decode`: click shapes) and promptless (`decode_promptless`: tiles) decoder call."""
-    calls: dict[str, list] = {"points": [], "none": []}
-    decode, promptless = module.net.decode, module.net.decode_promptless
-
-    def counting_decode(embeddings, coords, labels, *args, **kwargs):
-        calls["points"].append(tuple(coords.shape[:3]))
-        return decode(embeddings, coords, labels, *args, **kwargs)
-
-    def counting_promptless(embeddings, *args, **kwargs):
-        calls["none"].append(int(embeddings["image_embed"].shape[0]))
-        return promptless(embeddings, *args, **kwargs)
-
-    monkeypatch.setattr(module.net, "decode", counting_decode)
-    monkeypatch.setattr(module.net, "decode_promptless", counting_promptless)
-    return calls
+    cfg = micro_config(data_dir, tmp_path, *extra)
+    module = micro_module(cfg)
+    return SimpleNamespace(cfg=cfg, data=hydra.utils.instantiate(cfg.data), module=module)
 
 
 def first_batch(datamodule, split: str, size: int = 2) -> dict:
@@ -338,7 +294,7 @@ def test_promptless_experiments_compose(compose, experiment, grid):
 def test_promptless_experiment_runs_and_keeps_its_best_promptless_checkpoint(data_dir, tmp_path):
     from rootseg.tasks.fit import train
 
-    overrides = micro(data_dir, "debug=limit", "trainer.max_epochs=1", "trainer.limit_train_batches=1")
+    overrides = micro_overrides(data_dir, "debug=limit", "trainer.max_epochs=1", "trainer.limit_train_batches=1")
     overrides[0] = "+experiment=rootsam_promptless_stage1"
     metrics = train(compose_run("train", overrides, tmp_path))
     assert "promptless_f1_" in Path(metrics["best_checkpoint"]).name

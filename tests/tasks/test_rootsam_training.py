@@ -32,13 +32,7 @@ from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
 EXPERIMENTS = ["rootsam_baseline", "rootsam_stage1", "rootsam_stage2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    GlobalHydra.instance().clear()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
