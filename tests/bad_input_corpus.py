@@ -656,21 +656,9 @@ Verdicts = dict[str, tuple[bool, str]]
 
 def compose_run(config_name: str, overrides: list[str], run_dir: Path):
     """Compose a task config as the command line would, with the run directory set (in-process runs)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from rootseg.config.run_config import compose_task
 
-    from rootseg.config.run_config import CONFIG_DIR
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_task(config_name, overrides, run_dir)
 
 
 def _quoted(path: Path) -> str:

@@ -11,12 +11,17 @@ from conftest import compose_run
 
 
 def micro_overrides(
-    data_dir: Path, *extra: str, n: int = 6, size: tuple[int, int] = (256, 256), grid: int = 4
+    data_dir: Path,
+    *extra: str,
+    n: int = 6,
+    size: tuple[int, int] = (256, 256),
+    grid: int = 4,
+    experiment: str | None = "rootsam_stage1",
 ) -> list[str]:
-    """Stage 1 on the micro net: `n` synthetic images of `size`, resized to 256 px and cut into 128 px tiles,
-    a `grid` x `grid` of clicks per tile when no click is given."""
+    """`experiment` (None: one given in `extra`) on the micro net: `n` synthetic images of `size`, resized to 256 px
+    and cut into 128 px tiles, a `grid` x `grid` of clicks per tile when no click is given."""
     return [
-        "+experiment=rootsam_stage1",
+        *([f"+experiment={experiment}"] if experiment else []),
         "model/net=sam2.1_micro",
         "data=synthetic",
         f"data.source.n={n}",

@@ -89,12 +89,25 @@ def prompted(ckpt: Path, split: str = "test", threshold: float | None = None) ->
 
 
 def eval_mode(
-    mode: str, ckpt: Path, unet: Path, out: Path, data_root: Path | None = None, grid: int = 16
+    mode: str,
+    ckpt: Path,
+    unet: Path,
+    out: Path,
+    data_root: Path | None = None,
+    grid: int = 16,
+    grid_filter: tuple[float | None, float | None] = (None, None),
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """One prompt-free mode through `rootseg.eval`: pooled scores and mean seconds per image (on the checkpoint's
-    test split, or every image of `data_root`, a folder of images/ and masks/)."""
+    test split, or every image of `data_root`, a folder of images/ and masks/). `grid_filter`: the filtered
+    grid's (min_predicted_iou, min_stability), None for the checkpoint's; `threshold` None: the checkpoint's."""
     run_dir = out / mode.replace(" ", "_").replace("-", "").lower()
     overrides = [f"ckpt_path={ckpt}", "figures=2", *(o.format(unet=unet, grid=grid) for o in EVAL_MODES[mode])]
+    if threshold is not None:
+        overrides.append(f"threshold={threshold}")
+    if mode == "grid filtered":
+        names = ("min_predicted_iou", "min_stability")
+        overrides += [f"{name}={value}" for name, value in zip(names, grid_filter) if value is not None]
     if data_root is not None:
         overrides += ["data=folder", f"data.root={data_root}"]
     summary = evaluate(compose_task("eval", overrides, run_dir))
@@ -132,7 +145,7 @@ def _slug(mode: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", type=Path, required=True, help="a RootSAM checkpoint trained with prompt_mode=mixed")
-    parser.add_argument("--unet", type=Path, required=True, help="a U-Net checkpoint proposing clicks")
+    parser.add_argument("--unet", type=Path, default=None, help="a U-Net checkpoint proposing clicks (U-Net clicks)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the eval runs and results")
     parser.add_argument(
         "--modes", nargs="*", default=["prompted", *EVAL_MODES], help="the modes to run (also prompted_val)"
@@ -142,14 +155,22 @@ def main(argv: list[str] | None = None) -> None:
         "--data-root", type=Path, default=None, help="whole-scan modes on every image of this folder (images/, masks/)"
     )
     parser.add_argument("--grid", type=int, default=16, help="clicks per tile side of the grid modes")
+    parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: ckpt's)")
+    parser.add_argument("--min-predicted-iou", type=float, default=None, help="the filtered grid's (default: ckpt's)")
+    parser.add_argument("--min-stability", type=float, default=None, help="the filtered grid's (default: ckpt's)")
     args = parser.parse_args(argv)
+    if "U-Net clicks" in args.modes and args.unet is None:
+        parser.error("the U-Net clicks mode needs --unet CKPT")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     for mode in args.modes:
         if mode in ("prompted", "prompted_val"):  # prompted_val: F1 by threshold on the validation tiles
-            result = prompted(args.ckpt, "val" if mode == "prompted_val" else "test")
+            result = prompted(args.ckpt, "val" if mode == "prompted_val" else "test", args.threshold)
         else:
-            result = eval_mode(mode, args.ckpt, args.unet, args.out, args.data_root, args.grid)
+            grid_filter = (args.min_predicted_iou, args.min_stability)
+            result = eval_mode(
+                mode, args.ckpt, args.unet, args.out, args.data_root, args.grid, grid_filter, args.threshold
+            )
         result |= {"checkpoint": str(args.ckpt), "threads": args.threads}
         (args.out / f"results_{_slug(mode)}.json").write_text(json.dumps(result, indent=2, default=str))
         print(mode, {k: result[k] for k in ("f1", "precision", "recall", "seconds_per_image")}, flush=True)

@@ -19,6 +19,7 @@ import pytest
 import torch
 from conftest import REPO, compose_run
 from hydra.core.global_hydra import GlobalHydra
+from micro_rootsam import micro_overrides
 from omegaconf import OmegaConf
 from probes import KeepTestRecords, mean_patch_iou, pooled_f1
 
@@ -52,20 +53,8 @@ def sam_file(tmp_path_factory) -> Path:
 
 
 def small(data_dir: Path, *extra: str) -> list[str]:
-    return [
-        "model/net=sam2.1_micro",
-        "data=synthetic",
-        "data.source.n=6",
-        "data.source.size=[256,256]",
-        f"paths.data_dir={data_dir}",
-        "data.resize=256",
-        "data.tile=128",
-        "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false",
-        "logger=csv",
-        "model.grid_points_per_side=4",
-        *extra,
-    ]
+    """The micro net's stage overrides; the experiment comes in `extra`."""
+    return micro_overrides(data_dir, *extra, experiment=None)
 
 
 def compose(overrides: list[str]):
