@@ -46,6 +46,10 @@ def summary_csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 result["per_image"]["n"],
             )
     add("pixels", "per-image mean", "segroot_soft_dice", result["segroot_soft_dice_mean"], n_images)
+    best = result.get("best_threshold")
+    if best:
+        for metric in ("threshold", "f1", "precision", "recall"):
+            add("pixels", "best threshold on these images", metric, best[metric], n_images)
     for size, values in result["patches"].items():
         group = f"patches {size}"
         add(group, "per-patch mean", "iou", values["iou"], values["n_scored"])
@@ -112,6 +116,18 @@ def stage_markdown(stage: dict[str, Any] | None) -> str:
     )
 
 
+def best_threshold_line(best: dict[str, float] | None, threshold: float) -> str:
+    """The threshold these images would have liked best: on validation images, the one to predict with."""
+    if not best or best["f1"] == 0:
+        return ""
+    return (
+        f"\nBest threshold on these images: {best['threshold']:g} (pooled F1 {best['f1']:.4f}, precision "
+        f"{best['precision']:.4f}, recall {best['recall']:.4f}; scored above at {threshold:g}). Chosen on "
+        f"validation images, pass it as `threshold={best['threshold']:g}` to eval and predict of new images; "
+        "chosen on test images it flatters the model.\n"
+    )
+
+
 def write_summary(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, Any]) -> None:
     write_csv(run_dir / "per_image.csv", rows)
     columns = ["name", "precision", "recall", "f1", "iou", "accuracy", "segroot_soft_dice"]
@@ -143,6 +159,7 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, A
         + "## Pixels (Smith et al. 2020 Tables 3-4; per-image over images with root)\n\n"
         + markdown_table(summary_rows(result))
         + f"\nSegRoot soft Dice (smoothing 1), mean over images: {result['segroot_soft_dice_mean']:.4f}\n"
+        + best_threshold_line(result.get("best_threshold"), result["threshold"])
         + "\n## Patches (RootSAM Table 1)\n\n"
         "mIoU and Dice: mean over patches with root in the annotation or the prediction (`scored`); mAP: mean "
         "over patches with root in the annotation (`with root`). Pooled: all test pixels at once (the same "

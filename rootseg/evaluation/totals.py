@@ -69,4 +69,5 @@ class EvalTotals:
             "no_root_images": [{"name": self.rows[e["index"]]["name"], "fp": e["fp"]} for e in per_image["no_root"]],
             "segroot_soft_dice_mean": float(np.mean([r["segroot_soft_dice"] for r in self.rows])),
             "patches": patches,
+            "best_threshold": self.pooled_ap.best_threshold(),
         }

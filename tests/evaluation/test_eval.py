@@ -367,6 +367,15 @@ def test_patch_metrics_and_agreement_equal_an_independent_computation(recomputab
     assert csv_value("pixels", "per-image mean", "segroot_soft_dice") == pytest.approx(
         table["segroot_soft_dice"].mean()
     )
+    f1_at = {}
+    for t in np.arange(1, 100) / 100:
+        hard = all_prob >= t
+        f1_at[round(t, 2)] = 2 * np.sum(hard & all_truth) / (hard.sum() + all_truth.sum())
+    best = max(f1_at, key=lambda t: (f1_at[t], -t))
+    assert result["best_threshold"]["threshold"] == best
+    assert result["best_threshold"]["f1"] == pytest.approx(f1_at[best], abs=1e-5)  # 2^-20 bins
+    assert csv_value("pixels", "best threshold on these images", "threshold") == best
+    assert f"Best threshold on these images: {best:g}" in (run_dir / "summary.md").read_text()
 
     for key, group, true_col, pred_col, grid in (
         ("length_agreement", "root length", "length_true_px", "length_pred_px", None),

@@ -386,3 +386,51 @@ def test_patch_threshold_ties_flags_and_errors() -> None:
     assert low["iou_pooled"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r"must be the same 2-D shape"):
         patch_scores(np.zeros((1, 4, 4)), np.zeros((1, 4, 4), np.uint8), 2)
+
+
+def test_best_threshold_is_the_f1_maximum_of_all_pixels_at_once() -> None:
+    """PooledAP.best_threshold over two images with unlabelled pixels against F1 computed from the pixels at
+    every threshold; probabilities sit half a step of 1/1000 off, never within the histogram's rounding of one."""
+    rng = np.random.default_rng(4)
+    images = []
+    for shape in ((40, 50), (30, 20)):
+        target = (rng.random(shape) < 0.3).astype(np.uint8)
+        target[rng.random(shape) < 0.1] = 255
+        # an under-confident model: root pixels around 0.3, soil around 0.1
+        prob = np.where(target == 1, rng.normal(0.3, 0.1, shape), rng.normal(0.1, 0.08, shape))
+        images.append(((np.floor(np.clip(prob, 0, 0.999) * 1000) + 0.5) / 1000, target))
+    pooled = PooledAP()
+    for prob, target in images:
+        pooled.update(prob, target)
+    labelled = np.concatenate([p[t != 255] for p, t in images])
+    truth = np.concatenate([t[t != 255] == 1 for _, t in images])
+    f1 = {}
+    for t in np.arange(1, 100) / 100:
+        pred = labelled >= t
+        f1[round(t, 2)] = 2 * (pred & truth).sum() / (pred.sum() + truth.sum())
+    expected = max(f1, key=lambda t: (f1[t], -t))  # the lowest of equal ones
+    got = pooled.best_threshold()
+    assert got["threshold"] == expected and 0.1 < expected < 0.3
+    assert got["f1"] == pytest.approx(f1[expected], rel=1e-12)
+    pred = labelled >= expected
+    assert got["precision"] == pytest.approx((pred & truth).sum() / pred.sum(), rel=1e-12)
+    assert got["recall"] == pytest.approx((pred & truth).sum() / truth.sum(), rel=1e-12)
+    assert got["f1"] > f1[0.5] + 0.2  # 0.5 would have cut most roots
+    assert pooled.best_threshold(step=0.1)["threshold"] == max(
+        (round(t, 1) for t in np.arange(1, 10) / 10), key=lambda t: (f1[t], -t)
+    )
+
+
+def test_best_threshold_without_root_and_at_an_exact_step() -> None:
+    empty = PooledAP()
+    empty.update(np.full((3, 3), 0.7), np.zeros((3, 3), np.uint8))
+    assert empty.best_threshold()["f1"] == 0.0 and empty.best_threshold()["threshold"] == 0.5
+    # pixels at exactly a threshold are kept (probs >= threshold): the soil pixel at 0.25 still at 0.25, the
+    # root pixel at 0.5 still at 0.5 (both steps are exact multiples of the histogram's 2^-20)
+    exact = PooledAP()
+    exact.update(np.array([[0.5, 0.25]]), np.array([[1, 0]], np.uint8))
+    best = exact.best_threshold()
+    assert best["threshold"] == 0.26 and best["f1"] == 1.0
+    assert exact.best_threshold(step=0.25)["threshold"] == 0.5
+    exact.update(np.array([[0.5]]), np.array([[0]], np.uint8))  # a soil pixel at 0.5 too: nothing separates them
+    assert exact.best_threshold()["f1"] == pytest.approx(2 / 3)
