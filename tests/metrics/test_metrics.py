@@ -432,5 +432,8 @@ def test_best_threshold_without_root_and_at_an_exact_step() -> None:
     best = exact.best_threshold()
     assert best["threshold"] == 0.26 and best["f1"] == 1.0
     assert exact.best_threshold(step=0.25)["threshold"] == 0.5
+    below = PooledAP()  # a soil pixel one histogram step under 0.26 is dropped at 0.26
+    below.update(np.array([[0.5, np.floor(0.26 * 2**20) / 2**20]]), np.array([[1, 0]], np.uint8))
+    assert below.best_threshold()["threshold"] == 0.26
     exact.update(np.array([[0.5]]), np.array([[0]], np.uint8))  # a soil pixel at 0.5 too: nothing separates them
     assert exact.best_threshold()["f1"] == pytest.approx(2 / 3)
