@@ -75,23 +75,23 @@ class PooledAP:
 
     def best_threshold(self, step: float = 0.01) -> dict[str, float]:
         """The threshold (a multiple of `step` in (0, 1), the lowest of equals) with the highest pooled F1 of the
-        pixels added so far, with its precision and recall; F1 0 at threshold 0.5 when no root pixel was added. A model trained with
-        focal loss is often under-confident: on validation images this is the `threshold=` to predict with."""
+        pixels added so far, with its precision and recall; F1 0 at threshold 0.5 when no root pixel was added.
+        A model trained with focal loss is often under-confident: on validation images this is the `threshold=`
+        to predict with."""
+        roots = int(self.positive.sum())
+        if roots == 0:
+            return {"threshold": 0.5, "f1": 0.0, "precision": math.nan, "recall": math.nan}
         thresholds = np.arange(1, int(round(1 / step))) * step
         # pixels at or above each threshold: a pixel's step index i stands for probability i / bins
         start = np.ceil(thresholds * self.bins - 1e-9).astype(np.int64)
         kept = np.cumsum(self.total[::-1])[::-1][start]
         true_pos = np.cumsum(self.positive[::-1])[::-1][start]
-        roots = self.positive.sum()
-        f1 = np.where(kept + roots > 0, 2 * true_pos / np.maximum(kept + roots, 1), 0.0)
-        if roots == 0:
-            return {"threshold": 0.5, "f1": 0.0, "precision": math.nan, "recall": math.nan}
+        f1 = 2 * true_pos / (kept + roots)
         best = int(np.argmax(f1))
-        precision = true_pos[best] / kept[best] if kept[best] else math.nan
         return {
             "threshold": round(float(thresholds[best]), 6),
             "f1": float(f1[best]),
-            "precision": float(precision),
+            "precision": float(true_pos[best] / kept[best]) if kept[best] else math.nan,
             "recall": float(true_pos[best] / roots),
         }
 

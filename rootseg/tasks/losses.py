@@ -55,8 +55,9 @@ class SAMLoss(nn.Module):
     Each term is averaged over objects (sam2 divides sums by the number of objects). `target` pixels equal
     to `ignore_index` (unlabelled) count in no term; `valid` [N] drops padded objects altogether.
     sam2's object-score term is not included. A negative object (a soil click, `data.negative_objects`) has an
-    empty target: its IoU target is 0 whatever the mask (sam2's count), so the head learns to score soil
-    clicks low, which is what the grid's filter (`min_predicted_iou`) relies on.
+    empty target: its IoU target is 0 whatever the mask (sam2's count), which teaches the head to score soil
+    clicks low, as the grid's filter (`min_predicted_iou`) needs (the small SAM of experiments/rootsam_modes did
+    not learn it).
     """
 
     def __init__(
