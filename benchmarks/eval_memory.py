@@ -33,11 +33,19 @@ def newest_checkpoint() -> Path | None:
 
 def untrained(experiment: str, segroot: Path, folder: Path) -> Path:
     """A random-weights checkpoint of `+experiment=EXPERIMENT data=segroot`, as rootseg.train writes one."""
+    from hydra.errors import HydraException
+
     from rootseg.config.run_config import compose_task
     from rootseg.tasks.checkpoints import write_untrained
 
     overrides = [f"+experiment={experiment}", "data=segroot", f"data.root={segroot}", f"paths.data_dir={folder}"]
-    return write_untrained(compose_task("train", overrides, folder), folder / f"{experiment}_untrained.ckpt")
+    try:
+        cfg = compose_task("train", overrides, folder)
+    except HydraException as error:
+        raise SystemExit(
+            f"--untrained {experiment}: no such experiment in conf/experiment/ ({str(error).splitlines()[0]})"
+        ) from None
+    return write_untrained(cfg, folder / f"{experiment}_untrained.ckpt")
 
 
 def run_eval(ckpt: Path, segroot: Path, split: str, run_dir: Path, extra: list[str]) -> dict:

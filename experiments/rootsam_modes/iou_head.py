@@ -29,12 +29,12 @@ from scipy.stats import mannwhitneyu, spearmanr  # noqa: E402
 from rootseg.datamodules.prompts import soil_points  # noqa: E402
 from rootseg.datamodules.rootsam import object_targets  # noqa: E402
 from rootseg.inference.rootsam import stability_scores  # noqa: E402
-from rootseg.tasks.checkpoints import load_module  # noqa: E402
+from rootseg.tasks.checkpoints import CheckpointLoadError, load_module  # noqa: E402
 
 
 def collect(ckpt: Path, soil: int, batches: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Predicted and real IoU of each root click's mask, and predicted IoU and root pixels of each soil click's."""
-    module = load_module(ckpt).eval()
+    module = load_module(ckpt, expected_kind="rootsam").eval()
     data = OmegaConf.create(module.run_config["data"])
     data.prompt_mode = "points"
     datamodule = hydra.utils.instantiate(data)
@@ -117,7 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    result = summary(collect(args.ckpt, args.soil, args.batches)) | {"checkpoint": str(args.ckpt)}
+    try:
+        found = collect(args.ckpt, args.soil, args.batches)
+    except CheckpointLoadError as error:
+        raise SystemExit(str(error)) from None
+    result = summary(found) | {"checkpoint": str(args.ckpt)}
     print(json.dumps(result, indent=2))
 
 

@@ -78,6 +78,8 @@ class PooledAP:
         pixels added so far, with its precision and recall; F1 0 at threshold 0.5 when no root pixel was added.
         A model trained with focal loss is often under-confident: on validation images this is the `threshold=`
         to predict with."""
+        if not 0 < step < 1:
+            raise ValueError(f"step must lie strictly between 0 and 1, got {step}")
         roots = int(self.positive.sum())
         if roots == 0:
             return {"threshold": 0.5, "f1": 0.0, "precision": math.nan, "recall": math.nan}

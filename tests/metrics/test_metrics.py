@@ -432,6 +432,9 @@ def test_best_threshold_without_root_and_at_an_exact_step() -> None:
     best = exact.best_threshold()
     assert best["threshold"] == 0.26 and best["f1"] == 1.0
     assert exact.best_threshold(step=0.25)["threshold"] == 0.5
+    for step in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match=f"step must lie strictly between 0 and 1, got {step}"):
+            exact.best_threshold(step=step)
     below = PooledAP()  # a soil pixel one histogram step under 0.26 is dropped at 0.26
     below.update(np.array([[0.5, np.floor(0.26 * 2**20) / 2**20]]), np.array([[1, 0]], np.uint8))
     assert below.best_threshold()["threshold"] == 0.26
