@@ -5,6 +5,8 @@ can check a logged number against an independent computation."""
 from __future__ import annotations
 
 import hashlib
+import random
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -59,3 +61,49 @@ class SpoilLastValidation(L.Callback):
             with torch.no_grad():
                 pl_module.net.head.weight.zero_()
                 pl_module.net.head.bias.copy_(torch.tensor([10.0, -10.0]))
+
+
+class KillAt(L.Callback):
+    """SIGKILLs its own run at a chosen point: before training step `step` (a global step), or before the
+    first validation batch of epoch `validation_epoch`. A kill placed by the run's own progress, not by a
+    delay, lands at the same point on any machine, idle or loaded."""
+
+    def __init__(self, step: int | None = None, validation_epoch: int | None = None) -> None:
+        if (step is None) == (validation_epoch is None):
+            raise ValueError("KillAt needs exactly one of step and validation_epoch")
+        self.step, self.validation_epoch = step, validation_epoch
+
+    @staticmethod
+    def _kill() -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.step is not None and trainer.global_step == self.step:
+            self._kill()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if (
+            self.validation_epoch is not None
+            and not trainer.sanity_checking
+            and trainer.current_epoch == self.validation_epoch
+            and batch_idx == 0
+        ):
+            self._kill()
+
+
+def kill_overrides(whole_run: Path, epochs: int, seed: int) -> list[str]:
+    """The overrides that SIGKILL a repeat of `whole_run` (an uninterrupted run of `epochs` epochs) at a point
+    drawn from `seed` after its first checkpoint and before its end: before any training step of epoch 1 or
+    later, or as epoch 1's validation starts."""
+    steps = int(
+        torch.load(whole_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    )
+    per_epoch = steps // epochs
+    assert per_epoch >= 1 and steps == epochs * per_epoch, f"{steps} steps in {epochs} epochs"
+    points = [f"+callbacks.kill.step={s}" for s in range(per_epoch, steps)] + ["+callbacks.kill.validation_epoch=1"]
+    point = random.Random(seed).choice(points)
+    print(f"kill seed {seed}: SIGKILL at {point} ({per_epoch} steps per epoch)")
+    return ["+callbacks.kill._target_=probes.KillAt", point]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -18,9 +17,16 @@ import pandas as pd
 import pytest
 import torch
 from conftest import REPO, compose_run
+from probes import kill_overrides
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+# tests/ importable in the child too, for probes.KillAt
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "WANDB_MODE": "offline",
+    "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]),
+}
 
 
 def micro(data_dir: Path, *extra: str) -> list[str]:
@@ -94,17 +100,9 @@ def test_ddp_validates_every_tile_once_and_wandb_shows_them(tmp_path):
     assert len(overlays) == len(tiles)
 
 
-def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> float:
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"the run ended before writing {path}"
-        assert time.time() < deadline, f"no {path} after {timeout} s"
-        time.sleep(0.02)
-    return time.time()
-
-
 def test_killed_rootsam_run_resumes_to_the_same_result(tmp_path):
-    """SIGKILL at a random moment after the first checkpoint; resumed with ckpt_path=last it continues after
+    """SIGKILL at a point drawn at random after the first checkpoint (probes.KillAt: placed by the run's progress,
+    not by a delay, so it lands alike on an idle or a loaded machine); resumed with ckpt_path=last it continues after
     the checkpoint's epoch and ends with the uninterrupted run's val/f1: its tiles, prompts and batch order
     come from (seed, epoch), not from the global RNG a resumed process starts afresh (seed printed;
     ROOTSEG_KILL_SEED=N repeats one)."""
@@ -112,26 +110,16 @@ def test_killed_rootsam_run_resumes_to_the_same_result(tmp_path):
     data_dir = tmp_path / "data"
     args = micro(data_dir, "trainer.max_epochs=3", "trainer.deterministic=true", "test=false", "logger=csv")
 
-    def start(run_dir: Path) -> subprocess.Popen:
-        command = [sys.executable, "-m", "rootseg.train", *args, f"hydra.run.dir={run_dir}"]
+    def start(run_dir: Path, *extra: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "rootseg.train", *args, *extra, f"hydra.run.dir={run_dir}"]
         output = open(tmp_path / f"{run_dir.name}.out", "wb")  # noqa: SIM115 (the child writes it)
         return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=output, stderr=subprocess.STDOUT)
 
     whole = tmp_path / "whole"
-    process = start(whole)
-    first_checkpoint = _wait_for(whole / "checkpoints" / "last.ckpt", process)
-    assert process.wait(timeout=600) == 0, (tmp_path / "whole.out").read_text()[-3000:]
-    rest = time.time() - first_checkpoint
-    delay = random.Random(seed).uniform(0.0, 0.6 * rest)
-    print(f"kill seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint (the whole run went on {rest:.1f} s)")
-
+    assert start(whole).wait(timeout=600) == 0, (tmp_path / "whole.out").read_text()[-3000:]
     killed = tmp_path / "killed"
-    process = start(killed)
-    _wait_for(killed / "checkpoints" / "last.ckpt", process)
-    time.sleep(delay)
-    assert process.poll() is None, f"the run ended before the kill (seed {seed}, delay {delay:.2f} s)"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process = start(killed, *kill_overrides(whole, 3, seed))
+    assert process.wait(timeout=600) == -signal.SIGKILL, (tmp_path / "killed.out").read_text()[-3000:]
     epoch = int(torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"])
 
     _train([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, compose_run
+from probes import kill_overrides
 
 ENV = {
     **os.environ,
@@ -301,24 +301,17 @@ def test_slurm_launcher_config_composes():
     assert launcher["_target_"].endswith("SlurmLauncher")
 
 
-def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> float:
-    deadline = time.time() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"the run ended before writing {path}"
-        assert time.time() < deadline, f"no {path} after {timeout} s"
-        time.sleep(0.02)
-    return time.time()
-
-
 @pytest.mark.parametrize("workers", [0, 2])
 def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir, workers):
-    """SIGKILL at a random moment after the first checkpoint (epoch 0) and before the run ends; resumed with
-    ckpt_path=last, it continues after the checkpoint's epoch (not from epoch 0: metrics.csv starts later, the
-    killed part's rows stay in metrics_part1.csv) and ends with the uninterrupted run's val/f1.
+    """SIGKILL at a point drawn at random after the first checkpoint (epoch 0) and before the run ends: before
+    a training step of epoch 1 or 2, or as epoch 1's validation starts. Resumed with ckpt_path=last, it
+    continues after the checkpoint's epoch (not from epoch 0: metrics.csv starts later, the killed part's rows
+    stay in metrics_part1.csv) and ends with the uninterrupted run's val/f1.
 
-    The delay is drawn from a seed that changes from run to run (printed; ROOTSEG_KILL_SEED=N repeats one).
-    With loader worker processes too: their tiles and augmentation come from (seed, epoch, worker), not
-    from state a checkpoint would have to carry."""
+    The kill is placed by the run's own progress (probes.KillAt), so it lands at the same point on an idle or
+    a loaded machine; the point is drawn from a seed that changes from run to run (printed;
+    ROOTSEG_KILL_SEED=N repeats one). With loader worker processes too: their tiles and augmentation come from
+    (seed, epoch, worker), not from state a checkpoint would have to carry."""
     seed = int(os.environ.get("ROOTSEG_KILL_SEED", time.time_ns() % 2**31))
     args = [
         *SMALL,
@@ -330,27 +323,17 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir
         f"data.num_workers={workers}",
     ]
 
-    def start(run_dir: Path) -> subprocess.Popen:
-        command = [sys.executable, "-m", "rootseg.train", *args, f"hydra.run.dir={run_dir}"]
+    def start(run_dir: Path, *extra: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "rootseg.train", *args, *extra, f"hydra.run.dir={run_dir}"]
         output = open(tmp_path / f"{run_dir.name}.out", "wb")  # noqa: SIM115 (the child writes it)
         return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=output, stderr=subprocess.STDOUT)
 
-    # the uninterrupted run, timed: how long it runs on after its first checkpoint
+    # the uninterrupted run: its steps per epoch place the kill
     whole = tmp_path / "whole"
-    process = start(whole)
-    first_checkpoint = _wait_for(whole / "checkpoints" / "last.ckpt", process)
-    assert process.wait(timeout=300) == 0, (tmp_path / "whole.out").read_text()[-3000:]
-    rest = time.time() - first_checkpoint
-    delay = random.Random(seed).uniform(0.0, 0.6 * rest)
-    print(f"kill seed {seed}: SIGKILL {delay:.2f} s after the first checkpoint (the whole run went on {rest:.1f} s)")
-
+    assert start(whole).wait(timeout=300) == 0, (tmp_path / "whole.out").read_text()[-3000:]
     killed = tmp_path / "killed"
-    process = start(killed)
-    _wait_for(killed / "checkpoints" / "last.ckpt", process)
-    time.sleep(delay)
-    assert process.poll() is None, f"the run ended before the kill (seed {seed}, delay {delay:.2f} s)"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process = start(killed, *kill_overrides(whole, 3, seed))
+    assert process.wait(timeout=300) == -signal.SIGKILL, (tmp_path / "killed.out").read_text()[-3000:]
     checkpoint = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     epoch = int(checkpoint["epoch"])
     print(f"at the kill last.ckpt held epoch {epoch} (0-based): the run resumes at epoch {epoch + 1}")
