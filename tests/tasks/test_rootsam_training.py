@@ -273,21 +273,47 @@ def test_fast_dev_runs(experiment, data_dir, tmp_path):
     assert ("val/f1" in metrics) is (experiment != "rootsam_baseline")
 
 
-def test_cli_stage2_without_init_ckpt_warns_loudly(data_dir, tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-m", "rootseg.train", "+experiment=rootsam_stage2", "debug=fdr", *small(data_dir)]
-        + [f"hydra.run.dir={tmp_path}"],
+def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rootseg.train", *overrides, f"hydra.run.dir={tmp_path}"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_cli_stage2_without_init_ckpt_stops_and_says_how_to_pass_stage1(data_dir, tmp_path):
+    run = _train_cli(tmp_path, "+experiment=rootsam_stage2", "debug=fdr", *small(data_dir))
     output = run.stdout + run.stderr
-    assert "test/f1=" in output
-    assert "starts from the SAM checkpoint, NOT from stage 1" in output
+    assert run.returncode == 2, output[-3000:]
+    assert "model.init_ckpt=<stage 1 run>/checkpoints/last.ckpt" in output and "model.allow_raw_sam=true" in output
+    assert "Traceback" not in output and "test/f1=" not in output
+
+
+def test_cli_stage2_from_raw_sam_weights_only_when_asked(data_dir, tmp_path):
+    run = _train_cli(tmp_path, "+experiment=rootsam_stage2", "debug=fdr", "model.allow_raw_sam=true", *small(data_dir))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "test/f1=" in output and "starts from the SAM weights, NOT from stage 1" in output
     assert "RANDOM weights" in output
+
+
+def test_library_stage2_without_init_ckpt_stops(data_dir, tmp_path):
+    """The same refusal through `rootseg.tasks.fit.train` and the module itself; a stage 1 run never asks."""
+    from rootseg.tasks.fit import train
+
+    cfg = compose_run("train", small(data_dir, "+experiment=rootsam_stage2", "debug=fdr"), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"model\.init_ckpt=<stage 1 run>/checkpoints/last\.ckpt"):
+        train(cfg)
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+    module = hydra.utils.instantiate(cfg.model)
+    with pytest.raises(ValueError, match=r"model\.allow_raw_sam=true"):
+        module.setup("fit")
+    module.setup("test")  # scoring a model needs no stage 1
+    stage1 = hydra.utils.instantiate(compose_run("train", small(data_dir, "+experiment=rootsam_stage1"), tmp_path).model)
+    stage1.setup("fit")
 
 
 # ---------------------------------------------------------------------------------------------- cache, predict
