@@ -69,7 +69,7 @@ class RootSAMModule(FrozenWeights, RootSegModule):
         tile: int = 512,
         grid_points_per_side: int = 16,
         prompt_batch: int = 64,
-        min_predicted_iou: float = 0.88,
+        min_predicted_iou: float = 0.8,
         min_stability: float = 0.95,
         prompt_mode: str = "points",
         corrected_metrics: bool = False,

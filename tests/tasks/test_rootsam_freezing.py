@@ -109,7 +109,7 @@ def test_a_checkpoint_written_with_the_old_pattern_keys_still_loads(tmp_path):
     config = resolved_container(cfg)
     del config["model"]["train_image_encoder"], config["model"]["extra_frozen_patterns"]
     config["model"]["frozen_patterns"] = ["sam.no_mem_embed", "sam.memory_attention.*"]
-    config["model"]["trainable_patterns"] = ["sam.image_encoder.*", "sam.sam_prompt_encoder.*", "sam.sam_mask_decoder.*"]
+    config["model"]["trainable_patterns"] = ["sam.image_encoder.*", "sam.sam_prompt_encoder.*", "sam.sam_*decoder.*"]
     module.run_config = config
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
