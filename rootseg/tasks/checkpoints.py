@@ -165,8 +165,16 @@ def write_untrained(cfg: Any, path: str | Path, seed: int = 0) -> Path:
     L.seed_everything(seed, verbose=False)
     module = hydra.utils.instantiate(cfg.model)
     module.run_config = resolved_container(cfg)
+    return save_weights(module, path)
+
+
+def save_weights(module: L.LightningModule, path: str | Path) -> Path:
+    """`module` as it is, with its `run_config`, as a checkpoint eval, predict and report read (written
+    atomically): the zero-shot baseline, which trains nothing, is scored from this."""
+    from rootseg.tasks.checkpoint_io import AtomicCheckpointIO
+
     quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
+    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, plugins=[AtomicCheckpointIO()], **quiet)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return Path(path)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import REPO, compose_run
 from hydra.core.global_hydra import GlobalHydra
-from micro_rootsam import micro_overrides
+from micro_rootsam import micro_overrides, write_micro_sam_file
 from omegaconf import OmegaConf
 from probes import KeepTestRecords, mean_patch_iou, pooled_f1
 
@@ -44,12 +44,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sam_file(tmp_path_factory) -> Path:
     """A Meta-format ({"model": state_dict}) checkpoint of the micro model with random weights."""
-    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES, build_sam2_model
-
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("sam") / "sam2.1_micro_random.pt"
-    torch.save({"model": build_sam2_model("sam2.1_hiera_t", SAM2_MICRO_OVERRIDES).state_dict()}, path)
-    return path
+    return write_micro_sam_file(tmp_path_factory.mktemp("sam") / "sam2.1_micro_random.pt")
 
 
 def small(data_dir: Path, *extra: str) -> list[str]:
@@ -208,10 +203,7 @@ def test_checkpoint_without_encoder_needs_the_same_sam_file(stage1, tmp_path):
     torch.save(checkpoint, tmp_path / "no_sam.ckpt")
     with pytest.raises(CheckpointLoadError, match="ckpt_path is null"):
         load_module(tmp_path / "no_sam.ckpt")
-    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES, build_sam2_model
-
-    torch.manual_seed(7)
-    torch.save({"model": build_sam2_model("sam2.1_hiera_t", SAM2_MICRO_OVERRIDES).state_dict()}, tmp_path / "o.pt")
+    write_micro_sam_file(tmp_path / "o.pt", seed=7)
     checkpoint["rootseg"]["config"]["model"]["net"]["ckpt_path"] = str(tmp_path / "o.pt")
     torch.save(checkpoint, tmp_path / "other_sam.ckpt")
     with pytest.raises(CheckpointLoadError, match="other frozen weights"):
