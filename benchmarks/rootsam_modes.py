@@ -8,9 +8,10 @@ differ in how many tiles a scan has.
 
 - promptless: the sliding window over the stage's square, one promptless decoder pass per tile, half-tile
   steps (the default: stage 1 81 tiles, stage 2 9) and `step=tile` (the stage's own grid: 25 and 4 tiles);
-- grid: the stage's tile grid, 16 x 16 clicks per tile decoded 64 at a time; `filtered` keeps a click's mask
-  only with predicted IoU >= 0.88 and stability >= 0.95 (sam2's automatic mask generator), `unfiltered` keeps
-  all. Filtering skips only the upsampling of dropped masks; with random weights nearly all are dropped.
+- grid: the stage's tile grid, 16 x 16 clicks per tile decoded 64 at a time; `filtered` keeps each of a
+  click's masks only with predicted IoU > 0.8 and stability >= 0.95 (sam2's automatic mask generator),
+  `unfiltered` keeps all. The IoU filter skips the upsampling of the masks it drops; with random weights
+  nearly all are dropped. (The timings in README were measured with the earlier filter, best mask per click.)
 
 The encoder's share is timed on its own (`RootSAMModule.embeddings` of one tile). Whole scans at both stages
 take tens of minutes on 2 cores, so by default one tile of each kind of work is timed (`--repeats`, median)

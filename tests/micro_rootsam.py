@@ -64,3 +64,13 @@ def count_decoder(module, monkeypatch) -> dict[str, list]:
     monkeypatch.setattr(module.net, "decode", counting_decode)
     monkeypatch.setattr(module.net, "decode_promptless", counting_promptless)
     return calls
+
+
+def write_micro_sam_file(path: Path, seed: int = 1) -> Path:
+    """A Meta-format (`{"model": state_dict}`) SAM 2.1 file of the micro model with random weights, as
+    `model.net.ckpt_path` reads Meta's (so checkpoints leave the frozen encoder out and reload it)."""
+    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES, build_sam2_model
+
+    torch.manual_seed(seed)
+    torch.save({"model": build_sam2_model("sam2.1_hiera_t", SAM2_MICRO_OVERRIDES).state_dict()}, path)
+    return path

@@ -6,7 +6,8 @@ five ways, with F1, precision, recall and seconds per image (JSON and results.md
   of `rootseg.train` compute them (`RootSAMModule._step` on the test loader);
 - promptless, grid unfiltered, grid filtered, U-Net clicks: `rootseg.eval` on the same test images, whole
   scans, with `prompt_free=promptless`, `prompt_free=grid min_predicted_iou=0 min_stability=0`,
-  `prompt_free=grid` (the checkpoint's 0.88 / 0.95) and `prompt_ckpt=<U-Net>`; pixels pooled over the images.
+  `prompt_free=grid` (the checkpoint's thresholds: 0.88 / 0.95 for the study's) and `prompt_ckpt=<U-Net>`;
+  pixels pooled over the images.
 
     python experiments/rootsam_modes/run.py --ckpt /work/ckpts/rootsam_small/rootsam_small.ckpt \
         --unet /work/ckpts/unet_demo/run/checkpoints/last.ckpt --out /work/ckpts/rootsam_modes

@@ -43,7 +43,7 @@ class InferenceSettings:
     prompt_free: str | None = (
         None  # RootSAM without clicks: promptless or grid; None: what the checkpoint was trained for
     )
-    min_predicted_iou: float | None = None  # RootSAM grid: keep a click's mask with predicted IoU >= this; None: ckpt's
+    min_predicted_iou: float | None = None  # RootSAM grid: keep a mask with predicted IoU > this; None: ckpt's
     min_stability: float | None = None  # RootSAM grid: ... and stability score >= this; None: the checkpoint's
     resize: int | None = None  # RootSAM: the stage's square side (eval's stage=); None: the checkpoint's
     tile: int | None = None  # RootSAM: the stage's tile side (eval's stage=); None: the checkpoint's

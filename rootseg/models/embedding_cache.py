@@ -3,6 +3,8 @@
 With the image encoder frozen, a tile's embeddings depend only on its pixels, the resize / tiling that made
 it, and the encoder weights. The key hashes all three (`EmbeddingCache.key`); the encoder part is the
 `encoder_fingerprint` of the weights, so loading a different checkpoint can never serve stale features.
+RootSAMModule refuses the cache (`StaleEmbeddingsError`) while any weight that computes the embeddings trains
+(the encoder, or the high-res projections when they run in `encode`).
 
 Layout: `root/<fingerprint[:16]>/<key[:2]>/<key>/` holding one `.npy` per tensor (float16 unless a value
 overflows it, then float32) and `meta.json`, written last: an entry without `meta.json` does not exist.
@@ -29,6 +31,10 @@ from torch import nn
 from rootseg.io.atomic import atomic_path
 
 CACHE_FORMAT = 1
+
+
+class StaleEmbeddingsError(ValueError):
+    """Cached embeddings were asked of a model whose embeddings change while it trains."""
 
 
 def encoder_fingerprint(module: nn.Module | Mapping[str, torch.Tensor], extra: str = "") -> str:

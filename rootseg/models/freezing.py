@@ -7,7 +7,9 @@ matches no parameter is an error, so a typo cannot silently leave a module train
 RootSAM (Parth et al.): the image encoder is frozen, the prompt encoder and mask decoder train. SAM 2's
 video-memory modules (memory attention / encoder, object pointers, temporal encodings) take no part in the
 single-image path; they are frozen too so the optimiser never holds them and checkpoints may omit them.
-`no_mem_embed` is added to every image embedding (`RootSAM.encode`); it is treated as part of the encoder.
+`no_mem_embed` is added to every image embedding (`RootSAM.encode`); it is always frozen. `rootsam_patterns` is
+the one place this policy is written; the config only feeds it (`model.train_image_encoder`,
+`model.extra_frozen_patterns`, `model.net.project_high_res_in_decode`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import torch
 from torch import nn
 
 # Parameter names relative to a RootSAM module (its SAM2Base is the attribute `sam`).
-ROOTSAM_FROZEN: tuple[str, ...] = (
-    "sam.image_encoder.*",
+ROOTSAM_ENCODER: tuple[str, ...] = ("sam.image_encoder.*",)
+#: frozen whatever the config: `no_mem_embed` (a constant added to every embedding) and SAM 2's video memory
+ROOTSAM_ALWAYS_FROZEN: tuple[str, ...] = (
     "sam.no_mem_embed",
     # video memory, unused for single images
     "sam.memory_attention.*",
@@ -36,13 +39,10 @@ ROOTSAM_FROZEN: tuple[str, ...] = (
     "sam.no_obj_ptr",
     "sam.no_obj_embed_spatial",
 )
+ROOTSAM_FROZEN: tuple[str, ...] = (*ROOTSAM_ENCODER, *ROOTSAM_ALWAYS_FROZEN)
 ROOTSAM_TRAINABLE: tuple[str, ...] = ("sam.sam_prompt_encoder.*", "sam.sam_mask_decoder.*")
-# With RootSAM(project_high_res_in_decode=False) the high-res projections run in `encode`; freeze them.
-ROOTSAM_FROZEN_WITH_HIGH_RES_CONVS: tuple[str, ...] = (
-    *ROOTSAM_FROZEN,
-    "sam.sam_mask_decoder.conv_s0.*",
-    "sam.sam_mask_decoder.conv_s1.*",
-)
+#: the mask decoder's high-res projections; with RootSAM(project_high_res_in_decode=False) they run in `encode`
+ROOTSAM_HIGH_RES_CONVS: tuple[str, ...] = ("sam.sam_mask_decoder.conv_s0.*", "sam.sam_mask_decoder.conv_s1.*")
 
 
 def _matcher(pattern: str):
@@ -103,20 +103,43 @@ def freeze_by_patterns(
     return FreezeSummary(n_train, n_frozen, chosen)
 
 
-def freeze_rootsam(model: nn.Module, freeze_high_res_convs: bool | None = None) -> FreezeSummary:
-    """RootSAM's policy: image encoder and video-memory modules frozen, prompt encoder + mask decoder train.
+def rootsam_patterns(
+    train_image_encoder: bool = False, high_res_in_encode: bool = False
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """RootSAM's one freezing policy as (frozen, trainable) name patterns.
 
-    `freeze_high_res_convs` defaults to `not model.project_high_res_in_decode`.
+    The prompt encoder and mask decoder train; the video memory and `no_mem_embed` never do; the image encoder
+    trains only with `train_image_encoder` (the paper freezes it). The high-res projections belong to whichever
+    half runs them: the decoder's when they run in `decode`, the encoder's when they run in `encode`
+    (`high_res_in_encode`), so that `encode` is a function of frozen weights whenever the encoder is frozen.
     """
-    if freeze_high_res_convs is None:
-        freeze_high_res_convs = not getattr(model, "project_high_res_in_decode", True)
-    frozen = ROOTSAM_FROZEN_WITH_HIGH_RES_CONVS if freeze_high_res_convs else ROOTSAM_FROZEN
+    frozen = list(ROOTSAM_ALWAYS_FROZEN)
+    trainable = list(ROOTSAM_TRAINABLE)
+    if train_image_encoder:
+        trainable += ROOTSAM_ENCODER
+    else:
+        frozen += ROOTSAM_ENCODER
+        if high_res_in_encode:
+            frozen += ROOTSAM_HIGH_RES_CONVS
+    return tuple(frozen), tuple(trainable)
+
+
+def freeze_rootsam(
+    model: nn.Module, train_image_encoder: bool = False, extra_frozen: Iterable[str] = ()
+) -> FreezeSummary:
+    """Apply `rootsam_patterns` to a RootSAM (the projections run in `encode` when the model says so).
+
+    Patterns of the policy that match nothing (stand-ins and sam2 configs without some memory module) are
+    skipped, except the encoder's. `extra_frozen` freezes more (frozen wins: nothing unfreezes what the policy
+    freezes); each of its patterns must match a parameter (a typo is an error).
+    """
+    high_res_in_encode = not getattr(model, "project_high_res_in_decode", True)
+    frozen, trainable = rootsam_patterns(train_image_encoder, high_res_in_encode)
     names = {name for name, _ in model.named_parameters()}
-    # Stand-ins and other sam2 configs may lack some memory modules: only the encoder pattern must match.
-    present = [p for p in frozen if p == "sam.image_encoder.*" or match_names(names, [p], strict=False)]
-    summary = freeze_by_patterns(model, present, ROOTSAM_TRAINABLE)
+    present = [p for p in frozen if p in ROOTSAM_ENCODER or match_names(names, [p], strict=False)]
+    summary = freeze_by_patterns(model, [*present, *extra_frozen], trainable)  # strict: extra_frozen must match
     if isinstance(model, nn.Module) and hasattr(model, "sam"):
-        model.train(model.training)  # RootSAM.train keeps the now-frozen encoder in eval mode
+        model.train(model.training)  # RootSAM.train keeps a frozen encoder in eval mode
     return summary
 
 

@@ -19,7 +19,7 @@ it pulls in torchvision. One deliberate difference: the predictor applies the ma
 the (trained) mask decoder. With `project_high_res_in_decode=True` (default) `encode` returns the raw
 backbone features, a function of frozen weights only, and `decode` applies the projections so they train
 as in sam2's own fine-tuning. With `False` the projections run in `encode` (predictor behaviour, a ~5x
-smaller embedding cache) and should be frozen (`freezing.ROOTSAM_FROZEN_WITH_HIGH_RES_CONVS`).
+smaller embedding cache) and are frozen with the encoder (`freezing.rootsam_patterns`).
 """
 
 from __future__ import annotations
@@ -122,16 +122,28 @@ class RootSAM(nn.Module):
     def encoder_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.sam.image_encoder.parameters())
 
+    def trainable_in_encode(self) -> list[str]:
+        """Names of the trainable parameters `encode` uses (empty: its output depends on frozen weights only,
+        so cached embeddings stay valid while the rest trains)."""
+        named = [(f"{prefix}.{n}", p) for prefix, m in self._encode_modules().items() for n, p in m.named_parameters()]
+        if getattr(self.sam, "directly_add_no_mem_embed", False):
+            named.append(("no_mem_embed", self.sam.no_mem_embed))
+        return [f"sam.{name}" for name, p in named if p.requires_grad]
+
+    def _encode_modules(self) -> dict[str, nn.Module]:
+        """The modules `encode` runs, by name under `sam` (the high-res projections when they run there)."""
+        modules = {"image_encoder": self.sam.image_encoder}
+        if not self.project_high_res_in_decode and self._uses_high_res:
+            decoder = self.sam.sam_mask_decoder
+            modules |= {f"sam_mask_decoder.{name}": getattr(decoder, name) for name in ("conv_s0", "conv_s1")}
+        return modules
+
     def encoder_state_dict(self) -> dict[str, Tensor]:
         """Every tensor `encode` depends on (for cache fingerprints): the image encoder, `no_mem_embed`,
         and the high-res projections when they run in `encode`."""
-        state = {f"image_encoder.{k}": v for k, v in self.sam.image_encoder.state_dict().items()}
+        state = {f"{prefix}.{k}": v for prefix, m in self._encode_modules().items() for k, v in m.state_dict().items()}
         if getattr(self.sam, "directly_add_no_mem_embed", False):
             state["no_mem_embed"] = self.sam.no_mem_embed.detach()
-        if not self.project_high_res_in_decode and self._uses_high_res:
-            for name in ("conv_s0", "conv_s1"):
-                module = getattr(self.sam.sam_mask_decoder, name)
-                state.update({f"sam_mask_decoder.{name}.{k}": v for k, v in module.state_dict().items()})
         return state
 
     def encoder_fingerprint(self) -> str:

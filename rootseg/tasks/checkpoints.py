@@ -12,6 +12,8 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
+from rootseg.models.freezing import ROOTSAM_ENCODER, ROOTSAM_FROZEN, ROOTSAM_HIGH_RES_CONVS
+
 log = logging.getLogger(__name__)
 
 
@@ -70,10 +72,34 @@ def _renamed_targets(config: Any) -> Any:
     return config
 
 
+def _legacy_freezing_keys(model_config: dict[str, Any]) -> dict[str, Any]:
+    """A model config written before the one policy (`frozen_patterns` / `trainable_patterns`) in today's keys,
+    so that its checkpoints still load: the encoder trains iff a trainable pattern named it and no frozen one
+    did; frozen patterns beyond the policy's become `extra_frozen_patterns`."""
+    if "frozen_patterns" not in model_config and "trainable_patterns" not in model_config:
+        return model_config
+    config = dict(model_config)
+    frozen = list(config.pop("frozen_patterns", None) or ())
+    trainable = list(config.pop("trainable_patterns", None) or ())
+    encoder = ROOTSAM_ENCODER[0]
+    config.setdefault("train_image_encoder", encoder in trainable and encoder not in frozen)
+    policy = set(ROOTSAM_FROZEN) | set(ROOTSAM_HIGH_RES_CONVS)
+    config.setdefault("extra_frozen_patterns", [p for p in frozen if p not in policy])
+    return config
+
+
+def _upgraded(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config in this version's terms: classes at their new homes, RootSAM's freezing keys."""
+    config = _renamed_targets(config)
+    if isinstance(config.get("model"), dict):
+        config["model"] = _legacy_freezing_keys(config["model"])
+    return config
+
+
 def stored_config(path: str | Path) -> dict[str, Any]:
     """The run config a checkpoint was trained with, `_target_`s renamed to this layout: what a run that
     starts from it (`model.init_ckpt`, the annotate app's fine-tuning) must rebuild."""
-    return _renamed_targets(read_checkpoint(path)["rootseg"].get("config") or {})
+    return _upgraded(read_checkpoint(path)["rootseg"].get("config") or {})
 
 
 def load_module(path: str | Path, expected_kind: str | None = None) -> L.LightningModule:
@@ -84,7 +110,7 @@ def load_module(path: str | Path, expected_kind: str | None = None) -> L.Lightni
         raise CheckpointLoadError(
             f"{path}: a {meta.get('kind')!r} checkpoint, but this command needs a {expected_kind!r} one"
         )
-    config = OmegaConf.create(_renamed_targets(meta["config"]))
+    config = OmegaConf.create(_upgraded(meta["config"]))
     if "compile" in config.model:
         # torch.compile is a training-speed option; eval, predict and export run the rebuilt model eagerly
         config.model.compile = False
@@ -139,8 +165,16 @@ def write_untrained(cfg: Any, path: str | Path, seed: int = 0) -> Path:
     L.seed_everything(seed, verbose=False)
     module = hydra.utils.instantiate(cfg.model)
     module.run_config = resolved_container(cfg)
+    return save_weights(module, path)
+
+
+def save_weights(module: L.LightningModule, path: str | Path) -> Path:
+    """`module` as it is, with its `run_config`, as a checkpoint eval, predict and report read (written
+    atomically): the zero-shot baseline, which trains nothing, is scored from this."""
+    from rootseg.tasks.checkpoint_io import AtomicCheckpointIO
+
     quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
-    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, **quiet)
+    trainer = L.Trainer(accelerator="cpu", enable_model_summary=False, plugins=[AtomicCheckpointIO()], **quiet)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return Path(path)

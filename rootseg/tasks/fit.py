@@ -18,6 +18,7 @@ from rootseg.config.run_config import (
 )
 from rootseg.io.disk import check_writable
 from rootseg.io.headers import set_pixel_budget
+from rootseg.tasks.checkpoints import save_weights
 from rootseg.tasks.resume import earlier_logs_kept, resume_path
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             _fit(trainer, model, datamodule, resume, run_dir)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
             metrics["best_scores"] = best_scores(trainer)
+    if not cfg.get("train", True) and trainer.is_global_zero:
+        # nothing trains (the zero-shot baseline): the weights it tests, as a checkpoint for eval and report
+        metrics["checkpoint"] = str(save_weights(model, run_dir / "checkpoints" / "last.ckpt"))
+        log.info(
+            "train=false: the untrained weights are in %s (python -m rootseg.eval ckpt_path=...)", metrics["checkpoint"]
+        )
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if not best:
+        if not best and cfg.get("train", True):
             log.warning("no best checkpoint (fast_dev_run or checkpointing off): testing the current weights")
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
@@ -146,4 +153,6 @@ def _print_summary(metrics: dict[str, Any]) -> None:
         print(f"\n{shown}")
     if metrics.get("best_checkpoint"):
         print(f"best checkpoint: {metrics['best_checkpoint']}")
+    if metrics.get("checkpoint"):
+        print(f"checkpoint (untrained weights): {metrics['checkpoint']}")
     print(f"run directory: {metrics['run_dir']}")

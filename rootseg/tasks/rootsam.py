@@ -12,7 +12,6 @@ Frozen weights and checkpoints: `rootseg.tasks.rootsam_frozen`.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from rootseg.datamodules.rootsam import PROMPT_MODES
-from rootseg.models.embedding_cache import EmbeddingCache, split_embeddings, stack_embeddings
+from rootseg.models.embedding_cache import EmbeddingCache, StaleEmbeddingsError, split_embeddings, stack_embeddings
 from rootseg.models.rootsam import Embeddings, RootSAM, sam_normalize
 from rootseg.tasks.base import RootSegModule
 from rootseg.tasks.metrics import confusion_counts, pixel_metrics
@@ -42,6 +41,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RootSAMModule", "select_best", "patch_scores"]
 
+STAGE2_NEEDS_STAGE1 = (
+    "model.init_ckpt is null, but this stage 2 run continues stage 1 (Parth et al.): pass stage 1's checkpoint, "
+    "model.init_ckpt=<stage 1 run>/checkpoints/last.ckpt (the run directory of `python -m rootseg.train "
+    "+experiment=rootsam_stage1 ...`; its weights are loaded, its optimizer and epoch are not). To train stage 2 "
+    "from the raw SAM 2.1 weights instead, skipping stage 1, add model.allow_raw_sam=true."
+)
+
 
 class RootSAMModule(FrozenWeights, RootSegModule):
     """SAM 2.1 fine-tuned for roots. Hyper-parameters are documented in `conf/model/rootsam.yaml`."""
@@ -55,20 +61,21 @@ class RootSAMModule(FrozenWeights, RootSegModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
-        frozen_patterns: Sequence[str] | None = None,
-        trainable_patterns: Sequence[str] | None = None,
+        train_image_encoder: bool = False,
+        extra_frozen_patterns: Sequence[str] = (),
         multimask_output: bool = True,
         correction_clicks: int = 0,
         resize: int | None = None,
         tile: int = 512,
         grid_points_per_side: int = 16,
         prompt_batch: int = 64,
-        min_predicted_iou: float = 0.88,
+        min_predicted_iou: float = 0.8,
         min_stability: float = 0.95,
         prompt_mode: str = "points",
         corrected_metrics: bool = False,
         init_ckpt: str | None = None,
         expect_init_ckpt: bool = False,
+        allow_raw_sam: bool = False,
         save_frozen_weights: bool | str = "auto",
         threshold: float = 0.5,
     ) -> None:
@@ -81,7 +88,7 @@ class RootSAMModule(FrozenWeights, RootSegModule):
         )
         self.net = net
         self.loss = loss
-        apply_freezing(net, frozen_patterns, trainable_patterns)
+        apply_freezing(net, train_image_encoder, extra_frozen_patterns)
         self.multimask_output = multimask_output
         self.correction_clicks = int(correction_clicks)
         self.resize, self.tile = resize, int(tile)
@@ -93,7 +100,7 @@ class RootSAMModule(FrozenWeights, RootSegModule):
             raise ValueError(f"model.prompt_mode must be one of {', '.join(PROMPT_MODES)}, not {prompt_mode!r}")
         self.prompt_mode = prompt_mode
         self.corrected_metrics = bool(corrected_metrics)
-        self.expect_init_ckpt = expect_init_ckpt
+        self.expect_init_ckpt, self.allow_raw_sam = bool(expect_init_ckpt), bool(allow_raw_sam)
         self.save_frozen_weights = save_frozen_setting(net, save_frozen_weights)
         self.patch_metrics = nn.ModuleDict(
             {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in PATCH_SCORES}
@@ -108,29 +115,32 @@ class RootSAMModule(FrozenWeights, RootSegModule):
         self._frozen_fingerprint: str | None = None
 
     def setup(self, stage: str) -> None:
-        """The base class loads `init_ckpt`; stage 2 without one says loudly that it skips stage 1."""
-        if self.init_ckpt:
-            super().setup(stage)
-        elif self.expect_init_ckpt and not self.init_ckpt and stage == "fit" and not self._init_loaded:
-            message = (
-                "\n" + "!" * 100 + "\nmodel.init_ckpt is null: this stage 2 run starts from the SAM checkpoint, NOT "
-                "from stage 1. Pass model.init_ckpt=<stage 1 run>/checkpoints/last.ckpt to follow the paper.\n"
-                + "!"
-                * 100
-            )
-            log.warning(message)
-            warnings.warn(message, stacklevel=2)
+        """The base class loads `init_ckpt`; stage 2 without one stops unless raw SAM weights were asked for."""
+        if self.expect_init_ckpt and not self.init_ckpt and stage == "fit" and not self._init_loaded:
+            if not self.allow_raw_sam:
+                raise ValueError(STAGE2_NEEDS_STAGE1)
+            log.warning("model.allow_raw_sam=true: this stage 2 run starts from the SAM weights, NOT from stage 1")
             self._init_loaded = True
+        super().setup(stage)
 
     # -- embeddings --------------------------------------------------------------------------------
-    def enable_embedding_cache(self, cache_dir: str | Path) -> EmbeddingCache | None:
-        """Cache frozen-encoder embeddings under `cache_dir` (keyed by the current encoder weights)."""
-        if not self.net.encoder_frozen:
-            log.warning("data.cache_embeddings ignored: the image encoder trains, its embeddings change")
-            self.embedding_cache = None
-            return None
+    def enable_embedding_cache(self, cache_dir: str | Path) -> EmbeddingCache:
+        """Cache the encoder's embeddings under `cache_dir` (keyed by the current encoder weights); refused
+        when a weight that feeds them trains (`check_cacheable`)."""
+        self.check_cacheable()
         self.embedding_cache = EmbeddingCache(cache_dir, self.net.encoder_fingerprint())
         return self.embedding_cache
+
+    def check_cacheable(self) -> None:
+        """Raise StaleEmbeddingsError when `encode` uses a trainable weight: cached features would go stale."""
+        trainable = self.net.trainable_in_encode()
+        if trainable:
+            raise StaleEmbeddingsError(
+                f"data.cache_embeddings=true, but {len(trainable)} weights that compute the cached embeddings train "
+                f"({', '.join(trainable[:3])}{', ...' if len(trainable) > 3 else ''}), so cached features would go "
+                "stale. Set data.cache_embeddings=false, or freeze them: model.train_image_encoder=false, and "
+                "model.net.project_high_res_in_decode=true for the high-res projections to train in the decoder."
+            )
 
     def _attach_datamodule_cache(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -152,6 +162,7 @@ class RootSAMModule(FrozenWeights, RootSegModule):
         cache = self.embedding_cache
         if cache is None:
             return self.net.encode(sam_normalize(images))
+        self.check_cacheable()  # never serve features of weights that have changed since
         pixels = images.detach().cpu()
         keys = [cache.key(pixels[i], what="rootsam-tile") for i in range(len(pixels))]
         found: list[dict[str, Any] | None] = [cache.get(key, device=images.device) for key in keys]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rootseg.models.embedding_cache import encoder_fingerprint
-from rootseg.models.freezing import freeze_by_patterns, freeze_rootsam
+from rootseg.models.freezing import freeze_rootsam
 from rootseg.models.rootsam import RootSAM
 from rootseg.tasks.checkpoints import CheckpointLoadError
 
@@ -25,16 +25,12 @@ RANDOM_WEIGHTS_WARNING = (
 )
 
 
-def apply_freezing(net: RootSAM, frozen: Sequence[str] | None, trainable: Sequence[str] | None) -> None:
-    """The paper's freezing (image encoder frozen) unless name patterns say otherwise."""
-    if frozen is None and trainable is None:
-        summary = freeze_rootsam(net)
-    else:
-        summary = freeze_by_patterns(net, list(frozen or ()), trainable and list(trainable))
-        net.train(net.training)  # RootSAM.train keeps a frozen encoder in eval mode
+def apply_freezing(net: RootSAM, train_image_encoder: bool = False, extra_frozen: Sequence[str] = ()) -> None:
+    """RootSAM's one freezing policy (`rootseg.models.freezing.rootsam_patterns`), as the config feeds it."""
+    summary = freeze_rootsam(net, bool(train_image_encoder), tuple(extra_frozen or ()))
     log.info("RootSAM freezing: %s", summary)
     if summary.trainable == 0:
-        raise ValueError("the freezing patterns leave no parameter trainable")
+        raise ValueError("model.extra_frozen_patterns leave no parameter trainable")
 
 
 def save_frozen_setting(net: RootSAM, setting: bool | str) -> bool:

@@ -80,7 +80,7 @@ def test_a_points_checkpoint_uses_the_grid_and_refuses_promptless(modules, monke
     predictor = Predictor(module, InferenceSettings())
     assert predictor.impl.mode == "grid"
     described = predictor.describe()
-    assert (described["min_predicted_iou"], described["min_stability"]) == (0.88, 0.95)  # SAM's defaults
+    assert (described["min_predicted_iou"], described["min_stability"]) == (0.8, 0.95)  # sam2's defaults
     calls = count_decoder(module, monkeypatch)
     predictor.probabilities(_image())
     assert (

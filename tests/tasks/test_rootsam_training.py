@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import REPO, compose_run
 from hydra.core.global_hydra import GlobalHydra
-from micro_rootsam import micro_overrides
+from micro_rootsam import micro_overrides, write_micro_sam_file
 from omegaconf import OmegaConf
 from probes import KeepTestRecords, mean_patch_iou, pooled_f1
 
@@ -44,12 +44,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sam_file(tmp_path_factory) -> Path:
     """A Meta-format ({"model": state_dict}) checkpoint of the micro model with random weights."""
-    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES, build_sam2_model
-
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("sam") / "sam2.1_micro_random.pt"
-    torch.save({"model": build_sam2_model("sam2.1_hiera_t", SAM2_MICRO_OVERRIDES).state_dict()}, path)
-    return path
+    return write_micro_sam_file(tmp_path_factory.mktemp("sam") / "sam2.1_micro_random.pt")
 
 
 def small(data_dir: Path, *extra: str) -> list[str]:
@@ -208,10 +203,7 @@ def test_checkpoint_without_encoder_needs_the_same_sam_file(stage1, tmp_path):
     torch.save(checkpoint, tmp_path / "no_sam.ckpt")
     with pytest.raises(CheckpointLoadError, match="ckpt_path is null"):
         load_module(tmp_path / "no_sam.ckpt")
-    from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES, build_sam2_model
-
-    torch.manual_seed(7)
-    torch.save({"model": build_sam2_model("sam2.1_hiera_t", SAM2_MICRO_OVERRIDES).state_dict()}, tmp_path / "o.pt")
+    write_micro_sam_file(tmp_path / "o.pt", seed=7)
     checkpoint["rootseg"]["config"]["model"]["net"]["ckpt_path"] = str(tmp_path / "o.pt")
     torch.save(checkpoint, tmp_path / "other_sam.ckpt")
     with pytest.raises(CheckpointLoadError, match="other frozen weights"):
@@ -273,21 +265,47 @@ def test_fast_dev_runs(experiment, data_dir, tmp_path):
     assert ("val/f1" in metrics) is (experiment != "rootsam_baseline")
 
 
-def test_cli_stage2_without_init_ckpt_warns_loudly(data_dir, tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-m", "rootseg.train", "+experiment=rootsam_stage2", "debug=fdr", *small(data_dir)]
-        + [f"hydra.run.dir={tmp_path}"],
+def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rootseg.train", *overrides, f"hydra.run.dir={tmp_path}"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_cli_stage2_without_init_ckpt_stops_and_says_how_to_pass_stage1(data_dir, tmp_path):
+    run = _train_cli(tmp_path, "+experiment=rootsam_stage2", "debug=fdr", *small(data_dir))
     output = run.stdout + run.stderr
-    assert "test/f1=" in output
-    assert "starts from the SAM checkpoint, NOT from stage 1" in output
+    assert run.returncode == 2, output[-3000:]
+    assert "model.init_ckpt=<stage 1 run>/checkpoints/last.ckpt" in output and "model.allow_raw_sam=true" in output
+    assert "Traceback" not in output and "test/f1=" not in output
+
+
+def test_cli_stage2_from_raw_sam_weights_only_when_asked(data_dir, tmp_path):
+    run = _train_cli(tmp_path, "+experiment=rootsam_stage2", "debug=fdr", "model.allow_raw_sam=true", *small(data_dir))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    assert "test/f1=" in output and "starts from the SAM weights, NOT from stage 1" in output
     assert "RANDOM weights" in output
+
+
+def test_library_stage2_without_init_ckpt_stops(data_dir, tmp_path):
+    """The same refusal through `rootseg.tasks.fit.train` and the module itself; a stage 1 run never asks."""
+    from rootseg.tasks.fit import train
+
+    cfg = compose_run("train", small(data_dir, "+experiment=rootsam_stage2", "debug=fdr"), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"model\.init_ckpt=<stage 1 run>/checkpoints/last\.ckpt"):
+        train(cfg)
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+    module = hydra.utils.instantiate(cfg.model)
+    with pytest.raises(ValueError, match=r"model\.allow_raw_sam=true"):
+        module.setup("fit")
+    module.setup("test")  # scoring a model needs no stage 1
+    stage1 = compose_run("train", small(data_dir, "+experiment=rootsam_stage1"), tmp_path / "stage1")
+    hydra.utils.instantiate(stage1.model).setup("fit")
 
 
 # ---------------------------------------------------------------------------------------------- cache, predict
@@ -392,59 +410,6 @@ def test_prompt_free_prediction_of_a_whole_image(stage1, monkeypatch):
     for probs in (grid, clicked, from_map):
         assert probs.shape == (height, width) and probs.dtype == torch.float32
         assert float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
-
-
-@pytest.mark.parametrize(("iou_quantile", "stability_quantile"), [(None, None), (0.5, None), (None, 0.5), (0.5, 0.5)])
-def test_tile_merge_equals_every_click_decoded_at_full_size(stage1, iou_quantile, stability_quantile):
-    """The tile is merged from low-resolution choices; it must equal the plain computation: every click's
-    three masks decoded at tile size, SAM's pick by predicted IoU, sigmoid, the grid's filter (predicted IoU
-    and stability, the IoU of the decoder's own logits thresholded at +1 and -1, as sam2's automatic mask
-    generator), maximum. Thresholds at the median keep about half the clicks; None (0) keeps all."""
-    import copy
-
-    from rootseg.tasks.rootsam import select_best
-
-    module = copy.deepcopy(stage1.module).eval()
-    with torch.no_grad():  # random weights give logits near 0 (stability 0 everywhere): spread them out
-        for mlp in module.net.sam.sam_mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(40.0)
-    tile = np.random.default_rng(5).integers(0, 255, (module.tile, module.tile, 3), dtype=np.uint8)
-    clicks = np.random.default_rng(6).uniform(0, module.tile, (37, 2)).astype(np.float32)
-    with torch.no_grad():
-        embeddings = module.embeddings(torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))[None])
-        coords, labels = torch.from_numpy(clicks)[None, :, None, :], torch.ones(1, 37, 1, dtype=torch.int64)
-        logits, iou = module.net.decode(embeddings, coords, labels, True)
-        native, _ = module.net.decode(embeddings, coords, labels, True, output_size=0)
-    assert logits.shape[-2:] == (module.tile, module.tile) and logits.shape[2] == 3
-    best_iou = iou.amax(-1)[0].numpy()
-    low = select_best(native, iou)[0].numpy()  # the decoder's 32 x 32 logits of each click's chosen mask
-    stability = np.array([(m > 1).sum() / max((m > -1).sum(), 1) for m in low])
-    min_iou = 0.0 if iou_quantile is None else float(np.quantile(best_iou, iou_quantile))
-    min_stability = 0.0 if stability_quantile is None else float(np.quantile(stability, stability_quantile))
-    keep = (best_iou >= min_iou) & (stability >= min_stability)
-    assert 0 < keep.sum() <= 37 and bool(keep.all()) == (iou_quantile is None and stability_quantile is None)
-    settings = InferenceSettings(batch_size=8, min_predicted_iou=min_iou, min_stability=min_stability)
-    inference = RootSAMInference(module, settings, torch.device("cpu"))  # several chunks of 8 clicks
-    with torch.no_grad():
-        merged = inference._predict_tile(tile, clicks, None, torch.device("cpu"))
-    best = select_best(logits, iou)[0]
-    probs = best.sigmoid().numpy()
-    assert merged.shape == (module.tile, module.tile) and merged.dtype == np.float32
-    atol = _sigmoid_rounding(best, module.net.sam.sam_mask_decoder.transformer_dim)
-    np.testing.assert_allclose(merged, probs[keep].max(0), rtol=0, atol=atol)
-    # clicks a person gave are never filtered
-    with torch.no_grad():
-        given = inference._predict_tile(tile, clicks, None, torch.device("cpu"), grid=False)
-    np.testing.assert_allclose(given, probs.max(0), rtol=0, atol=atol)
-
-
-def _sigmoid_rounding(logits: torch.Tensor, terms: int) -> float:
-    """How far two float32 computations of sigmoid(logits) may differ when they sum in another order (a chunked
-    or unchunked decoder call, another machine's kernels). Each logit comes out of sums over the decoder's
-    `terms` channels, and a float32 sum of n terms rounds by at most n * eps of its size in any order; sigmoid's
-    slope is at most 1/4. Measured: 1.2e-7 on one machine, 2.1e-6 on another, against a bound of ~1e-4 here; a
-    wrong mask choice or filter moves a pixel by ~0.1-1."""
-    return 0.25 * terms * float(torch.finfo(torch.float32).eps) * float(logits.abs().max())
 
 
 def test_rootsam_prediction_falls_back_to_the_cpu_on_out_of_memory(stage1, monkeypatch):
