@@ -8,13 +8,13 @@ other, and together they segment every image exactly once.
 from __future__ import annotations
 
 import glob
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from rootseg.io.images import IMAGE_SUFFIXES
+from rootseg.io.paths import resolved
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,11 @@ def find_images(spec: str | Path) -> list[Path]:
     raise FileNotFoundError(f"input={text}: no such folder or file, and not a glob pattern")
 
 
-def _resolved(path: Path) -> Path:
-    """The real path; a symbolic link loop stays as it is (reading it reports the loop by name)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return Path(os.path.abspath(path))
-
-
 def plan_jobs(images: list[Path], output: Path) -> list[Job]:
     """Output stems for the images; `a.jpg` beside `a.png` become `a_jpg` and `a_png`."""
-    output_resolved = _resolved(output)
+    output_resolved = resolved(output)
     for image in images:
-        if _resolved(image).parent == output_resolved or _resolved(image.parent) == output_resolved:
+        if resolved(image).parent == output_resolved or resolved(image.parent) == output_resolved:
             raise ValueError(
                 f"output={output} is the folder the input image {image} is in: masks would overwrite or be "
                 "read as inputs; choose another output folder"
