@@ -23,6 +23,7 @@ from rootseg.export.unet import (
     _run_onnx,
     _run_torchscript,
     check_image,
+    check_opset,
     check_tiles,
     default_output,
     whole_image_difference,
@@ -42,6 +43,8 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     outputs = str(cfg.get("outputs", "probs"))
     if outputs not in OUTPUT_KINDS:
         raise ValueError(f"outputs must be one of {OUTPUT_KINDS}, got {outputs!r}")
+    if fmt == "onnx":
+        check_opset(cfg.get("opset"))
     module = load_module(cfg.ckpt_path)
     if module.kind == "rootsam":
         return export_rootsam(cfg, module, fmt)
