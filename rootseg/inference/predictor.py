@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from rootseg.inference.clicks import assign_clicks, read_prompt_file
+from rootseg.inference.clicks import assign_clicks, check_clicks_inside, image_size, read_prompt_file
 from rootseg.inference.frangi import FrangiInference
 from rootseg.inference.rootsam import RootSAMInference
 from rootseg.inference.settings import InferenceSettings, resolve_device
@@ -107,6 +107,9 @@ class Predictor:
         before any image is segmented."""
         if self._click_file is not None:
             self._clicks = assign_clicks(self._click_file, list(images), self.settings.prompts)
+            for image, clicks in self._clicks.items():
+                if (shape := image_size(image)) is not None:
+                    check_clicks_inside(clicks, shape, image, self.settings.prompts)
 
     def probabilities(
         self, image: np.ndarray | LazyImage, path: str | Path | None = None, clicks: np.ndarray | None = None
@@ -120,6 +123,8 @@ class Predictor:
             raise ValueError(f"{self.checkpoint or 'this model'}: a {self.kind} model takes no clicks; give RootSAM's")
         if clicks is None and path is not None:
             clicks = self._clicks.get(Path(path))
+            if clicks is not None:  # a file whose header could not be read at bind_images
+                check_clicks_inside(clicks, image.shape, Path(path), str(self.settings.prompts))
         with torch.inference_mode():
             probs = self.impl(image, clicks)
         return np.asarray(probs, dtype=np.float32)
