@@ -99,17 +99,6 @@ def _where(source: str | Path, image: Path, x: float, y: float) -> str:
     return "a click"
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the file's header, or None when it cannot be read now (it is reported when read)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return image.height, image.width
-    except Exception:  # noqa: BLE001  (any unreadable file: the image reader reports it by name later)
-        return None
-
-
 def assign_clicks(
     clicks: dict[str, np.ndarray], images: Sequence[Path], source: str | Path = "prompts"
 ) -> dict[Path, np.ndarray]:

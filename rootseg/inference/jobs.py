@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rootseg.inference.outputs import EXTRA_SUFFIXES
 from rootseg.io.images import IMAGE_SUFFIXES
 from rootseg.io.paths import resolved
 
@@ -67,7 +68,28 @@ def plan_jobs(images: list[Path], output: Path) -> list[Job]:
                 "predict them into separate output folders"
             )
         seen[job.stem] = job.path
+    check_output_names(seen)
     return jobs
+
+
+def check_output_names(stems: dict[str, object], earlier: dict[str, object] | None = None) -> None:
+    """Refuse an image whose mask would land on another image's outputs: `a_rve.png` beside `a.png` (its mask
+    is a_rve.png, a's RhizoVision mask too), among this run's images (`stems`: stem -> what it came from) and
+    against the images earlier runs wrote into the folder (`earlier`)."""
+    known = {**(earlier or {}), **stems}
+    for stem in stems:
+        for suffix in EXTRA_SUFFIXES:
+            if stem + suffix in known:  # this image's output is another image's mask
+                owner, named = stem, stem + suffix
+            elif stem.endswith(suffix) and stem[: -len(suffix)] in known:  # this image's mask is another's output
+                owner, named = stem[: -len(suffix)], stem
+            else:
+                continue
+            raise ValueError(
+                f"{named}.png would be both the mask of {known[named]} and the {suffix} output of "
+                f"{known[owner]}: an image named <name>{{{','.join(EXTRA_SUFFIXES)}}}.* cannot share an output "
+                "folder with <name>.*. Rename one, or predict them into separate output folders"
+            )
 
 
 def parse_shard(value: object) -> tuple[int, int]:

@@ -16,12 +16,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from rootseg.inference.clicks import assign_clicks, check_clicks_inside, image_size, read_prompt_file
+from rootseg.inference.clicks import assign_clicks, check_clicks_inside, read_prompt_file
 from rootseg.inference.frangi import FrangiInference
 from rootseg.inference.rootsam import RootSAMInference
 from rootseg.inference.settings import InferenceSettings, resolve_device
 from rootseg.inference.unet import UNetInference
-from rootseg.io.images import LazyImage
+from rootseg.io.images import LazyImage, image_size
 from rootseg.tasks.checkpoints import load_module
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,12 @@ class Predictor:
         with torch.inference_mode():
             probs = self.impl(image, clicks)
         return np.asarray(probs, dtype=np.float32)
+
+    def tiles(self, height: int, width: int, default: bool = False) -> int | None:
+        """Model passes for an image of this size (`default`: at the default step); None where the model kind
+        has no sliding window (Frangi, RootSAM with clicks)."""
+        count = getattr(self.impl, "tiles", None)
+        return None if count is None else count(height, width, default)
 
     def mask(self, probs: np.ndarray) -> np.ndarray:
         """Root where probability >= threshold: the one rule every score and file uses."""
