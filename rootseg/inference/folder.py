@@ -8,8 +8,9 @@ record; `results.csv` (one row per image: size, root pixels and fraction, skelet
 each image (`rootseg.inference.records`).
 
 Every file is written to a temporary name and renamed, so a killed run leaves only whole files. Re-running
-the same command skips every image whose mask exists (`overwrite=true` redoes them), so it resumes where the
-last run stopped. `shard=K/N` segments every N-th image from the K-th: N processes (or SLURM array jobs) with
+the same command skips every image done earlier from the same source (`rootseg.inference.claims`: path, size
+and content; a same-named other image is refused, `overwrite=true` redoes them), so it resumes where the last
+run stopped; predict never writes over a file it did not write. `shard=K/N` segments every N-th image from the K-th: N processes (or SLURM array jobs) with
 the same input and output split the folder, and results.csv holds every image once the last one ends. One
 process per shard and folder: a second is refused by name (`rootseg.inference.locks`).
 
