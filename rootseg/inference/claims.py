@@ -17,6 +17,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from rootseg.inference.jobs import Job, check_output_names
@@ -38,9 +39,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _stat(path: Path) -> os.stat_result:
+    """The source's stat; OSError for anything but a regular file (a link to /dev/zero is never hashed)."""
+    stat = os.stat(path)
+    if not S_ISREG(stat.st_mode):
+        raise OSError(f"{path}: not a regular file")
+    return stat
+
+
 def source_identity(path: Path) -> dict[str, Any]:
     """What says which image an output came from: real path, size, modification time, content hash."""
-    stat = os.stat(path)
+    stat = _stat(path)
     return {"path": str(resolved(path)), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(path)}
 
 
@@ -71,7 +80,7 @@ def write_claim(output: Path, job: Job) -> None:
 def _same_source(claim: dict[str, Any], path: Path) -> bool | None:
     """Whether `path` is the image of `claim`; None when the image cannot be read (reported when segmented)."""
     try:
-        stat = os.stat(path)
+        stat = _stat(path)
         if claim.get("path") == str(resolved(path)) and (claim.get("size"), claim.get("mtime_ns")) == (
             stat.st_size,
             stat.st_mtime_ns,
