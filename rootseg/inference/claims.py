@@ -119,9 +119,8 @@ def check_claims(output: Path, jobs: Sequence[Job], overwrite: bool) -> list[Job
     folder = _folder(output)
     earlier = {path.stem: _record_path(output, path.stem) for path in (output / STATE_DIR / "records").glob("*.json")}
     earlier |= {path.stem: (_read(path) or {}).get("path") for path in folder.glob("*.json")}
-    check_output_names(
-        {job.stem: job.path for job in jobs}, {k: v or f"an earlier image ({k})" for k, v in earlier.items()}
-    )
+    finished = {k: v or f"an earlier image ({k})" for k, v in earlier.items() if (output / f"{k}.png").is_file()}
+    check_output_names({job.stem: job.path for job in jobs}, finished)
     ours, conflicts = [], []
     for job in jobs:
         if not (output / f"{job.stem}.png").is_file():
