@@ -29,6 +29,7 @@ from rootseg.export.unet import (
     whole_image_difference,
 )
 from rootseg.io.atomic import atomic_path
+from rootseg.io.paths import refuse_output_on_inputs
 from rootseg.tasks.checkpoints import load_module
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"outputs must be one of {OUTPUT_KINDS}, got {outputs!r}")
     if fmt == "onnx":
         check_opset(cfg.get("opset"))
+    if cfg.get("output"):  # the file never lands on the checkpoint or the check image it reads
+        sources = [Path(str(cfg[key])).expanduser() for key in ("ckpt_path", "check_image") if cfg.get(key)]
+        refuse_output_on_inputs([Path(str(cfg.output)).expanduser()], sources)
     module = load_module(cfg.ckpt_path)
     if module.kind == "rootsam":
         return export_rootsam(cfg, module, fmt)

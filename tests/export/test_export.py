@@ -130,6 +130,17 @@ def test_an_opset_the_exporter_cannot_write_is_refused_before_loading(compose, t
         export(_cfg(compose, tiny_ckpt, "format=onnx", f"opset={opset}"))
 
 
+def test_an_output_that_is_the_checkpoint_is_refused_and_the_checkpoint_kept(compose, tiny_ckpt, tmp_path, monkeypatch):
+    monkeypatch.setattr("rootseg.export.run.load_module", lambda path: pytest.fail("loaded before the check"))
+    before = tiny_ckpt.read_bytes()
+    link = tmp_path / "model.onnx"
+    link.symlink_to(tiny_ckpt)
+    for output in (tiny_ckpt, link, tiny_ckpt.parent / ".." / tiny_ckpt.parent.name / tiny_ckpt.name):
+        with pytest.raises(ValueError, match=r"is also an input .*tiny\.ckpt"):
+            export(_cfg(compose, tiny_ckpt, "format=onnx", f"output={output}"))
+    assert tiny_ckpt.read_bytes() == before
+
+
 def test_a_file_of_another_opset_than_asked_is_refused():
     import onnx
     from onnx import helper
