@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -117,10 +118,12 @@ def write_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     stems = [f"synth_{i:04d}" for i in range(n)]
     split = _split(stems, seed, val_fraction, test_fraction)  # validate fractions before any work
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))  # new: nobody else's folder
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would become the set's folder
     try:
-        (tmp / "images").mkdir(parents=True)
+        (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         rows, truths = [], {}
         root_seq = np.random.SeedSequence(int(seed))
@@ -144,8 +147,7 @@ def write_dataset(
         # A directory cannot be renamed onto a non-empty one: move the old set aside first.
         old = None
         if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            shutil.rmtree(old, ignore_errors=True)
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))  # empty: renamed onto
             os.replace(out, old)
         os.replace(tmp, out)
         if old is not None:

@@ -167,5 +167,9 @@ def test_write_dataset_replaces_its_own_set_and_fills_an_empty_folder(tmp_path):
     empty.mkdir()
     assert len(list((write_dataset(empty, 2, SMALL) / "images").iterdir())) == 2
     write_dataset(empty, 3, SMALL, seed=4)  # its own set: replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no folder left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert empty.stat().st_mode & 0o777 == 0o777 & ~umask  # as any new folder, not a temporary one's 0700
     assert json.loads((empty / "manifest.json").read_text())["n"] == 3
     assert sorted(p.name for p in (empty / "images").iterdir()) == [f"synth_{i:04d}.png" for i in range(3)]
