@@ -10,8 +10,9 @@ each image (`rootseg.inference.records`).
 Every file is written to a temporary name and renamed, so a killed run leaves only whole files. Re-running
 the same command skips every image done earlier from the same source (`rootseg.inference.claims`: path, size
 and content; a same-named other image is refused, `overwrite=true` redoes them), so it resumes where the last
-run stopped; predict never writes over a file it did not write. `shard=K/N` segments every N-th image from the K-th: N processes (or SLURM array jobs) with
-the same input and output split the folder, and results.csv holds every image once the last one ends. One
+run stopped; predict never writes over a file it did not write. `shard=K/N` segments every N-th image from
+the K-th: N processes (or SLURM array jobs) with the same input and output split the folder, and results.csv
+holds every image once the last one ends (each shard says at the end how many the others still owe). One
 process per shard and folder: a second is refused by name (`rootseg.inference.locks`).
 
 An unreadable image is reported by name and skipped; the others are still segmented, the failures are listed
@@ -125,10 +126,9 @@ def _progress(total: int):
 def _todo(output: Path, jobs: list[Job], done: set[Job], cfg: DictConfig, save_probs: str, rve: bool) -> list:
     """The jobs to segment with their output paths; a job done earlier keeps its outputs (and gets its record,
     or its RhizoVision mask when `rve=true` is new)."""
-    todo = []
+    todo, traits = [], resolve_traits(cfg) is not None
     for job in jobs:
         paths = output_paths(output, job.stem, save_probs, rve)
-        traits = resolve_traits(cfg) is not None
         if not (job in done and ensure_record(output, job, paths["mask"], cfg.length_method, traits)):
             todo.append((job, paths))
         elif rve and not paths["rve"].is_file():

@@ -24,11 +24,6 @@ def _inode(path: Path | str) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-def same_file(a: Path | str, b: Path | str) -> bool:
-    """One file under two names: the same real path, or (hard links) the same inode."""
-    return resolved(a) == resolved(b) or (_inode(a) is not None and _inode(a) == _inode(b))
-
-
 def refuse_output_on_inputs(outputs: Iterable[Path], inputs: Iterable[Path], key: str = "output") -> None:
     """ValueError naming the output and the input when writing an output would overwrite an input (by path,
     through symbolic links or `..`, or a hard link)."""
