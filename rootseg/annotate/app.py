@@ -56,7 +56,11 @@ class Guard:
 
     def check(self, request: Request) -> tuple[int, str] | None:
         if self.allowed_hosts is not None:
-            host = urlsplit("//" + request.headers.get("host", "")).hostname or ""
+            header = request.headers.get("host", "")
+            try:
+                host = urlsplit("//" + header).hostname or ""
+            except ValueError:  # an unbalanced "[" or a bracketed name that is no IPv6 address
+                return 400, f"malformed Host header {header[:100]!r}: open the app at the address it printed"
             if host not in self.allowed_hosts:
                 return 400, f"unexpected Host {host!r}: open the app at the address it printed"
         if self.token is not None:

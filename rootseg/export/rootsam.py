@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from rootseg.export.unet import ExportError, check_image, check_tiles
+from rootseg.export.unet import ExportError, check_image, check_tiles, check_written_opset
 from rootseg.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ def _write_onnx(decoder: nn.Module, features: dict, tile: int, path: Path, opset
         )
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
+    check_written_opset(proto, opset)
     for key, value in metadata.items():
         proto.metadata_props.add(key=f"rootseg.{key}", value=str(value))
     onnx.save(proto, str(path))

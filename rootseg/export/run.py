@@ -23,11 +23,13 @@ from rootseg.export.unet import (
     _run_onnx,
     _run_torchscript,
     check_image,
+    check_opset,
     check_tiles,
     default_output,
     whole_image_difference,
 )
 from rootseg.io.atomic import atomic_path
+from rootseg.io.paths import refuse_output_on_inputs
 from rootseg.tasks.checkpoints import load_module
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     outputs = str(cfg.get("outputs", "probs"))
     if outputs not in OUTPUT_KINDS:
         raise ValueError(f"outputs must be one of {OUTPUT_KINDS}, got {outputs!r}")
+    if fmt == "onnx":
+        check_opset(cfg.get("opset"))
+    if cfg.get("output"):  # the file never lands on the checkpoint or the check image it reads
+        sources = [Path(str(cfg[key])).expanduser() for key in ("ckpt_path", "check_image") if cfg.get(key)]
+        refuse_output_on_inputs([Path(str(cfg.output)).expanduser()], sources)
     module = load_module(cfg.ckpt_path)
     if module.kind == "rootsam":
         return export_rootsam(cfg, module, fmt)

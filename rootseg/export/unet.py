@@ -29,6 +29,31 @@ INPUT_NAME = "tiles"
 CHECK_BATCHES = (1, 3)
 
 
+#: the lowest ONNX opset torch.onnx's exporter (dynamo=True) writes: below it, it converts at best effort and
+#: keeps 18 when that fails, so an older opset is refused rather than silently written as 18
+MIN_OPSET = 18
+
+
+def check_opset(value: Any) -> int:
+    """The `opset=` to export with, refused before any work when the exporter cannot write it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_OPSET:
+        raise ValueError(
+            f"opset={value}: torch.onnx's exporter writes ONNX opset {MIN_OPSET} or newer (older opsets come out "
+            f"as {MIN_OPSET}); give an opset >= {MIN_OPSET} (21, the default, keeps GroupNorm as one op)"
+        )
+    return value
+
+
+def check_written_opset(proto: Any, asked: int) -> None:
+    """The file holds the opset asked for; the exporter may quietly write another."""
+    written = [entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")]
+    if written != [asked]:
+        raise ExportError(
+            f"opset={asked}: the exporter wrote ONNX opset {', '.join(map(str, written)) or 'none'} instead; "
+            "nothing was written. Give an opset this torch and onnxscript support"
+        )
+
+
 def whole_image_difference(module: Any, run: Any, path: Path, image: np.ndarray) -> float:
     """max |p_exported - p_pytorch| over a whole image, both through `rootseg.inference.predictor.Predictor`
     with its default settings: the exported file as the sliding window's tile model versus the checkpoint."""
@@ -114,6 +139,7 @@ def _export_onnx(model: TileModel, example: torch.Tensor, path: Path, opset: int
     )
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
+    check_written_opset(proto, opset)
     return proto
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,31 +24,79 @@ def _names_a_file(key: str) -> bool:
     return Path(key).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _entries(path: Path) -> list[tuple[str, object, object, str]]:
+    """(image key, x, y, where) of every click in the file, `where` naming its line (CSV) or place (JSON)."""
+    if path.suffix.lower() == ".json":
+        import json
+
+        return [
+            (_click_key(name), point[0], point[1], f"click {i} of {name!r}")
+            for name, points in json.loads(path.read_text()).items()
+            for i, point in enumerate(points, start=1)
+        ]
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return [(_click_key(row["image"]), row["x"], row["y"], f"line {reader.line_num}") for row in reader]
+
+
 def read_prompt_file(path: str | Path) -> dict[str, np.ndarray]:
     """Clicks per image from a CSV (columns image, x, y) or a JSON ({"image": [[x, y], ...]}); pixel
     coordinates of the original image. Keys are the file names as given (`a.jpg`, `tube1.d10.png`) or
     stems (`a`, `tube1.d10`: anything without an image suffix), folders dropped; `assign_clicks` matches
-    them to the input images."""
+    them to the input images. A coordinate that is not a finite number is refused with its line."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"prompts={path}: no such file (a CSV with columns image,x,y or a JSON of clicks)")
     clicks: dict[str, list[list[float]]] = {}
     try:
-        if path.suffix.lower() == ".json":
-            import json
-
-            for name, points in json.loads(path.read_text()).items():
-                clicks.setdefault(_click_key(name), []).extend([float(p[0]), float(p[1])] for p in points)
-        else:
-            with path.open(newline="") as handle:
-                for row in csv.DictReader(handle):
-                    clicks.setdefault(_click_key(row["image"]), []).append([float(row["x"]), float(row["y"])])
-    except (KeyError, ValueError, TypeError, IndexError) as error:
-        raise ValueError(
-            f"prompts={path}: cannot read clicks ({type(error).__name__}: {error}); expected "
-            "CSV columns image,x,y or JSON {image: [[x, y], ...]}"
-        ) from error
+        for key, x, y, where in _entries(path):
+            point = [float(x), float(y)]  # type: ignore[arg-type]
+            if not all(math.isfinite(v) for v in point):
+                raise ValueError(
+                    f"prompts={path}, {where}: the click for image {key!r} is at x={x}, y={y}; give finite pixel "
+                    "coordinates (x from the left, y from the top)"
+                )
+            clicks.setdefault(key, []).append(point)
+    except ValueError as error:
+        if str(error).startswith(f"prompts={path}, "):
+            raise
+        raise _unreadable(path, error) from error
+    except (KeyError, TypeError, IndexError, AttributeError) as error:
+        raise _unreadable(path, error) from error
     return {name: np.asarray(points, np.float32).reshape(-1, 2) for name, points in clicks.items()}
+
+
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    return ValueError(
+        f"prompts={path}: cannot read clicks ({type(error).__name__}: {error}); expected "
+        "CSV columns image,x,y or JSON {image: [[x, y], ...]}"
+    )
+
+
+def check_clicks_inside(clicks: np.ndarray, shape: Sequence[int], image: Path, source: str | Path) -> None:
+    """Refuse clicks off the image (0 <= x < width, 0 <= y < height): RootSAM would decode nothing there and
+    write an empty mask without a word. The error names the click file, the click's line and the image."""
+    height, width = int(shape[0]), int(shape[1])
+    outside = ~((clicks[:, 0] >= 0) & (clicks[:, 0] < width) & (clicks[:, 1] >= 0) & (clicks[:, 1] < height))
+    if not outside.any():
+        return
+    x, y = (float(v) for v in clicks[np.flatnonzero(outside)[0]])
+    raise ValueError(
+        f"prompts={source}, {_where(source, image, x, y)}: the click x={x:g}, y={y:g} is outside the image {image} "
+        f"({width} x {height} pixels; {int(outside.sum())} of its {len(clicks)} clicks are); give pixel coordinates "
+        "of the original image, x from the left in [0, width), y from the top in [0, height)"
+    )
+
+
+def _where(source: str | Path, image: Path, x: float, y: float) -> str:
+    """The line (or JSON place) of the first click of `image` at (x, y): read again only to word an error."""
+    try:
+        for key, kx, ky, where in _entries(Path(source)):
+            if key in (image.name, image.stem) and (np.float32(kx), np.float32(ky)) == (np.float32(x), np.float32(y)):
+                return where
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass
+    return "a click"
 
 
 def assign_clicks(

@@ -8,9 +8,11 @@ record; `results.csv` (one row per image: size, root pixels and fraction, skelet
 each image (`rootseg.inference.records`).
 
 Every file is written to a temporary name and renamed, so a killed run leaves only whole files. Re-running
-the same command skips every image whose mask exists (`overwrite=true` redoes them), so it resumes where the
-last run stopped. `shard=K/N` segments every N-th image from the K-th: N processes (or SLURM array jobs) with
-the same input and output split the folder, and results.csv holds every image once the last one ends. One
+the same command skips every image done earlier from the same source (`rootseg.inference.claims`: path, size
+and content; a same-named other image is refused, `overwrite=true` redoes them), so it resumes where the last
+run stopped; predict never writes over a file it did not write. `shard=K/N` segments every N-th image from
+the K-th: N processes (or SLURM array jobs) with the same input and output split the folder, and results.csv
+holds every image once the last one ends (each shard says at the end how many the others still owe). One
 process per shard and folder: a second is refused by name (`rootseg.inference.locks`).
 
 An unreadable image is reported by name and skipped; the others are still segmented, the failures are listed
@@ -31,8 +33,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from rootseg.inference.claims import check_claims, check_foreign_files, write_claim
 from rootseg.inference.jobs import Job, find_images, parse_shard, plan_jobs, shard_jobs
 from rootseg.inference.locks import shard_lock
+from rootseg.inference.notices import owed_by_other_shards, warn_heavy_step
 from rootseg.inference.outputs import output_paths, save_probs_mode, write_extras, write_mask, write_rve_from_mask
 from rootseg.inference.predictor import Predictor
 from rootseg.inference.records import CSV_NAME, ensure_record, measure_row, rebuild_tables, write_failure, write_record
@@ -119,10 +123,24 @@ def _progress(total: int):
     return tqdm(total=total, unit="img", desc="segmenting", dynamic_ncols=True, file=sys.stderr)
 
 
+def _todo(output: Path, jobs: list[Job], done: set[Job], cfg: DictConfig, save_probs: str, rve: bool) -> list:
+    """The jobs to segment with their output paths; a job done earlier keeps its outputs (and gets its record,
+    or its RhizoVision mask when `rve=true` is new)."""
+    todo, traits = [], resolve_traits(cfg) is not None
+    for job in jobs:
+        paths = output_paths(output, job.stem, save_probs, rve)
+        if not (job in done and ensure_record(output, job, paths["mask"], cfg.length_method, traits)):
+            todo.append((job, paths))
+        elif rve and not paths["rve"].is_file():
+            write_rve_from_mask(paths)
+    return todo
+
+
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Segment this run's share of the input images into `cfg.output`; returns counts, failures and the CSV.
 
-    Resumable: images whose mask exists are skipped (unless `overwrite`) and keep their rows.
+    Resumable: images done earlier from the same source (`rootseg.inference.claims`) are skipped (unless
+    `overwrite`) and keep their rows; a same-named other image is refused.
     """
     _check_config(cfg)
     set_pixel_budget(cfg.get("max_image_pixels"))
@@ -134,34 +152,25 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     all_jobs = plan_jobs(find_images(cfg.input), output)
     jobs = shard_jobs(all_jobs, shard, shards)
     check_writable(output, float(cfg.get("min_free_disk_mb") or 0), "output folder")
+    check_foreign_files(output, all_jobs, save_probs, rve)
     overwrite = bool(cfg.overwrite)
     with shard_lock(output, shard, shards) as alone:
         if alone:
             _remove_temporaries(output)
+        ours = check_claims(output, jobs, overwrite)
+        done = set() if overwrite else set(ours)
         predictor = Predictor.from_checkpoint(cfg.ckpt_path, settings)
         predictor.bind_images([job.path for job in all_jobs])
         _write_config(output, cfg, predictor, overwrite)
-        todo = []
-        for job in jobs:
-            paths = output_paths(output, job.stem, save_probs, rve)
-            done = paths["mask"].is_file() and not overwrite
-            if not (done and ensure_record(output, job, paths["mask"], cfg.length_method, traits is not None)):
-                todo.append((job, paths))
-            elif rve and not paths["rve"].is_file():
-                write_rve_from_mask(paths)
+        todo = _todo(output, jobs, done, cfg, save_probs, rve)
         skipped = len(jobs) - len(todo)
         rebuild_tables(output, all_jobs, settings.mm_per_pixel, traits)
         which = f" (shard {shard}/{shards} of {len(all_jobs)})" if shards > 1 else ""
         log.info(
             "%d images in %s%s: %d to segment, %d done earlier; %s on %s",
-            len(jobs),
-            cfg.input,
-            which,
-            len(todo),
-            skipped,
-            predictor.kind,
-            predictor.device,
+            *(len(jobs), cfg.input, which, len(todo), skipped, predictor.kind, predictor.device),
         )
+        warn_heavy_step(predictor, [job.path for job, _ in todo])
         summary = _run(todo, predictor, cfg, output, all_jobs, (settings.mm_per_pixel, traits))
     summary.update({"skipped": skipped, "images": len(jobs), "output": str(output), "csv": str(output / CSV_NAME)})
     for failure in summary["failures"]:
@@ -170,6 +179,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         f"{summary['segmented']} segmented, {skipped} skipped (already done), {summary['failed']} failed; "
         f"output: {output}"
     )
+    summary["owed"] = owed_by_other_shards(output, all_jobs, shard, shards)
     return summary
 
 
@@ -182,6 +192,7 @@ def _run(todo, predictor: Predictor, cfg: DictConfig, output: Path, all_jobs, ta
     try:
         for job, paths in todo:
             try:
+                write_claim(output, job)  # before any output: these files are predict's, from this image
                 row, mask = segment_image(job, predictor, paths, cfg)
             except ImageReadError as error:
                 failures.append({"name": job.name, "path": str(job.path), "error": str(error)})

@@ -8,13 +8,14 @@ other, and together they segment every image exactly once.
 from __future__ import annotations
 
 import glob
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rootseg.inference.outputs import EXTRA_SUFFIXES
 from rootseg.io.images import IMAGE_SUFFIXES
+from rootseg.io.paths import resolved
 
 
 @dataclass(frozen=True)
@@ -48,19 +49,11 @@ def find_images(spec: str | Path) -> list[Path]:
     raise FileNotFoundError(f"input={text}: no such folder or file, and not a glob pattern")
 
 
-def _resolved(path: Path) -> Path:
-    """The real path; a symbolic link loop stays as it is (reading it reports the loop by name)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return Path(os.path.abspath(path))
-
-
 def plan_jobs(images: list[Path], output: Path) -> list[Job]:
     """Output stems for the images; `a.jpg` beside `a.png` become `a_jpg` and `a_png`."""
-    output_resolved = _resolved(output)
+    output_resolved = resolved(output)
     for image in images:
-        if _resolved(image).parent == output_resolved or _resolved(image.parent) == output_resolved:
+        if resolved(image).parent == output_resolved or resolved(image.parent) == output_resolved:
             raise ValueError(
                 f"output={output} is the folder the input image {image} is in: masks would overwrite or be "
                 "read as inputs; choose another output folder"
@@ -75,7 +68,28 @@ def plan_jobs(images: list[Path], output: Path) -> list[Job]:
                 "predict them into separate output folders"
             )
         seen[job.stem] = job.path
+    check_output_names(seen)
     return jobs
+
+
+def check_output_names(stems: dict[str, object], earlier: dict[str, object] | None = None) -> None:
+    """Refuse an image whose mask would land on another image's outputs: `a_rve.png` beside `a.png` (its mask
+    is a_rve.png, a's RhizoVision mask too), among this run's images (`stems`: stem -> what it came from) and
+    against the images earlier runs wrote into the folder (`earlier`)."""
+    known = {**(earlier or {}), **stems}
+    for stem in stems:
+        for suffix in EXTRA_SUFFIXES:
+            if stem + suffix in known:  # this image's output is another image's mask
+                owner, named = stem, stem + suffix
+            elif stem.endswith(suffix) and stem[: -len(suffix)] in known:  # this image's mask is another's output
+                owner, named = stem[: -len(suffix)], stem
+            else:
+                continue
+            raise ValueError(
+                f"{named}.png would be both the mask of {known[named]} and the {suffix} output of "
+                f"{known[owner]}: an image named <name>{{{','.join(EXTRA_SUFFIXES)}}}.* cannot share an output "
+                "folder with <name>.*. Rename one, or predict them into separate output folders"
+            )
 
 
 def parse_shard(value: object) -> tuple[int, int]:

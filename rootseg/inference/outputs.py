@@ -22,6 +22,9 @@ from rootseg.io.rhizovision import write_rhizovision_mask
 from rootseg.io.rootpainter import write_rootpainter_segmentation
 
 SAVE_PROBS = ("none", "png", "npy")
+#: what follows an image's stem in the names of its other outputs: an input named `<stem><suffix>.*` beside
+#: `<stem>.*` would have its mask land on one of them (`rootseg.inference.jobs.check_output_names`)
+EXTRA_SUFFIXES = ("_rootpainter", "_overlay", "_prob", "_rve")
 
 
 def save_probs_mode(value: Any) -> str:

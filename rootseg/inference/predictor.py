@@ -16,12 +16,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from rootseg.inference.clicks import assign_clicks, read_prompt_file
+from rootseg.inference.clicks import assign_clicks, check_clicks_inside, read_prompt_file
 from rootseg.inference.frangi import FrangiInference
 from rootseg.inference.rootsam import RootSAMInference
 from rootseg.inference.settings import InferenceSettings, resolve_device
 from rootseg.inference.unet import UNetInference
-from rootseg.io.images import LazyImage
+from rootseg.io.images import LazyImage, image_size
 from rootseg.tasks.checkpoints import load_module
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,9 @@ class Predictor:
         before any image is segmented."""
         if self._click_file is not None:
             self._clicks = assign_clicks(self._click_file, list(images), self.settings.prompts)
+            for image, clicks in self._clicks.items():
+                if (shape := image_size(image)) is not None:
+                    check_clicks_inside(clicks, shape, image, self.settings.prompts)
 
     def probabilities(
         self, image: np.ndarray | LazyImage, path: str | Path | None = None, clicks: np.ndarray | None = None
@@ -120,9 +123,17 @@ class Predictor:
             raise ValueError(f"{self.checkpoint or 'this model'}: a {self.kind} model takes no clicks; give RootSAM's")
         if clicks is None and path is not None:
             clicks = self._clicks.get(Path(path))
+            if clicks is not None:  # a file whose header could not be read at bind_images
+                check_clicks_inside(clicks, image.shape, Path(path), str(self.settings.prompts))
         with torch.inference_mode():
             probs = self.impl(image, clicks)
         return np.asarray(probs, dtype=np.float32)
+
+    def tiles(self, height: int, width: int, default: bool = False) -> int | None:
+        """Model passes for an image of this size (`default`: at the default step); None where the model kind
+        has no sliding window (Frangi, RootSAM with clicks)."""
+        count = getattr(self.impl, "tiles", None)
+        return None if count is None else count(height, width, default)
 
     def mask(self, probs: np.ndarray) -> np.ndarray:
         """Root where probability >= threshold: the one rule every score and file uses."""

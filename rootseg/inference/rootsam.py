@@ -39,6 +39,7 @@ from rootseg.inference.settings import GRID_STEP, InferenceSettings, autocast_en
 from rootseg.io.images import LazyImage
 from rootseg.tasks.rootsam import select_best
 from rootseg.tiling.device import DeviceFallback
+from rootseg.tiling.grid import tile_count
 from rootseg.tiling.resize import resize_image, tile_origins
 from rootseg.tiling.window import sliding_window_probs
 
@@ -161,6 +162,14 @@ class RootSAMInference:
             info["clicks"] = f"grid, {self.points_per_side}x{self.points_per_side} per tile"
             info["min_predicted_iou"], info["min_stability"] = self.min_iou, self.min_stability
         return info
+
+    def tiles(self, height: int, width: int, default: bool = False) -> int | None:
+        """Promptless decoder passes for an image of this size (`default`: at the default step, half a tile);
+        None when clicks decide the tiles."""
+        if self.mode != "promptless" or self.proposer is not None:
+            return None
+        size = int(self.resize or max(height, width))
+        return tile_count(size, size, self.tile, None if default or self.step is None else int(self.step))
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray | LazyImage, clicks: np.ndarray | None = None) -> np.ndarray:

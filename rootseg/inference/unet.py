@@ -14,6 +14,7 @@ import torch
 
 from rootseg.inference.settings import GRID_STEP, InferenceSettings, autocast_enabled
 from rootseg.io.images import LazyImage
+from rootseg.tiling.grid import tile_count
 from rootseg.tiling.window import sliding_window_probs
 
 DEFAULT_BATCH_SIZE = 4
@@ -52,6 +53,12 @@ class UNetInference:
             "blend": self.blend,
             "tta": self.tta,
         }
+
+    def tiles(self, height: int, width: int, default: bool = False) -> int:
+        """Network passes (tiles, times 4 with tta) for an image of this size; `default`: at the default step."""
+        tile_out = int(self.module.tile_out)
+        passes = tile_count(height, width, tile_out, max(tile_out // 2, 1) if default else self.step)
+        return passes * (4 if self.tta else 1)
 
     def __call__(self, image: np.ndarray | LazyImage, clicks: np.ndarray | None = None) -> np.ndarray:
         probs = sliding_window_probs(

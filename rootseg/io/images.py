@@ -278,6 +278,18 @@ class LazyImage:
         return f"LazyImage({self.path}, shape={self.shape}, source dtype={self.source.dtype})"
 
 
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) as `read_image` returns the pixels (the camera's orientation tag applied), from the header
+    alone; None when it cannot be read now (reading the image reports why, by name)."""
+    try:
+        with Image.open(path) as image:
+            height, width = image.height, image.width
+            turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # orientations that swap the sides
+    except Exception:  # noqa: BLE001  (PIL raises many types for damaged files)
+        return None
+    return (width, height) if turned else (height, width)
+
+
 def open_image(path: Path | str) -> np.ndarray | LazyImage:
     """Like `read_image`, but an uncompressed TIFF is memory-mapped (`tifffile.memmap`) and read lazily.
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_binary_mask
+from rootseg.io.paths import refuse_output_on_inputs
 from rootseg.io.tables import write_csv
 from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 
@@ -54,9 +55,11 @@ def measure_masks(
     settings: TraitSettings | None = None,
     threshold: int = 127,
 ) -> dict[str, Any]:
-    """Measure each mask and write `output` (CSV, atomically), and the failures beside it; returns counts."""
+    """Measure each mask and write `output` (CSV, atomically), and the failures beside it; returns counts.
+    Refuses, before any work, an output (or its failures file) that is one of the masks."""
     from tqdm.auto import tqdm
 
+    refuse_output_on_inputs([output, failures_path(output)], [Path(path) for path in paths])
     settings = settings or TraitSettings()
     rows, failures = [], []
     started = time.perf_counter()

@@ -1,6 +1,10 @@
 """Synthetic data sets on disk: images/, masks/, lengths.csv, truth.json (`rootseg.synthetic.truth`), split.json
 and a manifest that says when the folder is stale (generator version, size, seed), so `data=synthetic` builds it
 once and reuses it.
+
+A set replaces only what an earlier set wrote: the target must be missing, an empty folder, or a folder whose
+manifest says a synthetic set was written there and that holds nothing else (`check_replaceable`), so a typo in
+the output path never deletes a user's files.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ import csv
 import json
 import logging
 import os
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -52,6 +58,50 @@ def _split(stems: list[str], seed: int, val_fraction: float, test_fraction: floa
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
 
 
+#: what a set holds at its top level (the manifest is the mark that rootseg wrote the folder)
+SET_FILES = frozenset({"images", "masks", "lengths.csv", "split.json", "truth.json", "manifest.json"})
+_SAMPLE = re.compile(r"^synth_\d{4,}\.png$")
+
+
+def _foreign_entry(out: Path) -> str | None:
+    """The first entry of `out` that no synthetic set wrote, or None when the folder holds only a set's files."""
+    for entry in sorted(out.iterdir()):
+        if entry.name not in SET_FILES:
+            return entry.name
+        if entry.name in ("images", "masks"):
+            if not entry.is_dir() or entry.is_symlink():
+                return entry.name
+            for sample in sorted(entry.iterdir()):
+                if not (_SAMPLE.match(sample.name) and sample.is_file() and not sample.is_symlink()):
+                    return f"{entry.name}/{sample.name}"
+        elif not entry.is_file() or entry.is_symlink():
+            return entry.name
+    return None
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse a target that is a file, or a non-empty folder that is not a synthetic set with nothing added:
+    replacing it would delete files this module did not write."""
+    if out.is_symlink():
+        raise ValueError(f"{out} is a symbolic link: give the folder it points to, or a new folder's path")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder: a synthetic set is a folder; give a new folder's path")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    manifest = _read_manifest(out)
+    if not (isinstance(manifest, dict) and "generator" in manifest):
+        raise ValueError(
+            f"{out} is a folder that holds other files and no synthetic set (no manifest.json of one): writing a "
+            "set there would delete them; give a new or empty folder"
+        )
+    foreign = _foreign_entry(out)
+    if foreign is not None:
+        raise ValueError(
+            f"{out} holds a synthetic set and also {foreign}, which no set wrote: replacing the set would delete "
+            "it; move it away or give a new or empty folder"
+        )
+
+
 def write_dataset(
     out: Path | str,
     n: int,
@@ -64,13 +114,16 @@ def write_dataset(
     if n < 1:
         raise ValueError(f"n={n}: need at least one image")
     out = Path(out).expanduser()
+    check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stems = [f"synth_{i:04d}" for i in range(n)]
     split = _split(stems, seed, val_fraction, test_fraction)  # validate fractions before any work
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))  # new: nobody else's folder
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would become the set's folder
     try:
-        (tmp / "images").mkdir(parents=True)
+        (tmp / "images").mkdir()
         (tmp / "masks").mkdir()
         rows, truths = [], {}
         root_seq = np.random.SeedSequence(int(seed))
@@ -94,8 +147,7 @@ def write_dataset(
         # A directory cannot be renamed onto a non-empty one: move the old set aside first.
         old = None
         if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            shutil.rmtree(old, ignore_errors=True)
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))  # empty: renamed onto
             os.replace(out, old)
         os.replace(tmp, out)
         if old is not None:
@@ -106,12 +158,15 @@ def write_dataset(
     return out
 
 
-def _manifest_matches(root: Path, expected: dict) -> bool:
+def _read_manifest(root: Path) -> object:
     try:
-        found = json.loads((root / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    if found != expected:
+        return json.loads((root / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _manifest_matches(root: Path, expected: dict) -> bool:
+    if _read_manifest(root) != expected:
         return False
     images = root / "images"
     if not (root / "truth.json").is_file():  # a set written before truth.json existed: written again

@@ -68,6 +68,12 @@ def _axis_positions(size: int, tile_out: int, step: int) -> tuple[list[int], int
     return [int(round(i * spacing)) for i in range(count)], frame
 
 
+def tile_count(h: int, w: int, tile_out: int, step: int | None = None) -> int:
+    """len(tile_grid(...)) without building the list (millions of tiles at step=1 on a scan)."""
+    step = _check_geometry(tile_out, tile_out, step)
+    return len(_axis_positions(h, tile_out, step)[0]) * len(_axis_positions(w, tile_out, step)[0])
+
+
 def tile_grid(h: int, w: int, tile_out: int, step: int | None = None) -> list[tuple[int, int]]:
     """Top-left corners (y, x) of the output tiles, in the padded output frame (see `frame_shape`)."""
     step = _check_geometry(tile_out, tile_out, step)

@@ -13,7 +13,7 @@ from conftest import random_checkpoint
 
 from rootseg.export.rootsam import ROOTSAM_INPUTS
 from rootseg.export.run import export
-from rootseg.export.unet import ExportError, _run_torchscript
+from rootseg.export.unet import ExportError, _run_torchscript, check_written_opset
 from rootseg.tasks.checkpoints import load_module
 from rootseg.tiling.window import sliding_window_probs
 
@@ -68,6 +68,7 @@ def test_onnx_matches_pytorch_at_any_batch_and_works_as_a_tile_predictor(compose
     summary = export(_cfg(compose, tiny_ckpt, "format=onnx", f"output={out}"))
     assert summary["max_abs_diff"] <= 1e-3 and set(summary["max_abs_diff_by_batch"]) == {1, 3}
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert [o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")] == [21]  # asked
     assert meta["rootseg.tile_in"] == str(TILE_IN) and meta["rootseg.tile_out"] == str(TILE_OUT)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[0] not in (1, 2, 3)  # a symbolic batch dimension
@@ -121,6 +122,37 @@ def test_rootsam_torchscript_and_unknown_formats_are_refused(compose, tiny_ckpt,
         export(_cfg(compose, tiny_ckpt, "format=torchscript"))
 
 
+@pytest.mark.parametrize("opset", [7, 17, "abc", True])
+def test_an_opset_the_exporter_cannot_write_is_refused_before_loading(compose, tiny_ckpt, monkeypatch, opset):
+    """torch.onnx's exporter writes opset 18 when asked for 7 (issue 26): refused by name before any work."""
+    monkeypatch.setattr("rootseg.export.run.load_module", lambda path: pytest.fail("loaded before the check"))
+    with pytest.raises(ValueError, match=f"opset={opset}: .*give an opset >= 18"):
+        export(_cfg(compose, tiny_ckpt, "format=onnx", f"opset={opset}"))
+
+
+def test_an_output_that_is_the_checkpoint_is_refused_and_the_checkpoint_kept(compose, tiny_ckpt, tmp_path, monkeypatch):
+    monkeypatch.setattr("rootseg.export.run.load_module", lambda path: pytest.fail("loaded before the check"))
+    before = tiny_ckpt.read_bytes()
+    link = tmp_path / "model.onnx"
+    link.symlink_to(tiny_ckpt)
+    for output in (tiny_ckpt, link, tiny_ckpt.parent / ".." / tiny_ckpt.parent.name / tiny_ckpt.name):
+        with pytest.raises(ValueError, match=r"is also an input .*tiny\.ckpt"):
+            export(_cfg(compose, tiny_ckpt, "format=onnx", f"output={output}"))
+    assert tiny_ckpt.read_bytes() == before
+
+
+def test_a_file_of_another_opset_than_asked_is_refused():
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph([], "empty", [], [])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    check_written_opset(proto, 18)
+    with pytest.raises(ExportError, match="opset=21: the exporter wrote ONNX opset 18 instead"):
+        check_written_opset(proto, 21)
+    assert onnx.defs.onnx_opset_version() >= 21
+
+
 # ---------------------------------------------------------------------------------------------- RootSAM
 @pytest.fixture(scope="module")
 def rootsam_ckpt(tmp_path_factory) -> Path:
@@ -140,6 +172,7 @@ def test_rootsam_decoder_onnx_matches_pytorch_with_the_encoder_apart(compose, ro
     summary = export(_cfg(compose, rootsam_ckpt, f"output={out}", f"+multimask={str(multimask).lower()}"))
     assert summary["max_abs_diff"] <= 1e-3 and set(summary["max_abs_diff_by_clicks"]) == {"1x1", "3x2", "5x3"}
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert [o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")] == [21]  # asked
     assert meta["rootseg.tile"] == "128" and meta["rootseg.multimask_output"] == str(multimask)
 
     # the image encoder is not in the graph: its inputs are the encoder's outputs for one tile

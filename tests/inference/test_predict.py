@@ -253,6 +253,54 @@ def test_rootsam_gets_each_images_clicks_from_a_prompt_file(tmp_path, monkeypatc
         Predictor(SimpleNamespace(kind="other"))
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "click"),
+    [
+        ("image,x,y\nscan_a.png,10,20\nscan_a.png,50,3\n", "line 3", "x=50, y=3"),  # x == width: off the image
+        ("image,x,y\nscan_a,10,20\nscan_a,-1,3\n", "line 3", "x=-1, y=3"),
+        ("image,x,y\nscan_a.png,10,20\n\nscan_a,4,40\n", "line 4", "x=4, y=40"),  # y == height
+        ('{"scan_a.png": [[1, 2], [3, 1e9]]}', "click 2 of 'scan_a.png'", "x=3, y=1e\\+09"),
+    ],
+)
+def test_clicks_off_the_image_stop_before_any_output_naming_file_line_and_image(
+    tmp_path, monkeypatch, text, where, click
+):
+    """Issue 26: such clicks gave silently empty masks. Checked from the header at bind_images, and from the
+    image itself when the header could not be read then."""
+    monkeypatch.setitem(KINDS, "rootsam", RecordingInference)
+    image = tmp_path / "scan_a.png"
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(image)
+    source = tmp_path / ("clicks.json" if text.startswith("{") else "clicks.csv")
+    source.write_text(text)
+    predictor = Predictor(FakeRootSAM(), InferenceSettings(prompts=str(source)))
+    message = rf"prompts={source}, {where}: the click {click} is outside the image {image} \(50 x 40 pixels"
+    with pytest.raises(ValueError, match=message):
+        predictor.bind_images([image])
+    ghost = tmp_path / "scan_a.jpg"  # not on disk at bind time: checked when its pixels arrive
+    source.write_text(text.replace("scan_a.png", "scan_a.jpg"))
+    predictor = Predictor(FakeRootSAM(), InferenceSettings(prompts=str(source)))
+    predictor.bind_images([ghost])
+    with pytest.raises(ValueError, match=message.replace("png", "jpg")):
+        predictor.probabilities(np.zeros((40, 50, 3), np.uint8), ghost)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("image,x,y\na.png,1,2\na.png,nan,2\n", "line 3"),
+        ("image,x,y\na.png,inf,2\n", "line 2"),
+        ('{"a.png": [[1, 2], [NaN, 2]]}', "click 2 of 'a.png'"),
+    ],
+)
+def test_a_click_that_is_not_a_finite_number_is_refused_with_its_line(tmp_path, text, where):
+    source = tmp_path / ("clicks.json" if text.startswith("{") else "clicks.csv")
+    source.write_text(text)
+    with pytest.raises(
+        ValueError, match=rf"prompts={source}, {where}: the click for image 'a.png' is at x=(nan|inf|NaN)"
+    ):
+        read_prompt_file(source)
+
+
 def test_click_files_name_images_by_file_name_or_stem(tmp_path):
     folder = tmp_path / "scans"
     images = [folder / n for n in ("tube1.d10.jpg", "tube1.d20.jpg", "a.jpg", "a.png", "b.tif")]
