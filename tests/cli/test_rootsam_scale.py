@@ -70,7 +70,7 @@ def test_ddp_validates_every_tile_once_and_wandb_shows_them(tmp_path):
     data_dir = tmp_path / "data"
     run_dir = tmp_path / "ddp"
     args = micro(data_dir, "trainer=ddp_sim", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "test=false")
-    _train([*args, "logger=[csv,wandb]", "+callbacks.wandb_dashboard.num_images=100", f"hydra.run.dir={run_dir}"])
+    _train([*args, "logger=[csv,wandb]", "callbacks.wandb_dashboard.num_images=100", f"hydra.run.dir={run_dir}"])
     logged = pd.read_csv(run_dir / "csv" / "metrics.csv")
     ddp = {key: float(logged[key].dropna().iloc[-1]) for key in ("val/f1", "val/promptless_f1", "val/patch_miou")}
 
