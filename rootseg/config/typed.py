@@ -127,6 +127,8 @@ class Choice:
     def convert(self, key: str, value: Any) -> str | None:
         if value is None and self.optional:
             return None
+        if isinstance(value, bool):  # Hydra reads `side=true` as a boolean; the word is the choice
+            value = str(value).lower()
         if isinstance(value, str) and value in self.options:
             return value
         null = " or null" if self.optional else ""
