@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
@@ -135,6 +135,22 @@ class Choice:
         raise ValueError(f"{key} must be one of {', '.join(self.options)}{null}, got {_text(value)}")
 
 
+@dataclass(frozen=True)
+class Texts:
+    """A list of words or paths: `runs=[a,b]`, or one value `runs=a`; null only when optional."""
+
+    optional: bool = False
+
+    def convert(self, key: str, value: Any) -> list[str] | None:
+        if value is None and self.optional:
+            return None
+        values = list(value) if isinstance(value, list | tuple | ListConfig) else [value]
+        if value is None or not values or any(v is None or isinstance(v, list | dict | ListConfig) for v in values):
+            null = " (or null)" if self.optional else ""
+            raise ValueError(f"{key} must be one value or a list such as {key}=[a,b]{null}, got {value}")
+        return [str(v) for v in values]
+
+
 def integer(key: str, value: Any, low: float | None = None, high: float | None = None) -> int:
     """A whole number within [low, high], or a ValueError naming `key`."""
     return Number(whole=True, low=low, high=high).convert(key, value)  # type: ignore[return-value]
@@ -145,7 +161,7 @@ def number(key: str, value: Any, low: float | None = None, high: float | None = 
     return float(Number(low=low, high=high, low_open=low_open).convert(key, value))  # type: ignore[arg-type]
 
 
-Rule = Number | Bool | Choice
+Rule = Number | Bool | Choice | Texts
 _ABSENT = object()
 
 
