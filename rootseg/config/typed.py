@@ -151,6 +151,21 @@ class Texts:
         return [str(v) for v in values]
 
 
+@dataclass(frozen=True)
+class Numbers:
+    """A list of numbers, each by `item`'s rule, of `length` items when given: `size=[512,512]`."""
+
+    item: Number
+    length: int | None = None
+
+    def convert(self, key: str, value: Any) -> list[int | float]:
+        values = list(value) if isinstance(value, list | tuple | ListConfig) else None
+        if values is None or (self.length is not None and len(values) != self.length):
+            count = f"{self.length} " if self.length else ""
+            raise ValueError(f"{key} must be a list of {count}numbers such as {key}=[512,512], got {value}")
+        return [self.item.convert(f"{key}[{i}]", v) for i, v in enumerate(values)]  # type: ignore[misc]
+
+
 def integer(key: str, value: Any, low: float | None = None, high: float | None = None) -> int:
     """A whole number within [low, high], or a ValueError naming `key`."""
     return Number(whole=True, low=low, high=high).convert(key, value)  # type: ignore[return-value]
@@ -161,7 +176,7 @@ def number(key: str, value: Any, low: float | None = None, high: float | None = 
     return float(Number(low=low, high=high, low_open=low_open).convert(key, value))  # type: ignore[arg-type]
 
 
-Rule = Number | Bool | Choice | Texts
+Rule = Number | Numbers | Bool | Choice | Texts
 _ABSENT = object()
 
 

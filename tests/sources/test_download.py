@@ -11,9 +11,9 @@ from functools import partial
 
 import numpy as np
 import pytest
+from conftest import run_command
 from PIL import Image
 
-from rootseg.cli.download import main
 from rootseg.sources.download import MARKER, SEGROOT_COMMIT, DownloadError, fetch, safe_extract, segroot_split
 from rootseg.sources.folder import FolderSource
 from rootseg.sources.prmi import PRMISource
@@ -72,7 +72,8 @@ def test_segroot_recipe_lays_out_folder_source(server, tmp_path):
     www, base = server
     digest = _segroot_zip(www / "segroot.zip")
     dest = tmp_path / "data" / "segroot"
-    assert main(["segroot", str(dest), "--url", f"{base}/segroot.zip", "--sha256", digest]) == 0
+    settings = ["dataset=segroot", f"output={dest}", f"url={base}/segroot.zip", f"sha256={digest}"]
+    assert run_command("download", settings, tmp_path / "run") == 0
     assert sorted(p.name for p in dest.iterdir()) == [MARKER, "images", "masks", "split.json"]  # archive removed
     split = json.loads((dest / "split.json").read_text())
     assert split == segroot_split(SEGROOT_NAMES) and [len(split[k]) for k in ("train", "val", "test")] == [3, 1, 1]
