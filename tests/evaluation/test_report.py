@@ -315,3 +315,44 @@ def test_error_map_colours_unlabelled_pixels_and_scales_down():
     assert tuple(errors[5, 100]) == WHITE and tuple(errors[5, 300]) == RED
     assert tuple(errors[35, 100]) == GREEN and tuple(errors[35, 300]) == BLACK
     assert compose_panels(panels, gap=8).shape == (40, 3 * 400 + 2 * 8, 3)
+
+
+# -- a run folder whose files are not what rootseg.eval writes: one paragraph naming the file, exit 2 ---------
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda run: (run / "summary.json").write_text("[1, 2]"), "summary.json: holds a JSON list, not the object"),
+        (lambda run: (run / "summary.json").write_bytes(b'{"a": "\xff\xfe"}'), "summary.json: not valid UTF-8 JSON"),
+        (
+            lambda run: (run / "per_image.csv").write_text("name,tp\nimg_0,1\n"),
+            "per_image.csv: no f1 column (columns: ['name', 'tp'])",
+        ),
+        (lambda run: (run / "per_image.csv").write_text("name,f1\nimg_0,0.5\nimg_1,\n"), "line 3 (img_1): f1 is ''"),
+        (lambda run: (run / "per_image.csv").write_bytes(b"name,f1\n\xffimg,0.5\n"), "not a readable UTF-8 CSV"),
+    ],
+    ids=["summary-list", "summary-latin1", "no-f1-column", "empty-f1-cell", "csv-latin1"],
+)
+def test_a_damaged_run_folder_is_named_not_a_traceback(tmp_path, capsys, damage, message):
+    run = fake_run(tmp_path / "eval", [0.5, 0.6, 0.7], 0.6, 0.5, "unet_demo")
+    damage(run)
+    assert report([run], tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert message in err and str(run) in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_or_a_line_break_in_a_run_name_keeps_the_table_whole(two_runs, tmp_path):
+    for run, name in zip(two_runs, ["a|b", "two\nlines"]):
+        summary = json.loads((run / "summary.json").read_text())
+        summary["model"]["experiment_name"] = name
+        (run / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "report"
+    assert report(two_runs, out) == 0
+    lines = (out / "comparison.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| ")]
+    headers = {line for line in rows if line.startswith("| method |")}
+    for header in headers:  # every row of every table has its header's number of cells
+        width = header.count(" | ")
+        block = rows[rows.index(header) : rows.index(header) + 3]
+        assert [row.replace("\\|", "").count(" | ") for row in block] == [width] * 3, block
+    assert any(r"| a\|b |" in row for row in rows) and any("| two lines |" in row for row in rows)
