@@ -31,8 +31,8 @@ def check_size(height: int, width: int, max_pixels: int | None) -> None:
     if height * width > budget:
         source = "max_image_pixels" if max_pixels else f"{memory_bytes() / 2**30:.0f} GiB of memory / 100 B per pixel"
         raise ValueError(
-            f"size=[{height},{width}] is {height * width / 1e6:.0f} MP per image, over the budget of "
-            f"{budget / 1e6:.0f} MP ({source}); choose a smaller size (CI-600 scans are 2550 x 2160), or raise "
+            f"size=[{height},{width}] is {height * width / 1e6:,.1f} MP per image, over the budget of "
+            f"{budget / 1e6:,.1f} MP ({source}); choose a smaller size (CI-600 scans are 2550 x 2160), or raise "
             "max_image_pixels=N if the machine has the memory"
         )
 
