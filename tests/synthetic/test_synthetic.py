@@ -140,7 +140,7 @@ def test_ensure_dataset_reuses_then_regenerates(tmp_path):
     ("settings", "message"),
     [
         (["size=[30000,30000]"], "size=[30000,30000] is 900.0 MP per image, over the budget of 171.8 MP (16 GiB"),
-        (["size=[600,600]", "max_image_pixels=100000"], "size=[600,600] is 0.4 MP per image, over the budget of 0.1 MP"),
+        (["size=[600,600]", "max_image_pixels=100000"], "size=[600,600] is 0.4 MP per image, over the budget of 0.1"),
         (["size=[0,64]"], "size[0] must be a whole number >= 1, got 0"),
         (["size=512"], "size must be a list of 2 numbers such as size=[512,512], got 512"),
         (["n=abc"], "n must be a whole number >= 1, got 'abc'"),
