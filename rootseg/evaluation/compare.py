@@ -87,7 +87,7 @@ def load_run(run_dir: Path | str, name: str | None = None) -> dict[str, Any]:
     for path in paths.values():
         if not path.is_file():
             raise RunReadError(
-                f"{path}: not found. each folder in runs=[...] must be the output of `python -m rootseg.eval "
+                f"{path}: not found; each folder in runs=[...] must be the output of `python -m rootseg.eval "
                 "ckpt_path=... hydra.run.dir=RUN_DIR`"
             )
     try:
