@@ -51,9 +51,7 @@ def test_predict_reads_no_and_off_as_false(compose, unet_ckpt, scans, tmp_path):
         ("step=abc", "step must be a whole number, got 'abc'"),
     ],
 )
-def test_predict_refuses_a_bad_value_before_any_output(
-    compose, unet_ckpt, scans, tmp_path, setting, message
-):
+def test_predict_refuses_a_bad_value_before_any_output(compose, unet_ckpt, scans, tmp_path, setting, message):
     from rootseg.inference.folder import predict
 
     output = tmp_path / "out"
