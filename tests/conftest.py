@@ -146,3 +146,25 @@ def random_checkpoint(overrides: list[str], path: Path, seed: int = 0) -> Path:
     write_untrained(cfg, path, seed)
     GlobalHydra.instance().clear()  # building SAM 2.1 initialises Hydra's global state
     return path
+
+
+def run_command(command: str, overrides: list[str], run_dir: Path) -> int:
+    """`python -m rootseg.<command> overrides hydra.run.dir=run_dir` in this process, through the command's console
+    entry (Hydra's parsing and error hints included); returns its exit code."""
+    import importlib
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    module = importlib.import_module(f"rootseg.cli.{'evaluate' if command == 'eval' else command}")
+    argv = sys.argv
+    sys.argv = [f"rootseg.{command}", *overrides, f"hydra.run.dir={run_dir}"]
+    GlobalHydra.instance().clear()
+    try:
+        module.entry()
+    except SystemExit as exit_:
+        return 0 if exit_.code is None else int(exit_.code)
+    finally:
+        sys.argv = argv
+        GlobalHydra.instance().clear()
+    return 0

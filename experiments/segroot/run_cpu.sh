@@ -28,8 +28,8 @@ $PY -m rootseg.eval ckpt_path=$BEST data=folder data.root=$OUT/dilated1 data.sou
 $PY -m rootseg.train +experiment=frangi_cmaes data=segroot model.downscale=4 model.upsample=linear \
     model.max_evals=150 model.workers=2 hydra.run.dir=$OUT/frangi
 $PY -m rootseg.eval ckpt_path=$(ls -t $OUT/frangi/checkpoints/*.ckpt | head -1) dpi=600 hydra.run.dir=$OUT/eval_frangi
-$PY -m rootseg.report $OUT/eval_frangi $OUT/eval_grid $OUT/eval_blend --names frangi_cmaes unet_grid unet_blended \
-    -o $OUT/report
+$PY -m rootseg.report runs=[$OUT/eval_frangi,$OUT/eval_grid,$OUT/eval_blend] \
+    names=[frangi_cmaes,unet_grid,unet_blended] output=$OUT/report
 
 # 4. predict the val scans (re-running skips what is done; a SIGKILL after 6 of 13 lost nothing)
 $PY -m rootseg.predict ckpt_path=$BEST input=$OUT/val_images output=$OUT/predict dpi=600

@@ -46,13 +46,13 @@ for split in val train; do
 done
 
 # 3. the annotations' traits: no model needed
-$PY -m rootseg.measure $DATA/masks dpi=$DPI output=$OUT/annotation/traits.csv
+$PY -m rootseg.measure input=$DATA/masks dpi=$DPI output=$OUT/annotation/traits.csv
 
 # 4. the studies: tube, location and date from the CI-600 names; the dates grouped by month (imaging sessions)
 for side in prediction annotation; do
   table=$OUT/predict/results.csv
   [ $side = annotation ] && table=$OUT/annotation/traits.csv
-  $PY -m rootseg.study $table output=$OUT/study_$side period=month
+  $PY -m rootseg.study input=$table output=$OUT/study_$side period=month
 done
 
 # 5. traits of the prediction against those of the annotation; Dice of the masks

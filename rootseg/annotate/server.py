@@ -22,6 +22,7 @@ from rootseg.annotate.app import create_app
 from rootseg.annotate.finetune import FineTuner
 from rootseg.annotate.project import Project
 from rootseg.annotate.service import ModelService
+from rootseg.config import typed
 
 log = logging.getLogger("rootseg.annotate")
 
@@ -46,16 +47,21 @@ def resolve_token(host: str, token: str | None) -> str | None:
     return None if is_loopback(host) else secrets.token_urlsafe(24)
 
 
+#: the typed settings of conf/annotate.yaml (rootseg.config.typed), checked before the checkpoint is loaded
+SETTINGS = {
+    "port": typed.Number(whole=True, low=0, high=65535, unit="0: any free port"),
+    "max_upload_mb": typed.Number(low=0, low_open=True, unit="MB"),
+    "threshold": typed.Number(low=0, high=1, low_open=True, high_open=True, optional=True, unit="probability"),
+    "margin": typed.Number(low=0, high=1, low_open=True, unit="probability"),
+    "finetune.max_epochs": typed.Number(whole=True, low=1),
+}
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Fail on a bad option before the checkpoint is loaded."""
     if not str(cfg.get("project") or "").strip() or cfg.project == "???":
         raise ValueError("project is required: python -m rootseg.annotate project=DIR [ckpt_path=CKPT]")
-    if not isinstance(cfg.port, int) or not 0 <= cfg.port <= 65535:
-        raise ValueError(f"port must be 0 (any free port) to 65535, got {cfg.port!r}")
-    if not float(cfg.max_upload_mb) > 0:
-        raise ValueError(f"max_upload_mb must be positive, got {cfg.max_upload_mb}")
-    if int(cfg.finetune.max_epochs) < 1:
-        raise ValueError(f"finetune.max_epochs must be at least 1, got {cfg.finetune.max_epochs}")
+    typed.check(cfg, SETTINGS)
 
 
 def build(cfg: DictConfig) -> tuple[Any, ModelService, str | None]:

@@ -1,4 +1,5 @@
-"""`python -m rootseg.download NAME DIR [--url URL] [--sha256 HEX | --no-verify]`: fetch a public root data set.
+"""`python -m rootseg.download dataset=NAME output=DIR [url=URL] [sha256=HEX | verify=false]`: fetch a public
+root data set.
 
 Recipes:
   segroot  SegRoot soybean CI-600 images (Wang et al. 2019) from the GitHub archive of wtwtwt0330/SegRoot at
@@ -9,7 +10,7 @@ Recipes:
   chicory  RootPainter's chicory data set (Smith et al.) from Zenodo record 3754046, extracted to DIR.
 
 The archive streams to a temporary file beside its final name, is hashed on the way, and is renamed into
-place only when complete and (unless --no-verify) its SHA-256 matches; a mismatch removes it and names both
+place only when complete and (unless verify=false) its SHA-256 matches; a mismatch removes it and names both
 digests. Extraction refuses members that would land outside DIR (absolute paths, `..`, links). A finished
 download leaves DIR/.rootseg-download.json, so running the command again does nothing; an interrupted one
 reuses a verified archive instead of fetching it again.
@@ -17,43 +18,39 @@ reuses a verified archive instead of fetching it again.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
 
 from rootseg.cli import errors
+from rootseg.config import typed
+from rootseg.config.run_config import CONFIG_DIR
 from rootseg.sources.download import RECIPES, DownloadError, fetch
 
 log = logging.getLogger(__name__)
 
+RULES = {"dataset": typed.Choice(tuple(sorted(RECIPES))), "verify": typed.Bool(), "keep_archive": typed.Bool()}
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m rootseg.download", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("name", choices=sorted(RECIPES), help="which data set")
-    parser.add_argument("dir", type=Path, help="where to put it")
-    parser.add_argument("--url", help="download from here instead (a mirror, or a local copy's file:// URL)")
-    checks = parser.add_mutually_exclusive_group()
-    checks.add_argument("--sha256", help="the archive's expected SHA-256 (hex)")
-    checks.add_argument("--no-verify", action="store_true", help="accept the archive without checking its digest")
-    parser.add_argument("--keep-archive", action="store_true", help="keep DIR/.download/<archive> afterwards")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    try:
-        fetch(args.name, args.dir, args.url, args.sha256, verify=not args.no_verify, keep_archive=args.keep_archive)
-    except DownloadError as error:
-        log.error("error: %s", error)
-        return 1
-    return 0
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="download")
+def main(cfg: DictConfig) -> None:
+    with errors.user_errors():
+        typed.check(cfg, RULES)
+        if cfg.sha256 is not None and not cfg.verify:
+            raise ValueError("sha256= and verify=false contradict each other: give one of them")
+        url, sha256 = (None if cfg[key] is None else str(cfg[key]) for key in ("url", "sha256"))
+        try:
+            fetch(cfg.dataset, str(cfg.output), url, sha256, verify=cfg.verify, keep_archive=cfg.keep_archive)
+        except DownloadError as error:
+            log.error("error: %s", error)
+            sys.exit(1)
 
 
 def entry() -> None:
-    """The `rootseg-download` console script and `python -m rootseg.download`."""
-    with errors.user_errors():
-        code = main()
-    sys.exit(code)
+    """The `rootseg-download` console script and `python -m rootseg.download`, with Hydra's error hints."""
+    errors.run(main, "download")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,21 @@ only hides it. So are the failures of the machine a user must fix before running
 (ENOSPC, EDQUOT), a read-only file system (EROFS), a file where a folder should be (EEXIST), no permission.
 `HYDRA_FULL_ERROR=1` brings the traceback back.
 
-Exit codes of every command (train, eval, predict, report, export, check, download, synthesize):
+Every command has one grammar, Hydra overrides. A new command follows this pattern (see rootseg/cli/measure.py):
+  conf/<command>.yaml   defaults `_self_`, `paths: default`, `hydra: default`; `task_name: <command>`; every key
+                        with its default and a comment (a key without a default is `???`)
+  rootseg/cli/<command>.py
+      @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="<command>")
+      def main(cfg):
+          with errors.user_errors():
+              typed.check(cfg, RULES)      # rootseg.config.typed: every value typed before any work
+              result = library_function(...)
+          print(...); sys.exit(1) if it failed in part
+      def entry(): errors.run(main, "<command>")   # Hydra's rejection of a key gains "did you mean ..."
+  rootseg/<command>.py  the `python -m rootseg.<command>` shim; pyproject's console script `rootseg-<command>`
+
+Exit codes of every command (train, eval, predict, report, export, check, download, synthesize, measure, study,
+annotate):
   0    done
   1    done in part: predict could not read some images (listed, and in failures.csv); download failed
        (network, digest); or an unexpected error, a bug, shown with its traceback
@@ -35,7 +49,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl
 OS_ADVICE = {
     errno.ENOSPC: "the disk is full: free some space or write elsewhere, then run the same command again",
     errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere, then run the same command again",
-    errno.EROFS: "that file system is read-only: write elsewhere (output=... or --output on a writable disk)",
+    errno.EROFS: "that file system is read-only: write elsewhere (output=... on a writable disk)",
     errno.EEXIST: "a file is in the way: remove it or choose another name",
     errno.EACCES: "permission denied: choose a file or folder you may write to, or change its permissions",
     errno.EPERM: "operation not permitted: choose a file or folder you may write to",

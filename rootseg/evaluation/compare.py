@@ -3,6 +3,7 @@ Fig. 7-10, 12; RootSAM Table 1. Shared by `rootseg.eval` (one run) and `rootseg.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -86,19 +87,44 @@ def load_run(run_dir: Path | str, name: str | None = None) -> dict[str, Any]:
     for path in paths.values():
         if not path.is_file():
             raise RunReadError(
-                f"{path}: not found. Each RUN_DIR must be the output of `python -m rootseg.eval "
+                f"{path}: not found; each folder in runs=[...] must be the output of `python -m rootseg.eval "
                 "ckpt_path=... hydra.run.dir=RUN_DIR`"
             )
     try:
-        summary = json.loads(paths["summary.json"].read_text())
-    except json.JSONDecodeError as error:
-        raise RunReadError(f"{paths['summary.json']}: not valid JSON ({error})") from error
+        summary = json.loads(paths["summary.json"].read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunReadError(f"{paths['summary.json']}: not valid UTF-8 JSON ({error}){_REDO}") from error
+    if not isinstance(summary, dict):
+        raise RunReadError(
+            f"{paths['summary.json']}: holds a JSON {type(summary).__name__}, not the object rootseg.eval writes "
+            f"(checkpoint, pooled, per_image, ...){_REDO}"
+        )
     return {
         "name": name or default_method_name(run_dir, summary),
         "dir": run_dir,
         "summary": summary,
-        "per_image": read_csv(paths["per_image.csv"]),
+        "per_image": read_per_image(paths["per_image.csv"]),
     }
+
+
+#: what every RunReadError about a file's content ends with
+_REDO = "; give the folder rootseg.eval wrote, or evaluate again with hydra.run.dir=RUN_DIR"
+
+
+def read_per_image(path: Path) -> list[dict[str, Any]]:
+    """per_image.csv's rows, each with a name and a number in f1 (nan allowed: an image scored nothing)."""
+    try:
+        rows = read_csv(path)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise RunReadError(f"{path}: not a readable UTF-8 CSV table ({error}){_REDO}") from error
+    columns = set(rows[0]) if rows else set()
+    if rows and not {"name", "f1"} <= columns:
+        missing = ", ".join(sorted({"name", "f1"} - columns))
+        raise RunReadError(f"{path}: no {missing} column (columns: {sorted(columns)[:12]}){_REDO}")
+    for number, row in enumerate(rows, start=2):
+        if isinstance(row["f1"], bool) or not isinstance(row["f1"], int | float):
+            raise RunReadError(f"{path}, line {number} ({row.get('name')}): f1 is {row['f1']!r}, not a number{_REDO}")
+    return rows
 
 
 def _unique_names(names: Sequence[str]) -> list[str]:

@@ -24,6 +24,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from rootseg.config import typed
 from rootseg.config.run_config import output_dir, save_resolved_config
 from rootseg.evaluation.data import data_config, resolve_split, split_samples
 from rootseg.evaluation.rows import grid_suffix, measure_image, model_info, save_prediction
@@ -124,6 +125,15 @@ def _score(
     return totals, saved
 
 
+#: the typed settings of conf/eval.yaml besides the inference ones (rootseg.config.typed)
+SETTINGS = {
+    "seed": typed.Number(whole=True, low=0),
+    "figures": typed.Number(whole=True, low=0),
+    "save_predictions": typed.Bool(),
+    "max_image_pixels": typed.Number(whole=True, low=1, optional=True),
+}
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score a checkpoint on one split of a data set; returns what summary.json holds."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.get("ckpt_path"):
@@ -131,6 +141,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "ckpt_path is required: python -m rootseg.eval ckpt_path=<run dir>/checkpoints/<name>.ckpt "
             "[data=folder data.root=DIR]"
         )
+    typed.check(cfg, SETTINGS)
     set_pixel_budget(cfg.get("max_image_pixels"))
     settings = settings_from_config(cfg)
     grids_mm, grid_px = resolve_grids(cfg), resolve_grid_px(cfg)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from rootseg.config import typed
 from rootseg.export.rootsam import export_rootsam
 from rootseg.export.unet import (
     CHECK_BATCHES,
@@ -35,9 +36,17 @@ from rootseg.tasks.checkpoints import load_module
 log = logging.getLogger(__name__)
 
 
+#: the typed settings of conf/export.yaml (rootseg.config.typed)
+SETTINGS = {
+    "opset": typed.Number(whole=True, low=1),
+    "atol": typed.Number(low=0, low_open=True, unit="largest |exported - PyTorch|"),
+}
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Export the checkpoint's U-Net (or RootSAM's decoder) and check it against PyTorch; returns the path
     and the difference."""
+    typed.check(cfg, SETTINGS)
     fmt = str(cfg.format).lower()
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {cfg.format!r}")

@@ -33,6 +33,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from rootseg.config import typed
 from rootseg.inference.claims import check_claims, check_foreign_files, write_claim
 from rootseg.inference.jobs import Job, find_images, parse_shard, plan_jobs, shard_jobs
 from rootseg.inference.locks import shard_lock
@@ -65,6 +66,17 @@ def _remove_temporaries(output: Path) -> None:
                     path.unlink(missing_ok=True)
 
 
+#: the typed settings of conf/predict.yaml besides the inference ones (rootseg.config.typed)
+SETTINGS = {
+    "save_rootpainter": typed.Bool(),
+    "save_overlay": typed.Bool(),
+    "rve": typed.Bool(),
+    "overwrite": typed.Bool(),
+    "min_free_disk_mb": typed.Number(low=0, unit="MB", optional=True),
+    "max_image_pixels": typed.Number(whole=True, low=1, optional=True),
+}
+
+
 def _check_config(cfg: DictConfig) -> None:
     """Fail on a bad option before the checkpoint is loaded, not after the first image."""
     for key in ("ckpt_path", "input", "output"):
@@ -75,6 +87,7 @@ def _check_config(cfg: DictConfig) -> None:
             )
     if cfg.length_method not in LENGTH_METHODS:
         raise ValueError(f"length_method must be one of {LENGTH_METHODS}, got {cfg.length_method!r}")
+    typed.check(cfg, SETTINGS)
 
 
 def _write_config(output: Path, cfg: DictConfig, predictor: Predictor, overwrite: bool) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from rootseg.config import typed
 from rootseg.measure.settings import resolve_mm_per_pixel
 from rootseg.tiling.device import resolve_device
 from rootseg.tiling.grid import BLEND_MODES
@@ -108,12 +109,23 @@ def autocast_enabled(precision: str, device: torch.device) -> bool:
 STAGE_SETTINGS = frozenset({"resize", "tile"})
 
 
+#: how a command line's values are typed (rootseg.config.typed) before `check_settings` checks their ranges
+TYPES = {
+    "threshold": typed.Number(optional=True),
+    "tta": typed.Bool(),
+    "batch_size": typed.Number(whole=True, optional=True),
+    "grid_points_per_side": typed.Number(whole=True, optional=True),
+    "min_predicted_iou": typed.Number(optional=True),
+    "min_stability": typed.Number(optional=True),
+}
+
+
 def settings_from_config(cfg: Mapping[str, Any]) -> InferenceSettings:
     """The settings of a composed eval or predict config (the keys of conf/inference/default.yaml)."""
     names = {f.name for f in dataclasses.fields(InferenceSettings)} - {"mm_per_pixel", *STAGE_SETTINGS}
-    values = {name: cfg.get(name) for name in names if cfg.get(name) is not None}
-    if "step" in values and isinstance(values["step"], str) and values["step"].isdigit():
-        values["step"] = int(values["step"])
+    values = typed.check({name: cfg.get(name) for name in names if cfg.get(name) is not None}, TYPES)
+    if values.get("step") not in (None, GRID_STEP):
+        values["step"] = typed.Number(whole=True).convert("step", values["step"])
     values["mm_per_pixel"] = resolve_mm_per_pixel(cfg)
     for key in ("prompts", "prompt_ckpt"):
         if key in values:

@@ -39,10 +39,15 @@ def write_csv(
     return write_text(path, buffer.getvalue())
 
 
+def _cell(value: Any) -> str:
+    """A Markdown table cell: a `|` escaped and line breaks as spaces, so a run named `a|b` stays one cell."""
+    return _fmt(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     columns = list(columns or dict.fromkeys(key for row in rows for key in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(_cell, columns)) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

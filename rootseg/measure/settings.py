@@ -6,6 +6,7 @@ import math
 
 from omegaconf import DictConfig, ListConfig
 
+from rootseg.config.typed import Bool, Number
 from rootseg.measure.traits import (
     DEFAULT_DEPTH_OF_FIELD_MM,
     DEFAULT_DIAMETER_EDGES_MM,
@@ -23,10 +24,8 @@ def mm_per_pixel_from_dpi(dpi: float) -> float:
 
 def resolve_mm_per_pixel(cfg: DictConfig) -> float | None:
     """mm per pixel from `mm_per_pixel=` or `dpi=` (25.4 / dpi); both may be given if they agree (0.5 %)."""
-    mm, dpi = cfg.get("mm_per_pixel"), cfg.get("dpi")
-    for key, value in (("mm_per_pixel", mm), ("dpi", dpi)):
-        if value is not None and not float(value) > 0:
-            raise ValueError(f"{key} must be positive, got {value}")
+    positive = Number(low=0, low_open=True, optional=True)
+    mm, dpi = (positive.convert(key, cfg.get(key)) for key in ("mm_per_pixel", "dpi"))
     if dpi is None:
         return None if mm is None else float(mm)
     from_dpi = mm_per_pixel_from_dpi(float(dpi))
@@ -55,26 +54,20 @@ def resolve_grids(cfg: DictConfig) -> list[float]:
 
 def resolve_grid_px(cfg: DictConfig) -> float | None:
     """`line_intersect_grid_px=40`: the pixel grid used without a resolution, or None."""
-    grid_px = cfg.get("line_intersect_grid_px")
-    if grid_px is not None and not (isinstance(grid_px, int | float) and not isinstance(grid_px, bool) and grid_px > 0):
-        raise ValueError(f"line_intersect_grid_px must be a positive spacing in pixels, got {grid_px!r}")
-    return grid_px
+    rule = Number(low=0, low_open=True, optional=True, unit="spacing in pixels")
+    return rule.convert("line_intersect_grid_px", cfg.get("line_intersect_grid_px"))
 
 
 def resolve_traits(cfg: DictConfig) -> TraitSettings | None:
     """`traits=true` (default) with `diameter_classes_mm=[0.5,1,2]` and `depth_of_field_mm=2`: the trait columns'
     settings, or None for `traits=false` (root pixels and length only, ~1 s less per 2550 x 2273 scan)."""
-    enabled = cfg.get("traits", True)
-    if not isinstance(enabled, bool):
-        raise ValueError(f"traits must be true or false, got {enabled!r}")
-    if not enabled:
+    if not Bool().convert("traits", cfg.get("traits", True)):
         return None
     edges = cfg.get("diameter_classes_mm")
     edges = DEFAULT_DIAMETER_EDGES_MM if edges is None else edges
     edges = list(edges) if isinstance(edges, list | tuple | ListConfig) else [edges]
-    depth = cfg.get("depth_of_field_mm")
-    try:
-        depth = DEFAULT_DEPTH_OF_FIELD_MM if depth is None else float(depth)
-    except (TypeError, ValueError):
-        raise ValueError(f"depth_of_field_mm must be a positive number (mm), got {depth!r}") from None
+    depth = Number(low=0, low_open=True, optional=True, unit="mm").convert(
+        "depth_of_field_mm", cfg.get("depth_of_field_mm")
+    )
+    depth = DEFAULT_DEPTH_OF_FIELD_MM if depth is None else depth
     return TraitSettings(tuple(check_edges(edges)), depth)

@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from rootseg.io.atomic import atomic_path, write_text
 
@@ -40,7 +41,7 @@ class Recipe:
     name: str
     url: str
     filename: str
-    # the archive's SHA-256 when this project has verified it; None: the user must pass --sha256 or --no-verify
+    # the archive's SHA-256 when this project has verified it; None: the user must pass sha256= or verify=false
     sha256: str | None
     # a digest reported elsewhere but not verified here: shown in the error as a hint, never trusted silently
     reported_sha256: str | None
@@ -186,10 +187,10 @@ def download(url: str, path: Path, sha256: str | None, timeout: float = 60.0) ->
             if sha256 is not None and got != sha256.lower():
                 raise DownloadError(
                     f"{url}: SHA-256 mismatch: expected {sha256.lower()}, got {got} ({done} bytes); the file was "
-                    "removed. A changed or corrupted archive, or a wrong --sha256"
+                    "removed. A changed or corrupted archive, or a wrong sha256="
                 )
     except OSError as error:  # URLError, HTTPError, timeouts, resets, a full disk
-        raise DownloadError(f"{url}: download failed ({error}); check the URL or pass --url MIRROR") from error
+        raise DownloadError(f"{url}: download failed ({error}); check the URL or pass url=MIRROR") from error
     log.info("%s: %d bytes, sha256 %s", path, done, got)
     return got
 
@@ -227,6 +228,53 @@ def safe_extract(archive: Path, dest: Path) -> None:
         raise DownloadError(f"{archive}: neither a zip nor a tar archive (an error page saved as the download?)")
 
 
+def read_marker(marker: Path) -> dict[str, Any]:
+    """The record of a finished download; anything else in its place is named, not a traceback."""
+    try:
+        done = json.loads(marker.read_text(encoding="utf-8"))
+    except ValueError:  # not JSON, not UTF-8
+        done = None
+    if not isinstance(done, dict) or not isinstance(done.get("entries", []), list):
+        raise ValueError(
+            f"{marker}: not the record rootseg.download writes (a JSON object with name, url, sha256 and entries); "
+            "remove it if the folder holds nothing else of yours, or choose another output=DIR"
+        )
+    return done
+
+
+def is_archive(path: Path) -> bool:
+    return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
+
+
+def _reuse_or_download(name: str, url: str, archive: Path, expected: str | None) -> str:
+    """An earlier run's archive when it is verified (or, unverified, at least a zip or tar archive), else a new
+    download; returns its SHA-256. A download that is no archive (an HTML login or error page) is removed."""
+    if archive.is_file():
+        got = sha256_file(archive)
+        if expected is not None and got != expected.lower():
+            log.warning("%s: sha256 %s does not match %s; downloading again", archive, got, expected)
+            archive.unlink()
+        elif not is_archive(archive):
+            log.warning(
+                "%s: neither a zip nor a tar archive (a web page kept by an earlier run?); downloading again", archive
+            )
+            archive.unlink()
+        else:
+            log.info("%s: reusing the finished download (sha256 %s)", archive, got)
+            return got
+    log.info("downloading %s from %s to %s", name, url, archive)
+    got = download(url, archive, expected)
+    if not is_archive(archive):
+        head = archive.read_bytes()[:512].lstrip().lower()
+        archive.unlink()
+        what = "an HTML page" if head.startswith((b"<!doctype html", b"<html")) else "a file"
+        raise DownloadError(
+            f"{url}: the server sent {what}, not a zip or tar archive (a login, consent or error page?); it was "
+            "removed. Check the URL in a browser, or download the archive by hand and pass url=file:///path/to/it"
+        )
+    return got
+
+
 def fetch(
     name: str,
     dest: str | Path,
@@ -245,12 +293,12 @@ def fetch(
     if verify and expected is None and not recipe.content_pinned:
         hint = f" (reported elsewhere, unverified: {recipe.reported_sha256})" if recipe.reported_sha256 else ""
         raise DownloadError(
-            f"{name}: no verified SHA-256 is known for {url}; pass --sha256 HEX{hint}, or --no-verify to accept "
+            f"{name}: no verified SHA-256 is known for {url}; pass sha256=HEX{hint}, or verify=false to accept "
             "whatever the server sends"
         )
     marker = dest / MARKER
     if marker.is_file():
-        done = json.loads(marker.read_text())
+        done = read_marker(marker)
         complete = done.get("name") == name and all((dest / e).exists() for e in done.get("entries", []))
         if complete and (expected is None or done.get("sha256") == expected.lower()):
             log.info("%s already downloaded to %s (%s); nothing to do", name, dest, MARKER)
@@ -258,16 +306,7 @@ def fetch(
         raise DownloadError(f"{dest}: holds a different or incomplete download ({marker}); choose another DIR")
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / ".download" / recipe.filename
-    if archive.is_file():
-        got = sha256_file(archive)
-        if expected is not None and got != expected.lower():
-            log.warning("%s: sha256 %s does not match %s; downloading again", archive, got, expected)
-            archive.unlink()
-        else:
-            log.info("%s: reusing the finished download (sha256 %s)", archive, got)
-    if not archive.is_file():
-        log.info("downloading %s from %s to %s", name, url, archive)
-        got = download(url, archive, expected)
+    got = _reuse_or_download(name, url, archive, expected)
     if expected is None:
         log.info("%s: archive sha256 %s (not checked against a known digest)", name, got)
     tree = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))

@@ -72,12 +72,15 @@ def _parse_date(value: str, date_format: str, name: str) -> datetime:
 
 def _number(value: str, group: str, name: str) -> float:
     try:
-        return float(value)
-    except ValueError as error:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
         raise ValueError(
-            f"{name}: {group} {value!r} is not a number, so no depth can come from it; change the name pattern's "
-            f"{group} group to match digits only"
-        ) from error
+            f"{name}: {group} {value!r} is not a finite number, so no depth can come from it; change the name "
+            f"pattern's {group} group to match digits only"
+        )
+    return number
 
 
 def parse_names(
@@ -121,4 +124,6 @@ def depth_from_location(
         raise ValueError(f"location spacing must be a positive length in cm, got {spacing_cm}")
     if not 0 < angle_deg <= 90:
         raise ValueError(f"tube angle must be in (0, 90] degrees from the soil surface, got {angle_deg}")
+    if not math.isfinite(depth_offset_cm):
+        raise ValueError(f"depth_offset_cm must be a finite depth in cm, got {depth_offset_cm}")
     return location * spacing_cm * math.sin(math.radians(angle_deg)) + depth_offset_cm

@@ -93,10 +93,14 @@ def _check_columns(per_image: pd.DataFrame, columns: tuple[str, ...], source: st
 
 
 def _with_depth(images: pd.DataFrame, spacing_cm: float, angle_deg: float, offset_cm: float, source: str):
-    if "depth" in images.columns and images["depth"].notna().all():
-        images["depth_cm"] = images["depth"].astype(float)
-    else:
-        images["depth_cm"] = depth_from_location(images["location"], spacing_cm, angle_deg, offset_cm).round(2)
+    """depth_cm: a name's depth group where it has one, else from its location group (an optional group may be
+    missing in some names)."""
+    nan = pd.Series(float("nan"), index=images.index)
+    depth = images["depth"].astype(float) if "depth" in images.columns else nan
+    if "location" in images.columns:
+        location = images["location"].astype(float)
+        depth = depth.fillna(depth_from_location(location, spacing_cm, angle_deg, offset_cm).round(2))
+    images["depth_cm"] = depth
     if images["depth_cm"].isna().any():
         missing = images.loc[images["depth_cm"].isna(), "name"].tolist()
         raise ValueError(
@@ -126,6 +130,13 @@ def study_tables(
     if period not in PERIODS:
         raise ValueError(f"period={period!r}: choose one of {', '.join(PERIODS)}")
     _check_columns(per_image, (value, length), source)
+    depth_from_location(0.0, spacing_cm, angle_deg, depth_offset_cm)  # a bad setting is named before the names
+    repeated = per_image["name"][per_image["name"].duplicated()].unique()
+    if len(repeated):
+        raise ValueError(
+            f"{source}: {len(repeated)} image name(s) have more than one row (first: {list(repeated[:3])}); a study "
+            "needs one row per image: remove the repeated rows (two tables appended, or one run resumed into another?)"
+        )
     meta, unmatched = parse_names(per_image["name"], pattern, date_format)
     if meta.empty:
         raise ValueError(

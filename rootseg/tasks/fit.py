@@ -10,6 +10,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
+from rootseg.config import typed
 from rootseg.config.run_config import (
     instantiate_group,
     output_dir,
@@ -53,8 +54,26 @@ def check_run_length(trainer_cfg: DictConfig) -> None:
         )
 
 
+#: the typed settings of conf/train.yaml (rootseg.config.typed), checked before anything is built
+SETTINGS = {
+    "seed": typed.Number(whole=True, low=0),
+    "train": typed.Bool(),
+    "test": typed.Bool(),
+    "check_data": typed.Bool(),
+    "min_free_disk_mb": typed.Number(low=0, unit="MB", optional=True),
+    "max_image_pixels": typed.Number(whole=True, low=1, optional=True),
+    "trainer.max_epochs": typed.Number(whole=True, low=-1, optional=True),
+    "trainer.max_steps": typed.Number(whole=True, low=-1, optional=True),
+    "trainer.check_val_every_n_epoch": typed.Number(whole=True, low=1, optional=True),
+    "trainer.accumulate_grad_batches": typed.Number(whole=True, low=1, optional=True),
+    "data.batch_size": typed.Number(whole=True, low=1, optional=True),
+    "data.num_workers": typed.Number(whole=True, low=0, optional=True),
+}
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Seed, instantiate, fit, test the best checkpoint; return every logged metric."""
+    typed.check(cfg, SETTINGS)
     if cfg.get("train", True):
         check_run_length(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)

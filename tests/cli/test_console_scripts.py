@@ -15,6 +15,11 @@ SCRIPTS = {
     "rootseg-eval": ("thresold=0.9", "threshold"),
     "rootseg-predict": ("thresold=0.9", "threshold"),
     "rootseg-annotate": ("prot=1", "port"),
+    "rootseg-report": ("figurs=2", "figures"),
+    "rootseg-measure": ("dpii=600", "dpi"),
+    "rootseg-study": ("valeu=length_mm", "value"),
+    "rootseg-synthesize": ("sede=1", "seed"),
+    "rootseg-download": ("outptu=x", "output"),
 }
 
 

@@ -1,4 +1,4 @@
-"""`python -m rootseg.measure MASKS`: any folder of binary masks -> traits.csv, rows equal to `root_traits` of
+"""`python -m rootseg.measure input=MASKS`: any folder of binary masks -> traits.csv, rows equal to `root_traits` of
 each file read independently; photos and bad settings refused by name."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, run_command
 from PIL import Image
 
-from rootseg.cli.measure import main
+from rootseg.cli.measure import grey_level
 from rootseg.measure.traits import TRAIT_COLUMNS, root_traits, trait_columns
 from rootseg.synthetic.generator import generate_sample
 
@@ -51,7 +51,8 @@ def _independent(folder, roots):
 def test_measures_every_mask_and_lists_the_photo(masks, tmp_path, capsys):
     folder, roots = masks
     output = tmp_path / "out" / "traits.csv"
-    assert main([str(folder), "dpi=300", f"output={output}", "diameter_classes_mm=[0.2,0.5]"]) == 1
+    settings = [f"input={folder}", "dpi=300", f"output={output}", "diameter_classes_mm=[0.2,0.5]"]
+    assert run_command("measure", settings, tmp_path / "run") == 1
     table = pd.read_csv(output).set_index("name")
     assert sorted(table.index) == ["a.png", "b.tif", "c_annotation.png", "d.jpg"]
     assert list(table.columns[-len(trait_columns((0.2, 0.5))) :]) == trait_columns((0.2, 0.5))
@@ -70,7 +71,7 @@ def test_measures_every_mask_and_lists_the_photo(masks, tmp_path, capsys):
 def test_without_a_resolution_the_mm_columns_are_empty(masks, tmp_path):
     folder, roots = masks
     output = tmp_path / "traits.csv"
-    assert main([str(folder / "a.png"), f"output={output}"]) == 0
+    assert run_command("measure", [f"input={folder / 'a.png'}", f"output={output}"], tmp_path / "run") == 0
     row = pd.read_csv(output).iloc[0]
     assert row["length_px"] == pytest.approx(root_traits(roots[0])["length_px"])
     in_mm = [c for c in TRAIT_COLUMNS if ("_mm" in c or c.startswith(("rld", "mm_"))) and c != "depth_of_field_mm"]
@@ -81,25 +82,43 @@ def test_without_a_resolution_the_mm_columns_are_empty(masks, tmp_path):
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("dpii=600", "dpii is not a setting of rootseg.measure; did you mean dpi?"),
-        ("dpi=abc", "dpi='abc'"),
+        ("dpi=abc", "dpi must be a finite number > 0 or null, got 'abc'"),
+        ("dpi=inf", "dpi must be a finite number > 0 or null, got inf"),
         ("diameter_classes_mm=[2,1]", "strictly increasing"),
-        ("depth_of_field_mm=-1", "depth_of_field_mm must be a positive"),
-        ("600", "settings are key=value"),
+        ("depth_of_field_mm=-1", "depth_of_field_mm must be a finite number (mm) > 0 or null, got -1"),
+        ("threshold=127", "threshold must be a finite number (probability) > 0 and < 1, got 127"),
+        ("traits=maybe", "traits must be true or false (also yes/no, on/off, 1/0), got 'maybe'"),
     ],
 )
 def test_bad_settings_exit_2_with_one_paragraph(masks, tmp_path, capsys, setting, message):
-    with pytest.raises(SystemExit) as exit_:
-        main([str(masks[0]), setting, f"output={tmp_path / 't.csv'}"])
-    assert exit_.value.code == 2
+    assert run_command("measure", [f"input={masks[0]}", setting, f"output={tmp_path / 't.csv'}"], tmp_path / "r") == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "t.csv").exists()
 
 
+def test_a_mistyped_key_is_answered_with_the_key_meant(masks, tmp_path, capsys):
+    assert run_command("measure", [f"input={masks[0]}", "dpii=600"], tmp_path / "run") == 1
+    assert "hint: dpii is not a setting of this command; did you mean dpi?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("threshold", "level"), [(0.5, 127), (0.9, 229), (1 / 255, 0), (0.001, 0), (254.5 / 255, 254)])
+def test_threshold_is_a_probability_of_the_grey_level(threshold, level):
+    """grey g is root where g > level, which must be g / 255 >= threshold for every g in 0-255 (predict's rule)."""
+    greys = np.arange(256)
+    assert np.array_equal(greys > grey_level(threshold), greys / 255 >= threshold)
+
+
 def test_python_m_runs_the_command(masks, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "rootseg.measure", str(masks[0] / "a.png"), f"output={tmp_path / 't.csv'}"],
+        [
+            sys.executable,
+            "-m",
+            "rootseg.measure",
+            f"input={masks[0] / 'a.png'}",
+            f"output={tmp_path / 't.csv'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

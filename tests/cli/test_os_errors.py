@@ -25,11 +25,12 @@ COMMANDS = {
     "predict": ("rootseg.cli.predict", "predict", ["ckpt_path=x.ckpt", "input=in", "output=out"]),
     "export": ("rootseg.cli.export", "export", ["ckpt_path=x.ckpt"]),
     "check": ("rootseg.cli.check", "check_source", ["data=synthetic"]),
-    "report": ("rootseg.cli.report", "write_comparison", ["run_a"]),
-    "download": ("rootseg.cli.download", "fetch", ["segroot", "where"]),
-    "synthesize": ("rootseg.cli.synthesize", "write_dataset", ["where"]),
+    "report": ("rootseg.cli.report", "write_comparison", ["runs=[run_a]"]),
+    "download": ("rootseg.cli.download", "fetch", ["dataset=segroot", "output=where"]),
+    "synthesize": ("rootseg.cli.synthesize", "write_dataset", ["output=where"]),
+    "measure": ("rootseg.cli.measure", "measure_masks", ["input=masks"]),
+    "study": ("rootseg.cli.study", "run_study", ["input=results.csv"]),
 }
-HYDRA_COMMANDS = {"train", "eval", "predict", "export", "check"}
 
 #: errno -> what the paragraph must say
 ERRORS = {
@@ -56,12 +57,13 @@ def _call(monkeypatch, tmp_path, command: str, failure: BaseException) -> int:
         monkeypatch.setattr(module, "load_run", lambda run_dir, name: {"name": name})
     if command == "check":
         monkeypatch.setattr("hydra.utils.instantiate", lambda *a, **k: None)
-    hydra_args = [f"hydra.run.dir={tmp_path / 'run'}"] if command in HYDRA_COMMANDS else []
-    monkeypatch.setattr(sys, "argv", [f"rootseg.{command}", *arguments, *hydra_args])
+    if command == "measure":
+        monkeypatch.setattr(module, "find_images", lambda pattern: [])
+    monkeypatch.setattr(sys, "argv", [f"rootseg.{command}", *arguments, f"hydra.run.dir={tmp_path / 'run'}"])
     monkeypatch.chdir(tmp_path)
     GlobalHydra.instance().clear()
     with pytest.raises(SystemExit) as exited:
-        errors.run(module.main, command) if command in HYDRA_COMMANDS else module.entry()
+        module.entry()
     GlobalHydra.instance().clear()
     return exited.value.code
 
@@ -90,11 +92,14 @@ def test_ctrl_c_in_every_command_is_one_line_and_exit_130(monkeypatch, tmp_path,
     assert err.count("interrupted") == 1 and err.strip().endswith("run the same command again to resume")
 
 
-def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
-    with pytest.raises(KeyError):
-        _call(monkeypatch, tmp_path, "synthesize", KeyError("a bug"))
-    with pytest.raises(OSError, match="Input/output error"):  # EIO: no advice to give, so no paragraph
-        _call(monkeypatch, tmp_path, "synthesize", OSError(errno.EIO, os.strerror(errno.EIO), "x"))
+def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path, capsys):
+    assert _call(monkeypatch, tmp_path, "synthesize", KeyError("a bug")) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'a bug'" in err and "error: " not in err
+    # EIO: no advice to give, so no paragraph
+    assert _call(monkeypatch, tmp_path, "synthesize", OSError(errno.EIO, os.strerror(errno.EIO), "x")) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "Input/output error" in err
 
 
 def test_os_error_message_names_both_files_and_leaves_unknown_errors_alone():
@@ -120,14 +125,21 @@ def test_report_output_that_is_an_existing_file(tmp_path):
     existing = tmp_path / "comparison.md"
     existing.write_text("an earlier table\n")
     run = subprocess.run(
-        [sys.executable, "-m", "rootseg.report", str(tmp_path / "run"), "-o", str(existing)],
+        [
+            sys.executable,
+            "-m",
+            "rootseg.report",
+            f"runs=[{tmp_path / 'run'}]",
+            f"output={existing}",
+            f"hydra.run.dir={tmp_path}",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
         env=ENV,
     )
     assert run.returncode == 2, run.stderr[-2000:]
-    assert f"error: --output {existing} is a file" in run.stderr and "Traceback" not in run.stderr
+    assert f"error: output={existing} is a file" in run.stderr and "Traceback" not in run.stderr
     assert existing.read_text() == "an earlier table\n"  # nothing overwritten
 
 

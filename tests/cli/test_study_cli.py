@@ -1,4 +1,4 @@
-"""`python -m rootseg.study RESULTS_CSV`: the study's files from predict's, measure's or eval's table."""
+"""`python -m rootseg.study input=RESULTS_CSV`: the study's files from predict's, measure's or eval's table."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, run_command
 
-from rootseg.cli.study import main
 from rootseg.study.tables import study_tables
 
 
@@ -31,8 +30,12 @@ def results(tmp_path):
     return path
 
 
+def study(results, *settings: str) -> int:
+    return run_command("study", [f"input={results}", *settings], results.parent / "run")
+
+
 def test_writes_the_study_beside_the_table(results, capsys):
-    assert main([str(results), "spacing_cm=10", "angle_deg=90"]) == 0
+    assert study(results, "spacing_cm=10", "angle_deg=90") == 0
     out = results.parent / "study"
     assert sorted(p.name for p in out.iterdir()) == [
         "changes.csv",
@@ -49,7 +52,7 @@ def test_writes_the_study_beside_the_table(results, capsys):
 
 
 def test_period_month_groups_imaging_sessions(results, tmp_path):
-    assert main([str(results), f"output={tmp_path / 'monthly'}", "period=month", "spacing_cm=10", "angle_deg=90"]) == 0
+    assert study(results, f"output={tmp_path / 'monthly'}", "period=month", "spacing_cm=10", "angle_deg=90") == 0
     positions = pd.read_csv(tmp_path / "monthly" / "tube_depth_date.csv")
     april = positions[(positions["tube"] == 1) & (positions["date"] == "2017-04-01")].iloc[0]
     assert (april["n_images"], april["length_mm"]) == (2, 120.0)  # 3 and 10 April averaged
@@ -71,10 +74,8 @@ def test_eval_tables_need_a_side_and_get_it(tmp_path):
     )
     path = tmp_path / "per_image.csv"
     table.to_csv(path, index=False)
-    with pytest.raises(SystemExit) as exit_:
-        main([str(path)])
-    assert exit_.value.code == 2
-    assert main([str(path), "side=true", f"output={tmp_path / 'true'}"]) == 0
+    assert study(path) == 2
+    assert study(path, "side=true", f"output={tmp_path / 'true'}") == 0
     changes = pd.read_csv(tmp_path / "true" / "changes.csv")
     assert changes["length_mm_before"].tolist() == [1.5] and changes["net"].tolist() == [1.0]
 
@@ -82,30 +83,34 @@ def test_eval_tables_need_a_side_and_get_it(tmp_path):
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("naming=minirhizo", "naming 'minirhizo'"),
-        ("period=year", "period='year'"),
-        ("valeu=length_mm", "did you mean value?"),
+        ("naming=minirhizo", "naming must be one of ci600, prmi, got 'minirhizo'"),
+        ("period=year", "period must be one of date, week, month, got 'year'"),
         ("value=tips", "no column 'tips'"),
-        ("spacing_cm=x", "spacing_cm='x'"),
+        ("spacing_cm=x", "spacing_cm must be a finite number (cm) > 0, got 'x'"),
+        ("depth_offset_cm=inf", "depth_offset_cm must be a finite number (cm), got inf"),
+        ("angle_deg=nan", "angle_deg must be a finite number (degrees from the soil surface) > 0 and <= 90, got nan"),
     ],
 )
 def test_bad_settings_exit_2_and_write_nothing(results, tmp_path, capsys, setting, message):
-    with pytest.raises(SystemExit) as exit_:
-        main([str(results), setting, f"output={tmp_path / 'out'}"])
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert study(results, setting, f"output={tmp_path / 'out'}") == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_side_of_a_plain_table_and_a_missing_file(results, tmp_path, capsys):
-    for args, message in (([str(results), "side=pred"], "no pred_ columns"), ([str(tmp_path / "x.csv")], "no such")):
-        with pytest.raises(SystemExit):
-            main(args)
-        assert message in capsys.readouterr().err
+    assert study(results, "side=pred") == 2 and "no pred_ columns" in capsys.readouterr().err
+    assert study(tmp_path / "x.csv") == 2 and "no such" in capsys.readouterr().err
+
+
+def test_a_mistyped_key_is_answered_with_the_key_meant(results, tmp_path, capsys):
+    assert study(results, "valeu=length_mm", f"output={tmp_path / 'out'}") == 1
+    assert "hint: valeu is not a setting of this command; did you mean value?" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_python_m_runs_the_command(results):
     result = subprocess.run(
-        [sys.executable, "-m", "rootseg.study", str(results), "value=length_mm"],
+        [sys.executable, "-m", "rootseg.study", f"input={results}", "value=length_mm", f"hydra.run.dir={results}.run"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -9,10 +9,9 @@ import json
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_run
+from conftest import compose_run, run_command
 from micro_rootsam import micro_overrides, write_micro_sam_file
 
-from rootseg.cli.report import main as report
 from rootseg.evaluation.run import evaluate
 from rootseg.tasks.checkpoints import load_module
 from rootseg.tasks.fit import train
@@ -51,7 +50,8 @@ def test_baseline_row_of_table_1_from_the_baseline_run(tmp_path):
         assert summaries[patch]["patch"] == patch and summaries[patch]["n_scored"] > 0
     out = tmp_path / "report"
     runs = [str(tmp_path / "eval_512"), str(tmp_path / "eval_1024")]
-    assert report([*runs, "-o", str(out), "--names", "baseline", "baseline", "--figures", "0"]) == 0
+    overrides = [f"runs=[{','.join(runs)}]", f"output={out}", "names=[baseline,baseline]", "figures=0"]
+    assert run_command("report", overrides, tmp_path / "report_run") == 0
     table = pd.read_csv(out / "table1.csv")
     assert table["method"].tolist() == ["baseline"]
     for patch, scored in summaries.items():

@@ -149,7 +149,7 @@ def test_resolution_and_threshold_settings():
     assert mm(mm_per_pixel=0.0423, dpi=600) == 0.0423  # 25.4 / 600 = 0.04233: agree to 0.1 %
     with pytest.raises(ValueError, match="disagree"):
         mm(mm_per_pixel=0.0423, dpi=300)
-    with pytest.raises(ValueError, match="dpi must be positive"):
+    with pytest.raises(ValueError, match=r"dpi must be a finite number > 0 or null, got 0"):
         mm(dpi=0)
 
     class Module(torch.nn.Module):
@@ -447,7 +447,7 @@ def test_pixel_grid_counts_intersections_without_a_resolution(recomputable, tiny
         > 0
     )
     assert "Root intersections (40 px line-intersect grid)" in (run_dir / "summary.md").read_text()
-    with pytest.raises(ValueError, match="line_intersect_grid_px must be a positive"):
+    with pytest.raises(ValueError, match=r"line_intersect_grid_px must be a finite number \(spacing in pixels\) > 0"):
         evaluate_with_fake_probs(tiny_checkpoint, folder, tmp_path / "bad", ["line_intersect_grid_px=-4"])
 
 

@@ -10,14 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_run
+from conftest import compose_run, run_command
 from PIL import Image
 
-from rootseg.cli.report import main
 from rootseg.evaluation.compare import RunReadError, comparison_rows, load_run
 from rootseg.evaluation.run import evaluate
 from rootseg.figures.errors import compose_panels, error_comparison_figure, error_map, error_panels
 from rootseg.io.tables import read_csv, write_csv
+
+
+def report(runs, output: Path | None = None, *settings: str, run_dir: Path | None = None) -> int:
+    """`python -m rootseg.report runs=[...] output=... settings` in this process; its exit code."""
+    listed = f"runs=[{','.join(str(run) for run in runs)}]"
+    where = [] if output is None else [f"output={output}"]
+    return run_command("report", [listed, *where, *settings], run_dir or Path(runs[0]).parent / "report_run")
 
 
 def fake_run(
@@ -66,7 +72,7 @@ def two_runs(tmp_path) -> tuple[Path, Path]:
 
 def test_table_holds_each_runs_numbers_in_its_row(two_runs, tmp_path):
     out = tmp_path / "report"
-    assert main([str(two_runs[0]), str(two_runs[1]), "--output", str(out)]) == 0
+    assert report(two_runs, out) == 0
     table = pd.read_csv(out / "comparison.csv")
     # method names: the experiment name, else the checkpoint's name
     assert table["method"].tolist() == ["rootsam_stage1", "frangi_best"]
@@ -90,23 +96,23 @@ def test_table_holds_each_runs_numbers_in_its_row(two_runs, tmp_path):
 
 def test_names_override_and_duplicates_stay_apart(two_runs, tmp_path):
     out = tmp_path / "report"
-    assert main([*map(str, two_runs), "-o", str(out), "--names", "RootSAM", "Frangi"]) == 0
+    assert report(two_runs, out, "names=[RootSAM,Frangi]") == 0
     assert pd.read_csv(out / "comparison.csv")["method"].tolist() == ["RootSAM", "Frangi"]
     rows = comparison_rows([load_run(two_runs[0]), load_run(two_runs[0])])
     assert [row["method"] for row in rows] == ["rootsam_stage1", "rootsam_stage1 (2)"]
-    assert main([*map(str, two_runs), "-o", str(out), "--names", "only-one"]) == 2
+    assert report(two_runs, out, "names=[only-one]") == 2
 
 
 def test_missing_lengths_and_missing_files(tmp_path, capsys):
     run = fake_run(tmp_path / "short", [0.5, 0.6], 0.55, 0.4, "unet_demo", lengths=False)
     out = tmp_path / "report"
-    assert main([str(run), "-o", str(out)]) == 0
+    assert report([run], out) == 0
     row = pd.read_csv(out / "comparison.csv").iloc[0]
     assert pd.isna(row["length Spearman"])  # no agreement with fewer than 3 images: an empty cell
     assert not (out / "root_length_agreement.png").exists() and (out / "f1_per_image.png").is_file()
     with pytest.raises(RunReadError, match="rootseg.eval"):
         load_run(tmp_path / "nowhere")
-    assert main([str(tmp_path / "nowhere")]) == 2
+    assert report([tmp_path / "nowhere"], tmp_path / "nothing") == 2
     assert "summary.json: not found" in capsys.readouterr().err
 
 
@@ -116,7 +122,7 @@ def test_runs_on_different_data_are_flagged(two_runs, tmp_path):
     summary["split"] = "val"
     summary_path.write_text(json.dumps(summary))
     out = tmp_path / "report"
-    assert main([*map(str, two_runs), "-o", str(out)]) == 0
+    assert report(two_runs, out) == 0
     assert "not comparable" in (out / "comparison.md").read_text()
 
 
@@ -154,7 +160,7 @@ def test_report_keeps_numeric_looking_names_apart(tmp_path):
     table.to_csv(run / "per_image.csv", index=False)
     loaded = load_run(run)
     assert {row["name"]: row["f1"] for row in loaded["per_image"]} == {"1e3": 0.2, "1000": 0.9, "0001": 0.5}
-    assert main([str(run), "-o", str(tmp_path / "report")]) == 0
+    assert report([run], tmp_path / "report") == 0
 
 
 # -- errors_<image>.png: several methods' error maps on one image (Smith et al. Fig. 7-9) ---------------
@@ -245,7 +251,7 @@ def test_error_figure_shows_each_methods_errors_on_the_shared_image(stub_runs, s
 
     monkeypatch.setattr("rootseg.evaluation.compare.error_comparison_figure", keep_panels)
     out = tmp_path / "report"
-    assert main([str(stub_runs["left"]), str(stub_runs["top"]), "-o", str(out), "--names", "Left", "Top"]) == 0
+    assert report([stub_runs["left"], stub_runs["top"]], out, "names=[Left,Top]") == 0
     assert sorted(p.name for p in out.glob("errors_*.png")) == ["errors_synth_0000.png"]
     assert list(drawn) == ["synth_0000"]
 
@@ -276,20 +282,21 @@ def test_error_figure_shows_each_methods_errors_on_the_shared_image(stub_runs, s
     for colour in (RED, GREEN, WHITE):
         assert np.all(saved == colour, axis=2).sum() > 100, colour
 
-    assert main([str(stub_runs["left"]), str(stub_runs["left"]), "-o", str(tmp_path / "two"), "--figures", "1"]) == 0
+    assert report([stub_runs["left"], stub_runs["left"]], tmp_path / "two", "figures=1") == 0
     assert [p.name for p in (tmp_path / "two").glob("errors_*.png")] == ["errors_synth_0000.png"]
 
 
-def test_no_shared_image_is_said_and_skipped(stub_runs, tmp_path, caplog):
+def test_no_shared_image_is_said_and_skipped(stub_runs, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main([str(stub_runs["left"]), str(stub_runs["top_val"]), "-o", str(out)]) == 0
+    assert report([stub_runs["left"], stub_runs["top_val"]], out) == 0
     assert not list(out.glob("errors_*.png")) and (out / "comparison.md").is_file()
-    assert "share no image with a saved prediction" in caplog.text
-    assert "synth_0000" in caplog.text and "synth_0003" in caplog.text  # what each run holds
-    caplog.clear()
-    assert main([str(stub_runs["left"]), str(stub_runs["none"]), "-o", str(tmp_path / "none")]) == 0
+    logged = capsys.readouterr().out  # Hydra's log handler writes to stdout
+    assert "share no image with a saved prediction" in logged
+    assert "synth_0000" in logged and "synth_0003" in logged  # what each run holds
+    assert report([stub_runs["left"], stub_runs["none"]], tmp_path / "none") == 0
     assert not list((tmp_path / "none").glob("errors_*.png"))
-    assert "holds no saved predictions" in caplog.text and "save_predictions=true" in caplog.text
+    logged = capsys.readouterr().out
+    assert "holds no saved predictions" in logged and "save_predictions=true" in logged
 
 
 def test_error_map_colours_unlabelled_pixels_and_scales_down():
@@ -308,3 +315,44 @@ def test_error_map_colours_unlabelled_pixels_and_scales_down():
     assert tuple(errors[5, 100]) == WHITE and tuple(errors[5, 300]) == RED
     assert tuple(errors[35, 100]) == GREEN and tuple(errors[35, 300]) == BLACK
     assert compose_panels(panels, gap=8).shape == (40, 3 * 400 + 2 * 8, 3)
+
+
+# -- a run folder whose files are not what rootseg.eval writes: one paragraph naming the file, exit 2 ---------
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda run: (run / "summary.json").write_text("[1, 2]"), "summary.json: holds a JSON list, not the object"),
+        (lambda run: (run / "summary.json").write_bytes(b'{"a": "\xff\xfe"}'), "summary.json: not valid UTF-8 JSON"),
+        (
+            lambda run: (run / "per_image.csv").write_text("name,tp\nimg_0,1\n"),
+            "per_image.csv: no f1 column (columns: ['name', 'tp'])",
+        ),
+        (lambda run: (run / "per_image.csv").write_text("name,f1\nimg_0,0.5\nimg_1,\n"), "line 3 (img_1): f1 is ''"),
+        (lambda run: (run / "per_image.csv").write_bytes(b"name,f1\n\xffimg,0.5\n"), "not a readable UTF-8 CSV"),
+    ],
+    ids=["summary-list", "summary-latin1", "no-f1-column", "empty-f1-cell", "csv-latin1"],
+)
+def test_a_damaged_run_folder_is_named_not_a_traceback(tmp_path, capsys, damage, message):
+    run = fake_run(tmp_path / "eval", [0.5, 0.6, 0.7], 0.6, 0.5, "unet_demo")
+    damage(run)
+    assert report([run], tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert message in err and str(run) in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_pipe_or_a_line_break_in_a_run_name_keeps_the_table_whole(two_runs, tmp_path):
+    for run, name in zip(two_runs, ["a|b", "two\nlines"]):
+        summary = json.loads((run / "summary.json").read_text())
+        summary["model"]["experiment_name"] = name
+        (run / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "report"
+    assert report(two_runs, out) == 0
+    lines = (out / "comparison.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| ")]
+    headers = {line for line in rows if line.startswith("| method |")}
+    for header in headers:  # every row of every table has its header's number of cells
+        width = header.count(" | ")
+        block = rows[rows.index(header) : rows.index(header) + 3]
+        assert [row.replace("\\|", "").count(" | ") for row in block] == [width] * 3, block
+    assert any(r"| a\|b |" in row for row in rows) and any("| two lines |" in row for row in rows)

@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_run
+from conftest import compose_run, run_command
 from micro_rootsam import micro_config, micro_module
 
-from rootseg.cli.report import main as report
 from rootseg.config.run_config import resolved_container
 from rootseg.evaluation.run import evaluate
 from rootseg.inference.predictor import Predictor
@@ -143,7 +142,8 @@ def test_report_renders_table_1(tmp_path):
     ]
     names = ["baseline", "baseline", "stage 1", "stage 1", "stage 1+2"]
     out = tmp_path / "report"
-    assert report([*map(str, runs), "-o", str(out), "--names", *names, "--figures", "0"]) == 0
+    settings = [f"runs=[{','.join(map(str, runs))}]", f"output={out}", f"names=[{','.join(map(repr, names))}]"]
+    assert run_command("report", [*settings, "figures=0"], tmp_path / "run") == 0
     table = pd.read_csv(out / "table1.csv")
     assert table["method"].tolist() == ["baseline", "stage 1", "stage 1+2"]
     assert table["mIoU@512"].tolist() == pytest.approx([0.482, 0.653, 0.660])

@@ -11,10 +11,10 @@ from functools import partial
 
 import numpy as np
 import pytest
+from conftest import run_command
 from PIL import Image
 
-from rootseg.cli.download import main
-from rootseg.sources.download import MARKER, SEGROOT_COMMIT, DownloadError, fetch, safe_extract, segroot_split
+from rootseg.sources.download import MARKER, RECIPES, SEGROOT_COMMIT, DownloadError, fetch, safe_extract, segroot_split
 from rootseg.sources.folder import FolderSource
 from rootseg.sources.prmi import PRMISource
 
@@ -72,7 +72,8 @@ def test_segroot_recipe_lays_out_folder_source(server, tmp_path):
     www, base = server
     digest = _segroot_zip(www / "segroot.zip")
     dest = tmp_path / "data" / "segroot"
-    assert main(["segroot", str(dest), "--url", f"{base}/segroot.zip", "--sha256", digest]) == 0
+    settings = ["dataset=segroot", f"output={dest}", f"url={base}/segroot.zip", f"sha256={digest}"]
+    assert run_command("download", settings, tmp_path / "run") == 0
     assert sorted(p.name for p in dest.iterdir()) == [MARKER, "images", "masks", "split.json"]  # archive removed
     split = json.loads((dest / "split.json").read_text())
     assert split == segroot_split(SEGROOT_NAMES) and [len(split[k]) for k in ("train", "val", "test")] == [3, 1, 1]
@@ -150,7 +151,7 @@ def test_safe_extract_refuses_tar_links(tmp_path):
 
 def test_unverified_recipes_need_a_checksum_or_no_verify(server, tmp_path):
     www, base = server
-    with pytest.raises(DownloadError, match="--sha256 HEX .*ce5059f9.*--no-verify"):
+    with pytest.raises(DownloadError, match="sha256=HEX .*ce5059f9.*verify=false"):
         fetch("prmi", tmp_path / "prmi", url=f"{base}/PRMI_official.zip")
     assert _QuietHandler.requests == []
     # a PRMI-like archive taken without verification lands as PRMI_official/ and reads as PRMI
@@ -194,3 +195,33 @@ def test_segroot_split_reproduces_the_shared_split(segroot):
     assert full == sorted(full) and len(set(full)) == 65
     split = segroot_split(full)
     assert split["train"] == shared["train"] and split["val"] == shared["val"]
+
+
+@pytest.mark.parametrize("content", ['["segroot"]', "not json", '{"name": "segroot", "entries": "images"}'])
+def test_a_marker_that_is_not_the_record_is_named(server, tmp_path, capsys, content):
+    dest = tmp_path / "segroot"
+    dest.mkdir()
+    (dest / MARKER).write_text(content)
+    settings = ["dataset=segroot", f"output={dest}", "url=http://127.0.0.1:9/x.zip", "verify=false"]
+    assert run_command("download", settings, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert f"{dest / MARKER}: not the record rootseg.download writes" in err and "Traceback" not in err
+    assert _QuietHandler.requests == []
+
+
+def test_a_web_page_is_not_kept_as_the_archive_nor_reused(server, tmp_path):
+    """A server answering with an HTML page (a login or consent page) instead of the archive: the page is removed
+    with an error; a page an older version left in .download/ is fetched again, not reused forever."""
+    www, base = server
+    (www / "chicory.zip").write_text("<!DOCTYPE html><html><body>Please log in</body></html>")
+    dest = tmp_path / "chicory"
+    with pytest.raises(DownloadError, match=r"chicory\.zip: the server sent an HTML page, not a zip or tar archive"):
+        fetch("chicory", dest, url=f"{base}/chicory.zip", verify=False)
+    assert not (dest / ".download" / RECIPES["chicory"].filename).exists()
+    (dest / ".download").mkdir(parents=True, exist_ok=True)
+    (dest / ".download" / RECIPES["chicory"].filename).write_text("<html>an error page an older run kept</html>")
+    with zipfile.ZipFile(www / "chicory.zip", "w") as zf:
+        zf.writestr("Chicory/a.txt", b"data")
+    requests = len(_QuietHandler.requests)
+    fetch("chicory", dest, url=f"{base}/chicory.zip", verify=False)
+    assert len(_QuietHandler.requests) == requests + 1 and (dest / "Chicory" / "a.txt").read_bytes() == b"data"

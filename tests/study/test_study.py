@@ -161,3 +161,42 @@ def test_every_segroot_name_parses() -> None:
     assert unmatched == [] and len(table) == len(names) >= 50
     assert table["location"].between(1, 8).all() and table["date"].dt.year.eq(2017).all()
     assert table["session"].astype(int).between(1, 8).all()
+
+
+DEPTH_PATTERN = r"^T(?P<tube>\d+)(_D(?P<depth>\w+))?(_L(?P<location>\d+))?_(?P<date>\d{8})"
+
+
+def _depth_table(*names: str) -> pd.DataFrame:
+    return pd.DataFrame({"name": list(names), "length_mm": np.arange(1.0, len(names) + 1)})
+
+
+def test_an_optional_depth_group_missing_in_a_name_falls_back_to_its_location() -> None:
+    table = _depth_table("T1_D10_20200101", "T1_L2_20200101", "T2_20200101")
+    with pytest.raises(ValueError, match=r"no location or depth in 1 matched name.*T2_20200101"):
+        study_tables(table, DEPTH_PATTERN, "%Y%m%d", value="length_mm")
+    tables = study_tables(table.iloc[:2], DEPTH_PATTERN, "%Y%m%d", spacing_cm=10, angle_deg=30, value="length_mm")
+    assert tables.images.set_index("name")["depth_cm"].to_dict() == {"T1_D10_20200101": 10.0, "T1_L2_20200101": 10.0}
+    no_location = r"^T(?P<tube>\d+)(_D(?P<depth>\d+))?_(?P<date>\d{8})"  # and no location group at all
+    with pytest.raises(ValueError, match=r"no location or depth in 1 matched name.*T1_20200201"):
+        study_tables(_depth_table("T1_D10_20200101", "T1_20200201"), no_location, "%Y%m%d", value="length_mm")
+
+
+@pytest.mark.parametrize("depth", ["inf", "Infinity", "nan"])
+def test_a_depth_that_is_not_finite_is_refused_by_name(depth) -> None:
+    with pytest.raises(ValueError, match=rf"T2_D{depth}_20200101: depth '{depth}' is not a finite number"):
+        study_tables(
+            _depth_table("T1_D10_20200101", f"T2_D{depth}_20200101"), DEPTH_PATTERN, "%Y%m%d", value="length_mm"
+        )
+
+
+@pytest.mark.parametrize("offset", [math.inf, -math.inf, math.nan])
+def test_a_bad_depth_offset_is_named_not_the_file_names(offset) -> None:
+    with pytest.raises(ValueError, match=r"^depth_offset_cm must be a finite depth in cm") as error:
+        study_tables(per_image_table(), spacing_cm=10, angle_deg=90, depth_offset_cm=offset)
+    assert "Untitled" not in str(error.value)
+
+
+def test_repeated_image_rows_are_refused_not_multiplied() -> None:
+    table = pd.concat([per_image_table().iloc[:4]] * 2 + [per_image_table().iloc[4:6]])
+    with pytest.raises(ValueError, match=r"4 image name\(s\) have more than one row \(first: \['Untitled_T002_L001"):
+        study_tables(table, spacing_cm=10, angle_deg=90)

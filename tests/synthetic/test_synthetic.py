@@ -103,14 +103,11 @@ def test_cli_writes_expected_count(tmp_path):
             sys.executable,
             "-m",
             "rootseg.synthesize",
-            str(out),
-            "--n",
-            "3",
-            "--size",
-            "64",
-            "80",
-            "--seed",
-            "2",
+            f"output={out}",
+            "n=3",
+            "size=[64,80]",
+            "seed=2",
+            f"hydra.run.dir={tmp_path / 'run'}",
         ],
         capture_output=True,
         text=True,
@@ -137,3 +134,29 @@ def test_ensure_dataset_reuses_then_regenerates(tmp_path):
     assert not np.array_equal(first, np.asarray(Image.open(root / "images" / "synth_0000.png")))
     ensure_dataset(root, 4, SMALL, seed=1)
     assert len(list((root / "images").glob("*.png"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["size=[30000,30000]"], "size=[30000,30000] is 900.0 MP per image, over the budget of 171.8 MP (16 GiB"),
+        (["size=[600,600]", "max_image_pixels=100000"], "size=[600,600] is 0.4 MP per image, over the budget of 0.1"),
+        (["size=[0,64]"], "size[0] must be a whole number >= 1, got 0"),
+        (["size=512"], "size must be a list of 2 numbers such as size=[512,512], got 512"),
+        (["n=abc"], "n must be a whole number >= 1, got 'abc'"),
+        (["seed=-1"], "seed must be a whole number >= 0, got -1"),
+        (["val_fraction=inf"], "val_fraction must be a finite number >= 0 and <= 1, got inf"),
+    ],
+)
+def test_cli_refuses_bad_sizes_and_numbers_before_any_work(tmp_path, capsys, monkeypatch, settings, message):
+    """30000 x 30000 ran out of memory after 25 s; now every setting is checked before an image is drawn."""
+    from conftest import run_command
+
+    import rootseg.cli.synthesize as command
+
+    monkeypatch.setattr(command, "memory_bytes", lambda: 16 * 2**30)  # the budget of a 16 GiB machine: 171 MP
+    monkeypatch.setattr(command, "write_dataset", lambda *args: pytest.fail("wrote a data set"))
+    assert run_command("synthesize", [f"output={tmp_path / 'set'}", *settings], tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert f"error: {message}" in err and "Traceback" not in err
+    assert not (tmp_path / "set").exists()
