@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from rootseg.io.locks import exclusive
+
 STATE_DIR = ".rootseg"
 _SHARD_LOCK = re.compile(r"^predict-(\d+)-of-(\d+)\.lock$")
 
@@ -83,13 +85,6 @@ def shard_lock(output: Path, index: int, count: int) -> Iterator[bool]:
         os.close(handle)
 
 
-@contextlib.contextmanager
-def folder_lock(output: Path, name: str) -> Iterator[None]:
+def folder_lock(output: Path, name: str) -> contextlib.AbstractContextManager[None]:
     """A short exclusive section shared by every shard (rebuilding results.csv), waited for, never refused."""
-    handle = os.open(state_dir(output) / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        os.close(handle)
+    return exclusive(state_dir(output) / f"{name}.lock")

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rootseg.io.locks import exclusive
 from rootseg.synthetic.generator import GENERATOR_VERSION, generate_sample
 
 log = logging.getLogger(__name__)
@@ -187,5 +188,11 @@ def ensure_dataset(
     expected = _manifest(n, size, seed, val_fraction, test_fraction)
     if _manifest_matches(root, expected):
         return root
-    log.info("generating synthetic set in %s (n=%d, size=%s, seed=%d)", root, n, tuple(size), seed)
-    return write_dataset(root, n, size, seed, val_fraction, test_fraction)
+    # DDP ranks (and parallel runs) ask at once: one writes, the others wait and then reuse its set, never
+    # swapping a new copy in under a reader
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(root.parent / f".{root.name}.lock"):
+        if _manifest_matches(root, expected):
+            return root
+        log.info("generating synthetic set in %s (n=%d, size=%s, seed=%d)", root, n, tuple(size), seed)
+        return write_dataset(root, n, size, seed, val_fraction, test_fraction)
