@@ -102,14 +102,21 @@ TINY_TRAIN = [
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
-    """A unet_tiny checkpoint trained for two short epochs on the small synthetic set."""
+def tiny_run(tmp_path_factory, synthetic_dir) -> dict:
+    """The metrics `rootseg.tasks.fit.train` returns for unet_tiny trained two short epochs on the small synthetic
+    set, validated and tested on whole splits (so `val/f1` and `test/f1` cover what eval scores)."""
     from rootseg.tasks.fit import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    cfg = compose_run("train", [*TINY_TRAIN, f"data.root={synthetic_dir}", "logger=csv"], run_dir)
-    metrics = train(cfg)
-    path = Path(metrics["best_checkpoint"])
+    whole_splits = ["trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
+    cfg = compose_run("train", [*TINY_TRAIN, *whole_splits, f"data.root={synthetic_dir}", "logger=csv"], run_dir)
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run) -> Path:
+    """The best checkpoint of `tiny_run`."""
+    path = Path(tiny_run["best_checkpoint"])
     assert path.is_file()
     return path
 

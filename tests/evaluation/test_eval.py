@@ -90,6 +90,18 @@ def test_per_image_f1_matches_a_fresh_prediction(evaluated, tiny_checkpoint, syn
     assert saved.mode == "1" and np.array_equal(np.asarray(saved), pred)  # lossless, 1 bit per pixel
 
 
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_training_logs_the_f1_eval_reports(tiny_run, tmp_path, split):
+    """`val/f1` (which picked the checkpoint) and `test/f1` are rootseg.eval's pooled F1 of the same checkpoint
+    on the same images: validation and test predict with eval's default window, not a cheaper one of their own."""
+    logged = tiny_run["best_scores"]["val/f1"] if split == "val" else tiny_run["test/f1"]
+    ckpt = tiny_run["best_checkpoint"]
+    result = evaluate(compose_run("eval", [f"ckpt_path={ckpt}", f"split={split}", "figures=0"], tmp_path))
+    assert result["split"] == split and result["n_images"] >= 2
+    # float32 counts summed by torchmetrics against integer counts: equal to float32 rounding
+    assert logged == pytest.approx(result["pooled"]["f1"], rel=1e-6, abs=0)
+
+
 def test_a_folder_without_split_file_is_scored_whole(tiny_checkpoint, tmp_path):
     """split=auto (the default) on a held-out folder without split.json scores every image."""
     from rootseg.synthetic.dataset import write_dataset
