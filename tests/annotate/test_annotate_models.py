@@ -10,7 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from annotate_fixtures import WRITE, annotation, client_for, make_project, png, project_fixture, unet_ckpt_fixture  # noqa: F401
+from annotate_fixtures import (  # noqa: F401
+    SIZES,
+    WRITE,
+    annotation,
+    client_for,
+    make_project,
+    png,
+    project_fixture,
+    unet_ckpt_fixture,
+)
 from conftest import random_checkpoint
 from PIL import Image
 
@@ -214,3 +223,32 @@ def test_finetune_runs_rootseg_train_and_judges_on_val(compose, tmp_path, unet_c
     resolved = (run_dir / "config_resolved.yaml").read_text()
     assert f"init_ckpt: {unet_ckpt}" in resolved and "RootPainterSource" in resolved
     shutil.rmtree(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("with_root", "predicted_rows", "expected"),
+    [
+        (True, (15, 35), 0.5),  # per image 5 root rows found, 5 missed, 5 background rows claimed
+        (False, (15, 35), 0.0),  # no root to find, background claimed
+        (True, (0, 0), 0.0),  # root missed, nothing claimed
+        (False, (0, 0), 1.0),  # nothing to find, nothing claimed: eval's rule, not torchmetrics' 0.0
+    ],
+)
+def test_val_f1_counts_and_scores_as_eval_does(
+    compose, project, unet_ckpt, monkeypatch, with_root, predicted_rows, expected
+):
+    """The fine-tune's swap compares val F1s pooled over the val annotations by eval's counts and empty rule;
+    unlabelled pixels (all rows but 10-19 root and 30-39 background) count nowhere."""
+
+    def band(model, image):
+        probs = np.zeros(image.shape[:2], np.float32)
+        probs[slice(*predicted_rows)] = 0.9
+        return probs
+
+    monkeypatch.setattr(backend, "predict_probs", band)
+    client, app = client_for(compose, project, f"ckpt_path={unet_ckpt}")
+    for stem, (h, w) in (("b", SIZES["b"]), ("c", SIZES["c"])):
+        rgba = annotation(h, w, root_rows=(10, 20) if with_root else (0, 0))
+        assert client.put(f"/api/images/{stem}/annotation?split=val", content=png(rgba), headers=WRITE).is_success
+    service = app.state.service
+    assert service.val_f1(service.model) == pytest.approx(expected, abs=1e-12)
