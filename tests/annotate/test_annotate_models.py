@@ -25,6 +25,7 @@ from PIL import Image
 
 from rootseg.annotate import backend
 from rootseg.annotate.finetune import FineTuner, hydra_quote, read_progress, train_command
+from rootseg.io.rootpainter import encode_rootpainter_annotation
 
 
 def _mask(response) -> np.ndarray:
@@ -187,13 +188,6 @@ def test_train_command_rebuilds_the_checkpoints_model(project, unet_ckpt, compos
     assert cfg.trainer.max_epochs == 3 and cfg.trainer.limit_train_batches == 2 and cfg.test is False
 
 
-def _real_annotation(mask: np.ndarray) -> np.ndarray:
-    rgba = np.zeros((*mask.shape, 4), np.uint8)
-    rgba[mask == 1] = (255, 0, 0, 255)
-    rgba[mask == 0] = (0, 255, 0, 255)
-    return rgba
-
-
 @pytest.mark.slow  # ~30 s on 2 CPU cores: a real training run in a child process
 def test_finetune_runs_rootseg_train_and_judges_on_val(compose, tmp_path, unet_ckpt):
     """A real one-epoch `python -m rootseg.train` from the tiny U-Net on annotations saved through the API."""
@@ -210,7 +204,7 @@ def test_finetune_runs_rootseg_train_and_judges_on_val(compose, tmp_path, unet_c
         "finetune.overrides=[" + ",".join(f"'{o}'" for o in limits) + "]",
     )
     for i, stem in enumerate(sizes):
-        rgba = _real_annotation(generate_sample(i, sizes[stem]).mask)
+        rgba = encode_rootpainter_annotation(generate_sample(i, sizes[stem]).mask)
         split = "val" if i == 3 else "train"
         assert client.put(f"/api/images/{stem}/annotation?split={split}", content=png(rgba), headers=WRITE).is_success
     assert client.post("/api/finetune", headers=WRITE).status_code == 202

@@ -16,6 +16,7 @@ from scipy import stats
 from rootseg.evaluation.run import evaluate
 from rootseg.inference.predictor import KINDS
 from rootseg.io.masks import read_pair
+from rootseg.io.rootpainter import encode_rootpainter_annotation
 from rootseg.measure.length import skeleton_length
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
 from rootseg.tiling.window import sliding_window_probs
@@ -231,10 +232,7 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
     folder = write_dataset(tmp / "set", n=4, size=(600, 560), seed=21)
     (folder / "split.json").unlink()
     for index, path in enumerate(sorted((folder / "masks").glob("*.png"))):
-        root = np.asarray(Image.open(path)) > 127
-        rgba = np.zeros((*root.shape, 4), np.uint8)
-        rgba[root] = (255, 0, 0, 255)
-        rgba[~root] = (0, 255, 0, 255)
+        rgba = encode_rootpainter_annotation((np.asarray(Image.open(path)) > 127).astype(np.uint8))
         rgba[200 + 40 * index : 330 + 40 * index, :, 3] = 0  # unlabelled band
         rgba[:, 500:, 3] = 0  # and strip
         Image.fromarray(rgba).save(path)
