@@ -15,7 +15,7 @@ LAYERS = [
     {"io"},
     {"synthetic", "config"},
     {"sources"},
-    {"tiling", "models", "metrics", "measure", "figures", "baselines", "study"},
+    {"tiling", "models", "prompts", "metrics", "measure", "figures", "baselines", "study"},
     {"datamodules"},
     {"tasks"},
     {"inference"},

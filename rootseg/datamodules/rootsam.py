@@ -41,9 +41,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rootseg.datamodules.cache import ImageCache
 from rootseg.datamodules.datasets import PaddedForRanks
-from rootseg.datamodules.prompts import label_objects, sample_points, soil_points
 from rootseg.datamodules.unet import SeededShuffle
 from rootseg.io.arrays import IGNORE_INDEX
+from rootseg.prompts.sampling import label_objects, sample_points, soil_points
 from rootseg.sources.folder import FolderSource
 from rootseg.tiling.resize import tile_origins
 

@@ -20,7 +20,6 @@ import torch
 from conftest import REPO as ROOT  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra
 
-from rootseg.datamodules.prompts import sample_points
 from rootseg.models.embedding_cache import EmbeddingCache, encoder_fingerprint, split_embeddings, stack_embeddings
 from rootseg.models.freezing import (
     assert_frozen_unchanged,
@@ -38,6 +37,7 @@ from rootseg.models.sam2_builder import (
     guess_sam2_config,
     load_sam2_checkpoint,
 )
+from rootseg.prompts.sampling import sample_points
 from rootseg.tasks.losses import SAMLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
