@@ -44,7 +44,7 @@ from rootseg.datamodules.datasets import PaddedForRanks
 from rootseg.datamodules.unet import SeededShuffle
 from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.prompts.sampling import label_objects, sample_points, soil_points
-from rootseg.sources.folder import FolderSource
+from rootseg.sources.base import DataSource
 from rootseg.tiling.resize import tile_origins
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class RootSAMDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        source: FolderSource,
+        source: DataSource,
         root: str | None = None,
         resize: int = 2560,
         tile: int = 512,
