@@ -20,7 +20,6 @@ from annotate_fixtures import (  # noqa: F401
     project_fixture,
     unet_ckpt_fixture,
 )
-from conftest import random_checkpoint
 from PIL import Image
 
 from rootseg.annotate import backend
@@ -67,27 +66,20 @@ def test_clicks_go_through_the_adapter_and_come_back_as_a_mask(compose, project,
     assert len(calls) == 1
 
 
-@pytest.fixture(scope="module")
-def rootsam_ckpt(tmp_path_factory) -> Path:
-    """A RootSAM checkpoint of the micro SAM 2.1 (random weights) at resize 256, tile 128."""
-    overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data.resize=256", "data.tile=128"]
-    return random_checkpoint(overrides, tmp_path_factory.mktemp("rootsam") / "rootsam.ckpt")
-
-
-def test_rootsam_clicks_segment_one_window_of_the_image(compose, tmp_path, rootsam_ckpt):
+def test_rootsam_clicks_segment_one_window_of_the_image(compose, tmp_path, micro_rootsam_ckpt):
     """A real (random-weight) RootSAM: the app's mask is the one inference path's (Predictor with labelled
     clicks), has the image's size and nothing outside the clicked window."""
     from rootseg.inference.predictor import Predictor
 
     project = make_project(tmp_path, {"wide": (300, 512)})
-    client, app = client_for(compose, project, f"ckpt_path={rootsam_ckpt}", "rank=name")
+    client, app = client_for(compose, project, f"ckpt_path={micro_rootsam_ckpt}", "rank=name")
     assert client.get("/api/config").json()["clicks"] is True
     points = [[40, 50, 1], [60, 20, 0]]
     mask = _mask(client.post("/api/images/wide/clicks", json={"points": points}, headers=WRITE))
     assert mask.shape == (300, 512) and set(np.unique(mask)) <= {0, 255}
     # resize 256 and tile 128: the window is the image's top-left quarter (x < 256, y < 150) plus resize blur
     assert not mask[160:, :].any() and not mask[:, 270:].any()
-    predictor = Predictor.from_checkpoint(rootsam_ckpt)
+    predictor = Predictor.from_checkpoint(micro_rootsam_ckpt)
     image = app.state.project.read_image("wide")
     probs = predictor.probabilities(image, clicks=np.array(points, np.float32))
     np.testing.assert_array_equal(probs >= predictor.threshold, mask == 255)

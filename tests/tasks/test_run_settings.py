@@ -3,14 +3,13 @@ and the Optuna objective (the last epoch's val/f1 instead of the best checkpoint
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_TRAIN, compose_run
+from conftest import REPO, TINY_TRAIN, child_env, compose_run
 from omegaconf import OmegaConf
 from probes import BatchProbe
 
@@ -46,7 +45,7 @@ def test_cli_refuses_max_epochs_minus_one_before_writing_anything(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+        env=child_env(HYDRA_FULL_ERROR="0"),
     )
     assert run.returncode == 2, run.stderr[-2000:]
     assert "error: trainer.max_epochs=-1 trains until the process is killed" in run.stderr

@@ -1,13 +1,12 @@
 """The training entry point end to end on CPU, in-process and as users run it."""
 
-import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_TRAIN, compose_run
+from conftest import REPO, TINY_TRAIN, child_env, compose_run
 from probes import KeepTestRecords, pooled_f1
 
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
@@ -30,7 +29,7 @@ def test_cli_fast_dev_run_of_the_demo_experiment(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        env=child_env(OMP_NUM_THREADS="2"),
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "run directory:" in run.stdout and "test/f1=" in run.stdout
