@@ -243,25 +243,8 @@ def test_wandb_offline_writes_images_table_and_model(tmp_path, synthetic_dir):
 
 
 def test_slurm_launcher_config_composes():
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rootseg.train",
-            "+experiment=unet_smith2020",
-            "hydra/launcher=slurm",
-            "trainer=ddp",
-            "hydra.launcher.partition=gpu",
-            "hydra.launcher.gpus_per_node=4",
-            "--cfg",
-            "hydra",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-    )
+    slurm = ["hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4"]
+    run = train_run(["+experiment=unet_smith2020", *slurm, "--cfg", "hydra"], timeout=120, check=False)
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     assert run.returncode == 0, run.stderr[-2000:]
     launcher = yaml.safe_load(run.stdout)["hydra"]["launcher"]

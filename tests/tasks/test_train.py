@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_TRAIN, child_env, compose_run
+from conftest import REPO, TINY_TRAIN, child_env, compose_run, run_rootseg
 from probes import KeepTestRecords, pooled_f1
 
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
@@ -136,23 +136,14 @@ def test_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
 @pytest.mark.realdata
 def test_smith2020_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
     """As in the README: the full 31 M-parameter U-Net, one batch, one val and one test image."""
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rootseg.train",
-            "+experiment=unet_smith2020",
-            "data=segroot",
-            f"data.root={segroot}",
-            "debug=fdr",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    args = [
+        "+experiment=unet_smith2020",
+        "data=segroot",
+        f"data.root={segroot}",
+        "debug=fdr",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    run_rootseg("train", args, timeout=1200)
 
 
 # -- module options: non-finite loss under DDP, metric threshold, init_ckpt, channels_last, compile ----------
