@@ -127,7 +127,7 @@ def test_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
         tmp_path,
     )
     metrics = train(cfg)
-    # the logged test/f1 (torchmetrics, pooled) is the F1 of the per-image confusion counts, summed
+    # the logged test/f1 (pooled counts, summed across ranks) is the F1 of the per-image confusion counts, summed
     assert len(KeepTestRecords.records) == 1  # fast_dev_run: one test image
     assert metrics["test/f1"] == pytest.approx(pooled_f1(KeepTestRecords.records), abs=1e-6)
 
