@@ -173,10 +173,13 @@ def _click_object(
 # ------------------------------------------------------------------------------------ (b) the stream
 def annotation_rgba(root: np.ndarray, background: np.ndarray) -> np.ndarray:
     """RootPainter's annotation: red root, green background, transparent elsewhere."""
-    rgba = np.zeros((*root.shape, 4), np.uint8)
-    rgba[background] = (0, 255, 0, 255)
-    rgba[root] = (255, 0, 0, 255)
-    return rgba
+    from rootseg.io.arrays import IGNORE_INDEX
+    from rootseg.io.rootpainter import encode_rootpainter_annotation
+
+    mask = np.full(root.shape, IGNORE_INDEX, np.uint8)
+    mask[background] = 0
+    mask[root] = 1
+    return encode_rootpainter_annotation(mask)
 
 
 def initial(clock: sim.Clock, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

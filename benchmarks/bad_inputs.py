@@ -3,7 +3,7 @@ on the CPU; prints each case's outcome per command as JSON and `N of M bad input
 cases in the corpus, N those exercised by every command and handled as expected in each. A case that a
 command skipped is not counted as handled; it is named with the commands that skipped it, and a per-command
 line gives each command's own figure. The 108 MP image is predicted at full size with a stand-in for the
-network (tests/bad_input_corpus.py: `brightness_net`, checked against its NumPy mask, `"stand_in": true` in the
+network (benchmarks/bad_input_corpus.py: `brightness_net`, checked against its NumPy mask, `"stand_in": true` in the
 table).
 Exit status 1 when a case that ran was not handled."""
 
@@ -18,9 +18,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bad_input_corpus import compose_run, make_bad_corpus, run_check, run_eval, run_predict, run_train  # noqa: E402
+from bad_input_corpus import make_bad_corpus, run_check, run_eval, run_predict, run_train  # noqa: E402
+
+from rootseg.config.run_config import compose_task  # noqa: E402
 
 COMMANDS = ("check", "train", "eval", "predict")
 
@@ -99,7 +100,7 @@ def tiny_checkpoint(work: Path) -> Path:
         f"data.root='{data}'",
         "logger=csv",
     ]
-    return Path(train(compose_run("train", overrides, work / "tiny_run"))["best_checkpoint"])
+    return Path(train(compose_task("train", overrides, work / "tiny_run"))["best_checkpoint"])
 
 
 def main() -> None:

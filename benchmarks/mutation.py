@@ -40,7 +40,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/tiling/test_tiling.py", "tests/tiling/test_window.py"],
     ),
     "transforms": (["rootseg/datamodules/transforms.py"], ["tests/datamodules/test_transforms.py"]),
-    "prompts": (["rootseg/datamodules/prompts.py"], ["tests/datamodules/test_prompts.py"]),
+    "prompts": (["rootseg/prompts/sampling.py"], ["tests/prompts/test_sampling.py"]),
 }
 
 

@@ -40,11 +40,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from rootseg.datamodules.prompts import grid_points  # noqa: E402
 from rootseg.inference.rootsam import RootSAMInference  # noqa: E402
 from rootseg.inference.settings import InferenceSettings  # noqa: E402
 from rootseg.models.rootsam import RootSAM  # noqa: E402
 from rootseg.models.sam2_builder import SAM2_MICRO_OVERRIDES  # noqa: E402
+from rootseg.prompts.sampling import grid_points  # noqa: E402
 from rootseg.tasks.losses import SAMLoss  # noqa: E402
 from rootseg.tasks.rootsam import RootSAMModule  # noqa: E402
 from rootseg.tiling.grid import tile_grid  # noqa: E402

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +29,51 @@ def pytest_configure(config) -> None:
 
 REPO = Path(__file__).resolve().parents[1]
 SEGROOT = Path(os.environ.get("ROOTSEG_SHARED", REPO.parent / "shared")) / "datasets" / "segroot"
+# the benchmarks' modules the tests share (the bad-input corpus): benchmarks import nothing from tests
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def child_env(tests_importable: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of every `python -m rootseg...` child process a test starts: this checkout's rootseg
+    first on the path (not an installed one), W&B offline, no albumentations update check; `extra` on top.
+    `tests_importable`: tests/ on the path too, for a `_target_` from it (faulty_loss, probes)."""
+    folders = [str(REPO / "tests")] if tests_importable else []
+    path = os.pathsep.join([*folders, str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    base = {"PYTHONPATH": path, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "offline"}
+    return {**os.environ, **base, **extra}
+
+
+def run_rootseg(
+    command: str, args: list[str], timeout: float = 300, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """`python -m rootseg.<command> *args` from the repository in a child process, output captured as text;
+    with `check`, a non-zero exit fails the test with the output's tail."""
+    run = subprocess.run(
+        [sys.executable, "-m", f"rootseg.{command}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or child_env(),
+    )
+    if check:
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    return run
+
+
+def fake_ddp_trainer(rank: int, world: int = 2) -> SimpleNamespace:
+    """What the data modules and Lightning's _DataConnector read of a trainer on `rank` of a DDP run."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    return SimpleNamespace(
+        world_size=world,
+        global_rank=rank,
+        current_epoch=0,
+        overfit_batches=0,
+        distributed_sampler_kwargs={"num_replicas": world, "rank": rank},
+        _accelerator_connector=SimpleNamespace(use_distributed_sampler=True, is_distributed=True),
+        state=SimpleNamespace(fn=TrainerFn.FITTING),
+    )
 
 
 @pytest.fixture
@@ -102,14 +150,21 @@ TINY_TRAIN = [
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
-    """A unet_tiny checkpoint trained for two short epochs on the small synthetic set."""
+def tiny_run(tmp_path_factory, synthetic_dir) -> dict:
+    """The metrics `rootseg.tasks.fit.train` returns for unet_tiny trained two short epochs on the small synthetic
+    set, validated and tested on whole splits (so `val/f1` and `test/f1` cover what eval scores)."""
     from rootseg.tasks.fit import train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    cfg = compose_run("train", [*TINY_TRAIN, f"data.root={synthetic_dir}", "logger=csv"], run_dir)
-    metrics = train(cfg)
-    path = Path(metrics["best_checkpoint"])
+    whole_splits = ["trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
+    cfg = compose_run("train", [*TINY_TRAIN, *whole_splits, f"data.root={synthetic_dir}", "logger=csv"], run_dir)
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run) -> Path:
+    """The best checkpoint of `tiny_run`."""
+    path = Path(tiny_run["best_checkpoint"])
     assert path.is_file()
     return path
 
@@ -168,3 +223,11 @@ def run_command(command: str, overrides: list[str], run_dir: Path) -> int:
         sys.argv = argv
         GlobalHydra.instance().clear()
     return 0
+
+
+@pytest.fixture(scope="session")
+def micro_rootsam_ckpt(tmp_path_factory) -> Path:
+    """A RootSAM stage 1 checkpoint of the micro SAM 2.1 (random weights, resize 256, 128 px tiles), written
+    through Lightning as rootseg.train writes one."""
+    overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data=synthetic", "data.resize=256"]
+    return random_checkpoint([*overrides, "data.tile=128"], tmp_path_factory.mktemp("rootsam") / "rootsam.ckpt", 2)

@@ -15,7 +15,7 @@ LAYERS = [
     {"io"},
     {"synthetic", "config"},
     {"sources"},
-    {"tiling", "models", "metrics", "measure", "figures", "baselines", "study"},
+    {"tiling", "models", "prompts", "metrics", "measure", "figures", "baselines", "study"},
     {"datamodules"},
     {"tasks"},
     {"inference"},
@@ -179,3 +179,22 @@ def test_main_modules_are_command_shims():
     cli = len(LAYERS) - 1
     assert _layer("rootseg.annotate.__main__") == cli
     assert _layer("rootseg.annotate.server") == _layer("rootseg.export.run") < cli
+
+
+def test_benchmarks_import_nothing_from_tests():
+    """Tests may import the benchmarks' modules (the bad-input corpus); benchmarks never import tests' modules
+    nor put tests/ on their path (running the suite, as benchmarks/mutation.py does, is fine)."""
+    test_modules = {path.stem for path in (REPO / "tests").rglob("*.py")} | {"tests"}
+    found = []
+    for path in sorted((REPO / "benchmarks").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            found += [f"{path.name}: imports {name}" for name in names if name.split(".")[0] in test_modules]
+            if isinstance(node, ast.Call) and "sys.path" in ast.unparse(node.func) and "tests" in ast.unparse(node):
+                found.append(f"{path.name}: puts the tests folder on sys.path (line {node.lineno})")
+    assert not found, "\n".join(found)

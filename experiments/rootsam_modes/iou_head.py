@@ -26,9 +26,9 @@ import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from scipy.stats import mannwhitneyu, spearmanr  # noqa: E402
 
-from rootseg.datamodules.prompts import soil_points  # noqa: E402
 from rootseg.datamodules.rootsam import object_targets  # noqa: E402
 from rootseg.inference.rootsam import stability_scores  # noqa: E402
+from rootseg.prompts.sampling import soil_points  # noqa: E402
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module  # noqa: E402
 
 

@@ -25,11 +25,15 @@ from rootseg.io.atomic import atomic_path
 from rootseg.io.atomic import write_text as write_text_atomically
 from rootseg.io.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from rootseg.io.masks import read_mask
+from rootseg.io.rootpainter import ANNOTATION_BACKGROUND, ANNOTATION_ROOT
+from rootseg.metrics.pixels import confusion, scores
 from rootseg.sources.base import DataLayoutError, files_by_stem
 from rootseg.sources.rootpainter import ANNOTATION_SPLITS, RootPainterSource
 from rootseg.tasks.checkpoints import read_checkpoint, stored_config
 
 __all__ = [
+    "ANNOTATION_BACKGROUND",
+    "ANNOTATION_ROOT",
     "ANNOTATE_PREDICTED",
     "ANNOTATION_SPLITS",
     "IGNORE_INDEX",
@@ -40,6 +44,7 @@ __all__ = [
     "ProjectLocation",
     "checkpoint_summary",
     "click_mask",
+    "confusion",
     "list_images",
     "load_model",
     "locate_project",
@@ -47,6 +52,7 @@ __all__ = [
     "rank_by_uncertainty",
     "read_image",
     "read_labels",
+    "scores",
     "uncertainty_score",
     "write_png_atomically",
     "write_text_atomically",

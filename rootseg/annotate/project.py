@@ -21,8 +21,6 @@ from rootseg.annotate import backend
 
 log = logging.getLogger(__name__)
 
-ROOT = (255, 0, 0, 255)  # RootPainter's annotation colours, as rootseg's reader decodes them
-BACKGROUND = (0, 255, 0, 255)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: formats a browser draws as they are; others (TIFF, 16-bit PNG, rotated JPEG) are re-encoded as rootseg reads them
 _BROWSER_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -163,8 +161,8 @@ class Project:
 def check_annotation(data: bytes, size: tuple[int, int]) -> np.ndarray:
     """An uploaded annotation as (H, W, 4) uint8, or BadAnnotation saying what is wrong with it.
 
-    It must be a PNG of the image's `size` (width, height), RGBA, every pixel red (255, 0, 0, 255) = root,
-    green (0, 255, 0, 255) = background or transparent (alpha 0) = unlabelled. The size is checked from
+    It must be a PNG of the image's `size` (width, height), RGBA, every pixel red `ANNOTATION_ROOT` = root, green
+    `ANNOTATION_BACKGROUND` = background or transparent (alpha 0) = unlabelled. The size is checked from
     the header, before decoding, so a small file cannot expand into a huge image.
     """
     if not data.startswith(PNG_SIGNATURE):
@@ -185,13 +183,14 @@ def check_annotation(data: bytes, size: tuple[int, int]) -> np.ndarray:
     except Exception as error:
         raise BadAnnotation(f"the PNG is damaged ({type(error).__name__}: {error})") from error
     clear = rgba[:, :, 3] == 0
-    good = clear | (rgba == ROOT).all(2) | (rgba == BACKGROUND).all(2)
+    good = clear | (rgba == backend.ANNOTATION_ROOT).all(2) | (rgba == backend.ANNOTATION_BACKGROUND).all(2)
     if not good.all():
         bad = np.argwhere(~good)
         y, x = (int(v) for v in bad[0])
         raise BadAnnotation(
-            f"{len(bad)} pixel(s) are neither red (255, 0, 0, 255) = root, green (0, 255, 0, 255) = background "
-            f"nor transparent (alpha 0) = unlabelled; the first at x={x}, y={y} is {tuple(int(v) for v in rgba[y, x])}"
+            f"{len(bad)} pixel(s) are neither red {backend.ANNOTATION_ROOT} = root, green "
+            f"{backend.ANNOTATION_BACKGROUND} = background nor transparent (alpha 0) = unlabelled; the first at "
+            f"x={x}, y={y} is {tuple(int(v) for v in rgba[y, x])}"
         )
     rgba[clear] = 0
     return rgba

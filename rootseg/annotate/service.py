@@ -196,8 +196,9 @@ class ModelService:
 
     # --- models ------------------------------------------------------------------------------------------
     def val_f1(self, model: backend.Model) -> float | None:
-        """Pooled F1 (p >= threshold) of `model` on the labelled pixels of annotations/val; None without any."""
-        tp = fp = fn = 0
+        """Pooled F1 (p >= threshold) of `model` on the labelled pixels of annotations/val, by eval's counts and
+        rule (`rootseg.metrics.pixels`: nothing to find and nothing found scores 1.0); None without any."""
+        counts = []
         stems = [stem for stem, split in self.project.annotated().items() if split == "val"]
         for stem in sorted(stems):
             labels = backend.read_labels(self.project.annotation_path(stem, "val"))
@@ -205,13 +206,11 @@ class ModelService:
             if predicted.shape != labels.shape:
                 log.warning("%s: annotation and image sizes differ; left out of the val F1", stem)
                 continue
-            root, background = labels == 1, labels == 0
-            tp += int(np.count_nonzero(predicted & root))
-            fp += int(np.count_nonzero(predicted & background))
-            fn += int(np.count_nonzero(~predicted & root))
+            counts.append(backend.confusion(predicted, labels))
         if not stems:
             return None
-        return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+        pooled = {key: sum(image[key] for image in counts) for key in ("tp", "fp", "fn", "tn")}
+        return backend.scores(**pooled)["f1"]
 
     def load(self, path: Path) -> backend.Model:
         return backend.load_model(path, self.device, self.threshold)

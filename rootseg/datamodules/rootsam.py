@@ -41,10 +41,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rootseg.datamodules.cache import ImageCache
 from rootseg.datamodules.datasets import PaddedForRanks
-from rootseg.datamodules.prompts import label_objects, sample_points, soil_points
 from rootseg.datamodules.unet import SeededShuffle
 from rootseg.io.arrays import IGNORE_INDEX
-from rootseg.sources.folder import FolderSource
+from rootseg.prompts.sampling import label_objects, sample_points, soil_points
+from rootseg.sources.base import DataSource
 from rootseg.tiling.resize import tile_origins
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class RootSAMDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        source: FolderSource,
+        source: DataSource,
         root: str | None = None,
         resize: int = 2560,
         tile: int = 512,

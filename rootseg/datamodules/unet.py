@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from rootseg.datamodules.cache import ImageCache
 from rootseg.datamodules.datasets import FullImageDataset, PaddedForRanks, TileDataset
-from rootseg.sources.folder import FolderSource
+from rootseg.sources.base import DataSource
 from rootseg.tiling.training import sample_training_tiles
 
 
@@ -38,7 +38,7 @@ class UNetDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        source: FolderSource,
+        source: DataSource,
         root: str | None = None,
         tile_in: int = 572,
         tile_out: int = 388,

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rootseg.datamodules.prompts import grid_points, skeleton_points
 from rootseg.inference.settings import GRID_STEP, InferenceSettings, autocast_enabled
 from rootseg.io.images import LazyImage
+from rootseg.prompts.sampling import grid_points, skeleton_points
 from rootseg.tasks.rootsam import select_best
 from rootseg.tiling.device import DeviceFallback
 from rootseg.tiling.grid import tile_count

@@ -17,13 +17,11 @@ import torch
 from rootseg.config import typed
 from rootseg.measure.settings import resolve_mm_per_pixel
 from rootseg.tiling.device import resolve_device
-from rootseg.tiling.grid import BLEND_MODES
+from rootseg.tiling.grid import BLEND_MODES, GRID_STEP
 
 PRECISIONS = ("auto", "fp32", "bf16")
 #: how RootSAM decodes a tile without clicks: one promptless pass, or SAM's filtered grid of clicks
 PROMPT_FREE = ("promptless", "grid")
-#: the step that reproduces Smith et al.'s protocol: output tiles abut, each pixel predicted once
-GRID_STEP = "tile"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 
 from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.io.images import ImageReadError, LazyImage, _load_array, open_image, read_image, to_uint8
-from rootseg.io.rootpainter import decode_rootpainter_annotation, is_rootpainter_colours
+from rootseg.io.rootpainter import decode_rootpainter_annotation, is_red_strokes, is_rootpainter_colours
 
 
 def decode_mask(array: np.ndarray, threshold: int = 127, path: Path | str = "<array>") -> np.ndarray:
@@ -84,7 +84,7 @@ def decode_levels(array: np.ndarray, threshold: int = 127, path: Path | str = "<
 def _decode_transparent(array: np.ndarray, threshold: int, path: Path | str) -> np.ndarray:
     """A uint8 grey+alpha or RGBA mask with transparent pixels (`decode_mask`, rule 2)."""
     alpha = array[:, :, -1]
-    if array.shape[2] == 4 and (is_rootpainter_colours(array) or _red_strokes(array)):
+    if array.shape[2] == 4 and (is_rootpainter_colours(array) or is_red_strokes(array)):
         return decode_rootpainter_annotation(array)
     if not alpha.any():
         return np.full(alpha.shape, IGNORE_INDEX, np.uint8)  # nothing painted: nothing labelled
@@ -101,15 +101,6 @@ def _decode_transparent(array: np.ndarray, threshold: int, path: Path | str) -> 
             "background black) or in RootPainter's colours"
         )
     return solid.astype(np.uint8)
-
-
-def _red_strokes(rgba: np.ndarray) -> bool:
-    """RootPainter root strokes alone: every painted pixel red (R > 127 >= G, B) or dark, some red."""
-    painted = rgba[:, :, 3] > 0
-    high = rgba[:, :, :3] > 127
-    red = high[:, :, 0] & ~high[:, :, 1] & ~high[:, :, 2]
-    dark = ~high.any(axis=2)
-    return bool(np.any(painted & red)) and not np.any(painted & ~red & ~dark)
 
 
 def read_mask(path: Path | str, threshold: int = 127) -> np.ndarray:

@@ -14,9 +14,38 @@ import numpy as np
 from rootseg.io.arrays import IGNORE_INDEX, as_mask, to_numpy
 from rootseg.io.atomic import write_image
 
+#: RGBA of a root and a background pixel in a RootPainter annotation, as RootPainter paints them and as the
+#: annotate app saves them; alpha 0 is unlabelled
+ANNOTATION_ROOT = (255, 0, 0, 255)
+ANNOTATION_BACKGROUND = (0, 255, 0, 255)
 #: share of painted pixels allowed to be neither red, green nor dark in a RootPainter annotation (blended
 #: brush edges); an ordinary white-on-black or grey mask has far more (all its root pixels)
 ROOTPAINTER_OFF_COLOUR_TOLERANCE = 0.01
+
+
+def encode_rootpainter_annotation(mask: np.ndarray) -> np.ndarray:
+    """{0, 1, 255} mask -> (H, W, 4) uint8 RootPainter annotation: root red, background green, unlabelled
+    transparent; `decode_rootpainter_annotation` reads it back exactly."""
+    mask = np.asarray(mask)
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
+    rgba[mask == 0] = ANNOTATION_BACKGROUND
+    rgba[mask == 1] = ANNOTATION_ROOT
+    return rgba
+
+
+def colour_classes(array: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(red, green, dark) pixels of a uint8 RGB(A) array, the one rule for RootPainter's colours: red is
+    R > 127 >= G, B (root), green G > 127 >= R, B (background), dark R, G, B <= 127; alpha is not looked at."""
+    high = array[:, :, :3] > 127
+    high_r, high_g, high_b = high[:, :, 0], high[:, :, 1], high[:, :, 2]
+    return high_r & ~high_g & ~high_b, high_g & ~high_r & ~high_b, ~high.any(axis=2)
+
+
+def is_red_strokes(rgba: np.ndarray) -> bool:
+    """RootPainter root strokes alone: every painted pixel (alpha > 0) red or dark, some red."""
+    painted = rgba[:, :, 3] > 0
+    red, _, dark = colour_classes(rgba)
+    return bool(np.any(painted & red)) and not np.any(painted & ~red & ~dark)
 
 
 def is_rootpainter_colours(array: np.ndarray) -> bool:
@@ -32,15 +61,14 @@ def is_rootpainter_colours(array: np.ndarray) -> bool:
     """
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
         return False
-    r, g, b = array[:, :, 0], array[:, :, 1], array[:, :, 2]
     painted = array[:, :, 3] > 0 if array.shape[2] == 4 else np.ones(array.shape[:2], bool)
     n_painted = int(np.count_nonzero(painted))
-    high_r, high_g, high_b = r > 127, g > 127, b > 127
-    n_green = int(np.count_nonzero(painted & high_g & ~high_r & ~high_b))
+    red, green, dark = colour_classes(array)
+    n_green = int(np.count_nonzero(painted & green))
     if n_painted == 0 or n_green == 0:
         return False
-    n_red = int(np.count_nonzero(painted & high_r & ~high_g & ~high_b))
-    n_dark = int(np.count_nonzero(painted & ~high_r & ~high_g & ~high_b))
+    n_red = int(np.count_nonzero(painted & red))
+    n_dark = int(np.count_nonzero(painted & dark))
     tolerance = ROOTPAINTER_OFF_COLOUR_TOLERANCE * n_painted
     if n_painted - n_green - n_red - n_dark > tolerance:
         return False

@@ -6,10 +6,14 @@ Conventions (one place, so every table agrees):
 - Pixels whose target is `IGNORE_INDEX` (255, unlabelled) count nowhere.
 - A ratio whose denominator is zero is NaN (undefined), and tables skip NaN when averaging; except that
   when truth and prediction are both empty (tp = fp = fn = 0) precision, recall, F1, IoU and Dice are
-  1.0: nothing to find and nothing claimed is a perfect answer. So:
+  1.0: nothing to find and nothing claimed is a perfect answer. This is the one rule: eval's tables, the
+  val/test metrics logged in training (`rootseg.tasks.metrics`, which picks the checkpoint) and the annotate
+  app's val F1 all score with `scores` of `pixel_counts`. Per-image means leave out images without root
+  (`summarize_counts`), which list their false positives instead. So:
   - no positive predictions but root in truth: precision NaN, recall 0, F1 = IoU = Dice = 0;
   - no root in truth but some predicted: precision 0, recall NaN, F1 = IoU = Dice = 0.
-  torchmetrics instead returns `zero_division` (default 0) for every 0/0, including both-empty.
+  torchmetrics' own metrics instead return `zero_division` (default 0) for every 0/0, including both-empty,
+  which is why training does not use them.
 - F1 is computed as 2 tp / (2 tp + fp + fn), which equals the harmonic mean of precision and recall
   where both are defined and stays defined where only one is; Dice is the same number for hard masks.
 """
@@ -45,20 +49,26 @@ def _check_pred(pred: np.ndarray) -> np.ndarray:
     raise ValueError(f"pred must be a boolean (or 0/1) mask, got dtype {pred.dtype}; threshold probabilities first")
 
 
+def pixel_counts(pred, target) -> dict:
+    """The one confusion count: tp, fp, fn, tn of a boolean prediction against a {0, 1, 255} target, 255 (and
+    any other value) counted nowhere. Written with operators numpy arrays and torch tensors share, so training's
+    metrics count on the device (as unreduced 0-d sums, `rootseg.tasks.metrics`) by the rule eval counts with."""
+    root, background = target == 1, target == 0
+    return {
+        "tp": (pred & root).sum(),
+        "fp": (pred & background).sum(),
+        "fn": (~pred & root).sum(),
+        "tn": (~pred & background).sum(),
+    }
+
+
 def confusion(pred: np.ndarray, target: np.ndarray) -> dict[str, int]:
-    """Pixel counts tp, fp, fn, tn of a hard prediction against a {0, 1, 255} target (255 skipped)."""
+    """Pixel counts tp, fp, fn, tn of a hard prediction against a {0, 1, 255} target (255 skipped), checked."""
     pred = _check_pred(pred)
     target = _check_target(target)
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {pred.shape} differs from target shape {target.shape}")
-    root = target == 1
-    background = target == 0
-    return {
-        "tp": int(np.count_nonzero(pred & root)),
-        "fp": int(np.count_nonzero(pred & background)),
-        "fn": int(np.count_nonzero(~pred & root)),
-        "tn": int(np.count_nonzero(~pred & background)),
-    }
+    return {key: int(value) for key, value in pixel_counts(pred, target).items()}
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from rootseg.io.images import IMAGE_SUFFIXES, ImageReadError
 
@@ -22,6 +23,51 @@ class Sample:
     name: str
     image_path: Path
     mask_path: Path | None
+
+
+@runtime_checkable
+class DataSource(Protocol):
+    """What every source (folder, synthetic, PRMI, RootPainter) offers the datamodules, eval and check."""
+
+    #: what logs and errors name as "the data"
+    root: Path
+    #: grey level above which a mask pixel is root (`rootseg.io.masks.read_mask`)
+    mask_threshold: int
+
+    def match(self) -> tuple[dict[str, Sample], list[str]]:
+        """Image/mask pairs by stem and one problem line per file that cannot be paired; lists, reads no pixel."""
+        ...
+
+    def samples(self) -> dict[str, Sample]:
+        """The pairs of `match`, or DataLayoutError listing its problems."""
+        ...
+
+    def splits(self) -> dict[str, list[Sample]]:
+        """train, val and test, made once."""
+        ...
+
+    def split(self, name: str) -> list[Sample]: ...
+
+    def check_splits(self) -> None:
+        """The cheap split checks every train, eval and check runs before reading any image."""
+        ...
+
+
+class CachedSplits:
+    """The split cache and lookup every source shares: `_make_splits` runs once, at the first `splits()`."""
+
+    _splits: dict[str, list[Sample]] | None = None
+
+    def _make_splits(self) -> dict[str, list[Sample]]:
+        raise NotImplementedError
+
+    def splits(self) -> dict[str, list[Sample]]:
+        if self._splits is None:
+            self._splits = self._make_splits()
+        return self._splits
+
+    def split(self, name: str) -> list[Sample]:
+        return self.splits()[name]
 
 
 def files_by_stem(folder: Path, what: str) -> tuple[dict[str, Path], list[str]]:

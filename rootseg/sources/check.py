@@ -15,8 +15,7 @@ import numpy as np
 
 from rootseg.io.images import ImageReadError, _load_array, read_image
 from rootseg.io.masks import decode_mask
-from rootseg.sources.base import DataLayoutError, Sample
-from rootseg.sources.folder import FolderSource
+from rootseg.sources.base import DataLayoutError, DataSource, Sample
 
 LOSSLESS = (".png", ".tif", ".tiff", ".bmp")
 
@@ -114,7 +113,7 @@ def check_sample(sample: Sample, threshold: int, report: CheckReport) -> tuple[t
     return image.shape[:2], fraction
 
 
-def _split_problem(source: FolderSource, error: DataLayoutError) -> Problem:
+def _split_problem(source: DataSource, error: DataLayoutError) -> Problem:
     """A split file's error under the split file's name (the message names it too)."""
     split_file = getattr(source, "split_file", None)
     path = Path(source.root) / split_file if split_file else Path(source.root)
@@ -122,7 +121,7 @@ def _split_problem(source: FolderSource, error: DataLayoutError) -> Problem:
     return Problem(str(path), message.removeprefix(f"{path}: "))
 
 
-def _source_splits(source: FolderSource, samples: dict[str, Sample], problems: list, report: CheckReport) -> dict:
+def _source_splits(source: DataSource, samples: dict[str, Sample], problems: list, report: CheckReport) -> dict:
     """The splits to check image by image; a split problem is reported and every image is checked as 'all'."""
     everything = {"all": list(samples.values())}
     try:
@@ -142,7 +141,7 @@ def _source_splits(source: FolderSource, samples: dict[str, Sample], problems: l
         return everything
 
 
-def check_source(source: FolderSource) -> CheckReport:
+def check_source(source: DataSource) -> CheckReport:
     """Check every file of a data source; collects every problem instead of stopping at the first."""
     report = CheckReport(Path(source.root))
     try:

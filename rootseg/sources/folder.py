@@ -9,13 +9,13 @@ import numpy as np
 
 from rootseg.io.images import IMAGE_SUFFIXES
 from rootseg.io.masks import read_mask
-from rootseg.sources.base import SPLITS, DataLayoutError, Sample, files_by_stem
+from rootseg.sources.base import SPLITS, CachedSplits, DataLayoutError, Sample, files_by_stem
 from rootseg.sources.splits import check_disjoint, read_split_file
 
 log = logging.getLogger(__name__)
 
 
-class FolderSource:
+class FolderSource(CachedSplits):
     """`root/images/<stem>.<ext>` with `root/masks/<stem><mask_suffix>.<ext>`.
 
     Splits come from `root/<split_file>` ({"train": [stems], "val": [...], "test": [...]}); without one,
@@ -72,14 +72,6 @@ class FolderSource:
         if not samples:
             raise DataLayoutError(f"{self.root / self.images_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
         return samples
-
-    def splits(self) -> dict[str, list[Sample]]:
-        if self._splits is None:
-            self._splits = self._make_splits()
-        return self._splits
-
-    def split(self, name: str) -> list[Sample]:
-        return self.splits()[name]
 
     def split_names(self) -> dict[str, list[str]] | None:
         """The split file's names, checked (`rootseg.sources.splits.read_split_file`; lists the folders, reads

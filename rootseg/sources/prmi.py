@@ -28,7 +28,7 @@ from typing import Any
 
 from rootseg.io.masks import read_mask
 from rootseg.sources.base import SPLITS, DataLayoutError, Sample, files_by_stem
-from rootseg.sources.splits import check_disjoint
+from rootseg.sources.splits import SplitByFolder
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class _Found:
     no_root: int = 0
 
 
-class PRMISource:
+class PRMISource(SplitByFolder):
     """PRMI's train/val/test folders as splits; `species` keeps some of its species (or imaging folders).
 
     `metadata[name]` holds split, species, folder, tube, depth, date and has_root per sample (plus every
@@ -194,25 +194,8 @@ class PRMISource:
             raise DataLayoutError(f"{self.base}: no PRMI image with a pixel mask (species={self.species})")
         return samples
 
-    def splits(self) -> dict[str, list[Sample]]:
-        if self._splits is None:
-            samples = self.samples()
-            splits = {k: [s for n, s in samples.items() if self._which[n] == k] for k in SPLITS}
-            check_disjoint({k: [s.name for s in v] for k, v in splits.items()}, self.base)
-            self._splits = splits
-        return self._splits
-
-    def check_splits(self) -> None:
-        """The split checks every train and eval runs first (PRMI's folders: a stem in two of them is already a
-        matching problem, so the splits are disjoint by construction; lists files, reads no image)."""
-        samples, _ = self.match()
-        by_split: dict[str, list[str]] = {}
-        for stem in samples:
-            by_split.setdefault(self._which[stem], []).append(stem)
-        check_disjoint(by_split, self.base)
-
-    def split(self, name: str) -> list[Sample]:
-        return self.splits()[name]
+    def _split_origin(self) -> Path:
+        return self.base
 
 
 def _read_labels(path: Path) -> tuple[dict[str, dict[str, Any]], list[str]]:

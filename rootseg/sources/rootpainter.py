@@ -28,7 +28,7 @@ from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.io.images import IMAGE_SUFFIXES
 from rootseg.io.masks import read_mask
 from rootseg.sources.base import DataLayoutError, Sample, files_by_stem
-from rootseg.sources.splits import check_disjoint
+from rootseg.sources.splits import SplitByFolder
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,14 @@ log = logging.getLogger(__name__)
 ANNOTATION_SPLITS = ("train", "val")
 
 
-class RootPainterSource:
+class RootPainterSource(SplitByFolder):
     """Train = `annotations/train`, val = `annotations/val`, test = val (RootPainter keeps no test set).
 
     `dataset_dir` overrides where the images are (a project copied away from its sync directory);
     `skip_empty` drops annotations with no painted pixel, which would only add ignored pixels.
     """
+
+    split_folders = ANNOTATION_SPLITS
 
     def __init__(
         self,
@@ -156,26 +158,8 @@ class RootPainterSource:
             )
         return samples
 
-    def splits(self) -> dict[str, list[Sample]]:
-        if self._splits is None:
-            samples = self.samples()
-            splits = {k: [s for n, s in samples.items() if self._which[n] == k] for k in ANNOTATION_SPLITS}
-            splits["test"] = splits["val"]
-            check_disjoint({k: [s.name for s in v] for k, v in splits.items()}, self.project_file, same=("test",))
-            self._splits = splits
-        return self._splits
-
-    def check_splits(self) -> None:
-        """The split checks every train and eval runs first (the annotation folders: a stem in two of them is already a
-        matching problem, so the splits are disjoint by construction; reads annotations only with skip_empty)."""
-        samples, _ = self.match()
-        by_split: dict[str, list[str]] = {}
-        for stem in samples:
-            by_split.setdefault(self._which[stem], []).append(stem)
-        check_disjoint(by_split, self.project_file)
-
-    def split(self, name: str) -> list[Sample]:
-        return self.splits()[name]
+    def _split_origin(self) -> Path:
+        return self.project_file
 
 
 def _project_file(path: Path) -> Path:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import difflib
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from rootseg.sources.base import SPLITS, DataLayoutError
+from rootseg.sources.base import SPLITS, CachedSplits, DataLayoutError, Sample
 
 _EXAMPLE = '{"train": ["stem", ...], "val": [...], "test": [...]}'
 
@@ -101,3 +101,34 @@ def read_split_file(path: Path, stems: Collection[str], images: Path | str = "im
         raise DataLayoutError(f"{path}: names {len(unknown)} image(s) not in {images}: {unknown[:10]}{hint}")
     check_disjoint(names, path)
     return names
+
+
+class SplitByFolder(CachedSplits):
+    """Sources whose folders say each file's split (PRMI's train/val/test, RootPainter's annotations/train and
+    val): `match` records stem -> split in `_which`, so a stem in two folders is a matching problem and the
+    splits are disjoint by construction. `split_folders` are the splits the folders hold; without a test
+    folder, test is val."""
+
+    split_folders: Sequence[str] = SPLITS
+    _which: dict[str, str]
+
+    def _split_origin(self) -> Path:
+        """The file or folder errors about the splits name."""
+        return self.root
+
+    def _make_splits(self) -> dict[str, list[Sample]]:
+        samples = self.samples()
+        splits = {k: [s for n, s in samples.items() if self._which[n] == k] for k in self.split_folders}
+        same: tuple[str, ...] = ()
+        if "test" not in splits:
+            splits["test"], same = splits["val"], ("test",)
+        check_disjoint({k: [s.name for s in v] for k, v in splits.items()}, self._split_origin(), same=same)
+        return splits
+
+    def check_splits(self) -> None:
+        """Group the matched stems by folder and check them disjoint (lists files, reads no image)."""
+        samples, _ = self.match()
+        by_split: dict[str, list[str]] = {}
+        for stem in samples:
+            by_split.setdefault(self._which[stem], []).append(stem)
+        check_disjoint(by_split, self._split_origin())

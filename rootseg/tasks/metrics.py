@@ -1,67 +1,50 @@
-"""The pixel metrics logged during training (torchmetrics, synchronised across DDP ranks) and the per-image
-confusion counts the records keep. Root is p >= threshold everywhere, as `rootseg.metrics.pixels` counts.
+"""The pixel metrics logged during training and the per-image confusion counts the records keep, counted and
+scored by `rootseg.metrics.pixels` (one count, one rule for empty images, as eval's tables): root is
+p >= threshold, unlabelled pixels (255) count nowhere, and both-empty scores 1.0. The counts are torchmetrics
+states, summed across DDP ranks before scoring, so `val/f1` is the F1 of the pooled counts of every rank.
 """
 
 from __future__ import annotations
 
 import torch
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryF1Score,
-    BinaryJaccardIndex,
-    BinaryPrecision,
-    BinaryRecall,
-)
+from torchmetrics import Metric, MetricCollection
 
-from rootseg.io.arrays import IGNORE_INDEX
+from rootseg.metrics.pixels import pixel_counts, scores
+
+COUNT_NAMES = ("tp", "fp", "fn", "tn")
 
 
-class PixelMetrics(MetricCollection):
-    """torchmetrics' binary metrics count a pixel as root when p > threshold; rootseg's rule everywhere else
-    (eval, predict, the per-image records) is p >= threshold. This collection binarises with >= itself and
-    hands the metrics 0/1 labels, which they take as they are, so val/f1 (which picks the checkpoint) and
-    eval's F1 agree on pixels exactly at the threshold."""
+class PixelScore(Metric):
+    """One score (`rootseg.metrics.pixels.scores`) of confusion counts pooled over every update; probabilities
+    are root at >= threshold, 0/1 labels are taken as they are."""
 
-    def __init__(self, metrics: dict, threshold: float, **kwargs) -> None:
-        super().__init__(metrics, **kwargs)
+    full_state_update = False
+
+    def __init__(self, name: str, threshold: float) -> None:
+        super().__init__()
+        self.name = name
         self.threshold = float(threshold)
+        for key in COUNT_NAMES:
+            self.add_state(key, default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
-    def _labels(self, preds: torch.Tensor) -> torch.Tensor:
-        return (preds >= self.threshold).to(torch.uint8) if preds.is_floating_point() else preds
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        pred = preds >= self.threshold if preds.is_floating_point() else preds.bool()
+        for key, value in pixel_counts(pred, target).items():
+            setattr(self, key, getattr(self, key) + value)
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor, *args, **kwargs) -> None:
-        super().update(self._labels(preds), target, *args, **kwargs)
-
-    def forward(self, preds: torch.Tensor, target: torch.Tensor, *args, **kwargs) -> dict:
-        return super().forward(self._labels(preds), target, *args, **kwargs)
+    def compute(self) -> torch.Tensor:
+        counts = {key: int(getattr(self, key)) for key in COUNT_NAMES}
+        return torch.tensor(scores(**counts)[self.name], dtype=torch.float64)
 
 
 def pixel_metrics(threshold: float = 0.5) -> MetricCollection:
     """Pooled over every labelled pixel of a split, as Smith et al.'s tables report them; a pixel is root when
     its probability is >= `threshold` (the module's `model.threshold`, as per-image records and eval use)."""
-    # validate_args=False: the inputs are rootseg's own 0/1 labels and {0, 1, IGNORE_INDEX} masks; torchmetrics'
-    # checks ran torch.unique over every batch's pixels, ~1/6 of a tiny U-Net's CPU training step
-    kwargs = {"ignore_index": IGNORE_INDEX, "validate_args": False}
-    return PixelMetrics(
-        {
-            "precision": BinaryPrecision(**kwargs),
-            "recall": BinaryRecall(**kwargs),
-            "f1": BinaryF1Score(**kwargs),
-            "iou": BinaryJaccardIndex(**kwargs),
-            "accuracy": BinaryAccuracy(**kwargs),
-        },
-        threshold,
-    )
+    names = ("precision", "recall", "f1", "iou", "accuracy")
+    # the five share their states, so torchmetrics' compute groups count each batch once
+    return MetricCollection({name: PixelScore(name, threshold) for name in names})
 
 
 def confusion_counts(pred: torch.Tensor, target: torch.Tensor) -> dict[str, int]:
-    valid = target != IGNORE_INDEX
-    truth = (target == 1) & valid
-    pred = pred.bool() & valid
-    return {
-        "tp": int((pred & truth).sum()),
-        "fp": int((pred & ~truth & valid).sum()),
-        "fn": int((~pred & truth).sum()),
-        "tn": int((~pred & ~truth & valid).sum()),
-    }
+    """One image's record: `rootseg.metrics.pixels.pixel_counts` of tensors, as plain integers."""
+    return {key: int(value) for key, value in pixel_counts(pred.bool(), target).items()}

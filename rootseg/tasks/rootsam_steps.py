@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rootseg.datamodules.prompts import correction_points
 from rootseg.datamodules.rootsam import object_targets, tile_target
 from rootseg.metrics.patches import patch_scores as image_patch_scores
 from rootseg.models.rootsam import Embeddings
+from rootseg.prompts.sampling import correction_points
 
 
 def select_best(mask_logits: Tensor, iou_pred: Tensor) -> Tensor:

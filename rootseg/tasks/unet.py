@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from rootseg.io.images import LazyImage
 from rootseg.tasks.base import RootSegModule
+from rootseg.tiling.grid import resolve_window
 from rootseg.tiling.window import sliding_window_probs
 
 
@@ -23,8 +26,8 @@ class UNetModule(RootSegModule):
         scheduler: Callable[..., Any] | None = None,
         tile_in: int = 572,
         tile_out: int = 388,
-        eval_step: int | None = None,
-        eval_blend: str = "constant",
+        eval_step: int | str | None = None,
+        eval_blend: str | None = None,
         eval_tta: bool = False,
         eval_batch_size: int = 4,
         threshold: float = 0.5,
@@ -58,8 +61,8 @@ class UNetModule(RootSegModule):
                 f"set data.tile_out={expected}"
             )
         self.tile_in, self.tile_out = tile_in, tile_out
-        self.eval_step = eval_step or tile_out
-        self.eval_blend = eval_blend
+        # validation and test windows: by default eval's (half-tile steps, Gaussian blending), by the same rule
+        self.eval_step, self.eval_blend = resolve_window(eval_step, eval_blend, tile_out)
         self.eval_tta = eval_tta
         self.eval_batch_size = eval_batch_size
 
@@ -87,10 +90,17 @@ class UNetModule(RootSegModule):
         return torch.softmax(self(tiles).float(), dim=1)[:, 1]
 
     def predict_probs(
-        self, image: torch.Tensor, step: int | None = None, blend: str | None = None, tta: bool | None = None
+        self,
+        image: torch.Tensor | np.ndarray | LazyImage,
+        step: int | None = None,
+        blend: str | None = None,
+        tta: bool | None = None,
+        batch_size: int | None = None,
+        autocast: bool | None = None,
     ) -> torch.Tensor:
-        """(H, W, 3) uint8 image -> (H, W) root probability. Smith's non-overlapping grid by default
-        (validation); predict passes blending settings."""
+        """(H, W, 3) uint8 image -> (H, W) root probability: the one whole-image U-Net path. Validation and test
+        call it with the `model.eval_*` window; eval and predict (`rootseg.inference.unet`) with their settings,
+        whose defaults are the same, so `val/f1`, `test/f1` and eval score the same masks."""
         if isinstance(image, torch.Tensor) and image.ndim == 3 and image.shape[-1] == 3:
             image = image.permute(2, 0, 1).contiguous()  # uint8 CHW: tiles are cut fast and made float per batch
         return sliding_window_probs(
@@ -101,6 +111,8 @@ class UNetModule(RootSegModule):
             step=step or self.eval_step,
             blend=blend or self.eval_blend,
             tta=self.eval_tta if tta is None else tta,
-            batch_size=self.eval_batch_size,
+            batch_size=batch_size or self.eval_batch_size,
             device=self.device,
+            autocast=autocast,
+            model=self,
         )

@@ -31,6 +31,27 @@ import numpy as np
 import torch
 
 BLEND_MODES = ("gaussian", "constant")
+#: the step that reproduces Smith et al.'s protocol: output tiles abut, each pixel predicted once
+GRID_STEP = "tile"
+
+
+def resolve_window(step: int | str | None, blend: str | None, tile_out: int) -> tuple[int, str]:
+    """The one rule for a whole-image window's defaults, shared by U-Net validation/test (`model.eval_*`) and
+    eval/predict (`InferenceSettings`), so `val/f1` scores the masks eval scores: no step is half a tile,
+    `"tile"` is Smith et al.'s grid, no blend is Gaussian."""
+    if step == GRID_STEP:
+        step = tile_out
+    elif step is None:
+        step = max(tile_out // 2, 1)
+    elif isinstance(step, bool) or not isinstance(step, int | np.integer) or not 1 <= step <= tile_out:
+        raise ValueError(
+            f"step={step!r} must be a whole number in [1, {tile_out}] (a larger step leaves gaps between "
+            f"the {tile_out} px output tiles) or {GRID_STEP!r} (Smith et al.'s grid)"
+        )
+    blend = blend or "gaussian"
+    if blend not in BLEND_MODES:
+        raise ValueError(f"blend must be one of {BLEND_MODES} or null, got {blend!r}")
+    return int(step), blend
 
 
 # --------------------------------------------------------------------------------------------- geometry

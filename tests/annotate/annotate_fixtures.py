@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_checkpoint
+from conftest import child_env, random_checkpoint
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +84,7 @@ WRITE = {"X-Rootseg-Client": "1"}
 
 def start_server(project: Path, *overrides: str, timeout: float = 90.0) -> tuple[subprocess.Popen, str]:
     """`python -m rootseg.annotate project=... port=0` in a child process; returns it and the URL it printed."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "offline"}
+    env = child_env()
     argv = [sys.executable, "-m", "rootseg.annotate", f"project='{project}'", "port=0", *overrides]
     argv += [f"hydra.run.dir='{project.parent / 'hydra_run'}'"]
     process = subprocess.Popen(

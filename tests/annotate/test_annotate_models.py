@@ -10,12 +10,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from annotate_fixtures import WRITE, annotation, client_for, make_project, png, project_fixture, unet_ckpt_fixture  # noqa: F401
-from conftest import random_checkpoint
+from annotate_fixtures import (  # noqa: F401
+    SIZES,
+    WRITE,
+    annotation,
+    client_for,
+    make_project,
+    png,
+    project_fixture,
+    unet_ckpt_fixture,
+)
 from PIL import Image
 
 from rootseg.annotate import backend
 from rootseg.annotate.finetune import FineTuner, hydra_quote, read_progress, train_command
+from rootseg.io.rootpainter import encode_rootpainter_annotation
 
 
 def _mask(response) -> np.ndarray:
@@ -57,27 +66,20 @@ def test_clicks_go_through_the_adapter_and_come_back_as_a_mask(compose, project,
     assert len(calls) == 1
 
 
-@pytest.fixture(scope="module")
-def rootsam_ckpt(tmp_path_factory) -> Path:
-    """A RootSAM checkpoint of the micro SAM 2.1 (random weights) at resize 256, tile 128."""
-    overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data.resize=256", "data.tile=128"]
-    return random_checkpoint(overrides, tmp_path_factory.mktemp("rootsam") / "rootsam.ckpt")
-
-
-def test_rootsam_clicks_segment_one_window_of_the_image(compose, tmp_path, rootsam_ckpt):
+def test_rootsam_clicks_segment_one_window_of_the_image(compose, tmp_path, micro_rootsam_ckpt):
     """A real (random-weight) RootSAM: the app's mask is the one inference path's (Predictor with labelled
     clicks), has the image's size and nothing outside the clicked window."""
     from rootseg.inference.predictor import Predictor
 
     project = make_project(tmp_path, {"wide": (300, 512)})
-    client, app = client_for(compose, project, f"ckpt_path={rootsam_ckpt}", "rank=name")
+    client, app = client_for(compose, project, f"ckpt_path={micro_rootsam_ckpt}", "rank=name")
     assert client.get("/api/config").json()["clicks"] is True
     points = [[40, 50, 1], [60, 20, 0]]
     mask = _mask(client.post("/api/images/wide/clicks", json={"points": points}, headers=WRITE))
     assert mask.shape == (300, 512) and set(np.unique(mask)) <= {0, 255}
     # resize 256 and tile 128: the window is the image's top-left quarter (x < 256, y < 150) plus resize blur
     assert not mask[160:, :].any() and not mask[:, 270:].any()
-    predictor = Predictor.from_checkpoint(rootsam_ckpt)
+    predictor = Predictor.from_checkpoint(micro_rootsam_ckpt)
     image = app.state.project.read_image("wide")
     probs = predictor.probabilities(image, clicks=np.array(points, np.float32))
     np.testing.assert_array_equal(probs >= predictor.threshold, mask == 255)
@@ -178,13 +180,6 @@ def test_train_command_rebuilds_the_checkpoints_model(project, unet_ckpt, compos
     assert cfg.trainer.max_epochs == 3 and cfg.trainer.limit_train_batches == 2 and cfg.test is False
 
 
-def _real_annotation(mask: np.ndarray) -> np.ndarray:
-    rgba = np.zeros((*mask.shape, 4), np.uint8)
-    rgba[mask == 1] = (255, 0, 0, 255)
-    rgba[mask == 0] = (0, 255, 0, 255)
-    return rgba
-
-
 @pytest.mark.slow  # ~30 s on 2 CPU cores: a real training run in a child process
 def test_finetune_runs_rootseg_train_and_judges_on_val(compose, tmp_path, unet_ckpt):
     """A real one-epoch `python -m rootseg.train` from the tiny U-Net on annotations saved through the API."""
@@ -201,7 +196,7 @@ def test_finetune_runs_rootseg_train_and_judges_on_val(compose, tmp_path, unet_c
         "finetune.overrides=[" + ",".join(f"'{o}'" for o in limits) + "]",
     )
     for i, stem in enumerate(sizes):
-        rgba = _real_annotation(generate_sample(i, sizes[stem]).mask)
+        rgba = encode_rootpainter_annotation(generate_sample(i, sizes[stem]).mask)
         split = "val" if i == 3 else "train"
         assert client.put(f"/api/images/{stem}/annotation?split={split}", content=png(rgba), headers=WRITE).is_success
     assert client.post("/api/finetune", headers=WRITE).status_code == 202
@@ -214,3 +209,32 @@ def test_finetune_runs_rootseg_train_and_judges_on_val(compose, tmp_path, unet_c
     resolved = (run_dir / "config_resolved.yaml").read_text()
     assert f"init_ckpt: {unet_ckpt}" in resolved and "RootPainterSource" in resolved
     shutil.rmtree(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("with_root", "predicted_rows", "expected"),
+    [
+        (True, (15, 35), 0.5),  # per image 5 root rows found, 5 missed, 5 background rows claimed
+        (False, (15, 35), 0.0),  # no root to find, background claimed
+        (True, (0, 0), 0.0),  # root missed, nothing claimed
+        (False, (0, 0), 1.0),  # nothing to find, nothing claimed: eval's rule, not torchmetrics' 0.0
+    ],
+)
+def test_val_f1_counts_and_scores_as_eval_does(
+    compose, project, unet_ckpt, monkeypatch, with_root, predicted_rows, expected
+):
+    """The fine-tune's swap compares val F1s pooled over the val annotations by eval's counts and empty rule;
+    unlabelled pixels (all rows but 10-19 root and 30-39 background) count nowhere."""
+
+    def band(model, image):
+        probs = np.zeros(image.shape[:2], np.float32)
+        probs[slice(*predicted_rows)] = 0.9
+        return probs
+
+    monkeypatch.setattr(backend, "predict_probs", band)
+    client, app = client_for(compose, project, f"ckpt_path={unet_ckpt}")
+    for stem, (h, w) in (("b", SIZES["b"]), ("c", SIZES["c"])):
+        rgba = annotation(h, w, root_rows=(10, 20) if with_root else (0, 0))
+        assert client.put(f"/api/images/{stem}/annotation?split=val", content=png(rgba), headers=WRITE).is_success
+    service = app.state.service
+    assert service.val_f1(service.model) == pytest.approx(expected, abs=1e-12)

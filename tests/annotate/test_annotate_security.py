@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from annotate_fixtures import REPO, SIZES, WRITE, annotation, client_for, png, project_fixture, start_server  # noqa: F401
+from conftest import child_env
 from PIL import Image
 
 from rootseg.io.masks import read_mask
@@ -267,7 +268,7 @@ def test_command_off_loopback_prints_a_token_url(project):
 
 
 def test_command_errors_are_one_paragraph(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    env = child_env()
     argv = [sys.executable, "-m", "rootseg.annotate", f"project={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}"]
     result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2, result.stderr

@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/bad_input_corpus.py) through check, train (debug=fdr), eval and predict: every bad
+"""The bad-input corpus (benchmarks/bad_input_corpus.py) through check, train (debug=fdr), eval and predict: every bad
 file is refused with its name, every odd-but-valid file is read right. The 108 MP image is predicted at full
 size with a stand-in for the network (`brightness_net`: root where a pixel is bright, no convolutions) and its
 mask and CSV row are compared with the stand-in's mask computed by NumPy (~30 s); eval scores it the same way.

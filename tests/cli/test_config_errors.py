@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY_TRAIN, compose_run
+from conftest import REPO, TINY_TRAIN, child_env, compose_run
 
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+ENV = child_env(OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="0")
 
 
 def _cli(module: str, *args: str) -> subprocess.CompletedProcess:

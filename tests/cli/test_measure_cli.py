@@ -14,6 +14,7 @@ from conftest import REPO, run_command
 from PIL import Image
 
 from rootseg.cli.measure import grey_level
+from rootseg.io.rootpainter import encode_rootpainter_annotation
 from rootseg.measure.traits import TRAIT_COLUMNS, root_traits, trait_columns
 from rootseg.synthetic.generator import generate_sample
 
@@ -25,9 +26,7 @@ def masks(tmp_path_factory):
     roots = [generate_sample(seed, (160, 200)).root_mask for seed in range(4)]
     Image.fromarray(roots[0].astype(np.uint8) * 255).save(folder / "a.png")
     Image.fromarray(roots[1].astype(np.uint8)).save(folder / "b.tif")
-    rgba = np.zeros((*roots[2].shape, 4), np.uint8)
-    rgba[roots[2]] = (255, 0, 0, 255)
-    rgba[~roots[2]] = (0, 255, 0, 255)
+    rgba = encode_rootpainter_annotation(roots[2].astype(np.uint8))
     rgba[40:80, :, 3] = 0
     Image.fromarray(rgba).save(folder / "c_annotation.png")
     Image.fromarray(roots[3].astype(np.uint8) * 255).save(folder / "d.jpg", quality=95)

@@ -12,11 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, child_env
 
 from rootseg.cli import errors
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PYTHONPATH": str(REPO)}
+ENV = child_env(OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="0")
 
 #: command -> (module, the library function its entry calls, its arguments besides Hydra's run dir)
 COMMANDS = {

@@ -7,14 +7,11 @@ is a subprocess of `python -m rootseg.train`, as a user runs it. Slow: the Hiera
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import run_rootseg
 
 pytestmark = pytest.mark.slow
 LIMIT_ONE_BATCH = [
@@ -37,22 +34,11 @@ def hiera_t_file(tmp_path_factory) -> Path:
 
 
 def _train(run_dir: Path, data_dir: Path, *overrides: str) -> str:
-    command = [
-        sys.executable,
-        "-m",
-        "rootseg.train",
-        *overrides,
-        "model/net=sam2.1_hiera_t",
-        "data=synthetic",
-        "data.source.n=4",
-        f"paths.data_dir={data_dir}",
-        "data.batch_size=1",
-        "trainer.enable_progress_bar=false",
-        f"hydra.run.dir={run_dir}",
-    ]
-    run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ})
+    """rootseg.train of the real-size Hiera-T SAM on four synthetic images, one image per batch."""
+    data = ["data=synthetic", "data.source.n=4", f"paths.data_dir={data_dir}", "data.batch_size=1"]
+    settings = [*overrides, "model/net=sam2.1_hiera_t", *data, "trainer.enable_progress_bar=false"]
+    run = run_rootseg("train", [*settings, f"hydra.run.dir={run_dir}"], timeout=900)
     output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-4000:]
     assert "test/f1=" in output
     return output
 
@@ -78,21 +64,7 @@ def test_stage1_then_stage2_then_baseline_at_real_tile_sizes(hiera_t_file, tmp_p
     _train(tmp_path / "baseline", data_dir, "+experiment=rootsam_baseline", sam, "debug=fdr")
 
     # prompt-free eval of stage 1 on whole images with a coarser click grid, as the README shows
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rootseg.eval",
-            f"ckpt_path={stage1}",
-            "grid_points_per_side=2",
-            f"hydra.run.dir={tmp_path / 'eval'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ},
-    )
-    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    eval_args = [f"ckpt_path={stage1}", "grid_points_per_side=2", f"hydra.run.dir={tmp_path / 'eval'}"]
+    run = run_rootseg("eval", eval_args, timeout=900)
     assert "RootSAM: 2 x 2 clicks per tile" in run.stdout + run.stderr
     assert (tmp_path / "eval" / "summary.csv").is_file()

@@ -5,6 +5,7 @@ are in tests/tasks/test_rootsam_modes.py (ranks' loaders, (seed, epoch) order, r
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -16,17 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, compose_run
+from conftest import REPO, child_env, compose_run, run_rootseg
 from probes import kill_overrides
 
 pytestmark = pytest.mark.slow
-# tests/ importable in the child too, for probes.KillAt
-ENV = {
-    **os.environ,
-    "OMP_NUM_THREADS": "1",
-    "WANDB_MODE": "offline",
-    "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]),
-}
+ENV = child_env(OMP_NUM_THREADS="1", tests_importable=True)  # probes.KillAt in the child too
+train_run = functools.partial(run_rootseg, "train", env=ENV, timeout=600)
 
 
 def micro(data_dir: Path, *extra: str) -> list[str]:
@@ -51,26 +47,13 @@ def micro(data_dir: Path, *extra: str) -> list[str]:
     ]
 
 
-def _train(args: list[str], timeout: int = 600) -> str:
-    run = subprocess.run(
-        [sys.executable, "-m", "rootseg.train", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-    )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    return run.stdout + run.stderr
-
-
 def test_ddp_validates_every_tile_once_and_wandb_shows_them(tmp_path):
     """Two gloo processes: the synchronised val/f1 and val/promptless_f1 equal one process validating the
     same weights; W&B's per-image table and overlays hold every validation tile exactly once."""
     data_dir = tmp_path / "data"
     run_dir = tmp_path / "ddp"
     args = micro(data_dir, "trainer=ddp_sim", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "test=false")
-    _train([*args, "logger=[csv,wandb]", "callbacks.wandb_dashboard.num_images=100", f"hydra.run.dir={run_dir}"])
+    train_run([*args, "logger=[csv,wandb]", "callbacks.wandb_dashboard.num_images=100", f"hydra.run.dir={run_dir}"])
     logged = pd.read_csv(run_dir / "csv" / "metrics.csv")
     ddp = {key: float(logged[key].dropna().iloc[-1]) for key in ("val/f1", "val/promptless_f1", "val/patch_miou")}
 
@@ -122,7 +105,7 @@ def test_killed_rootsam_run_resumes_to_the_same_result(tmp_path):
     assert process.wait(timeout=600) == -signal.SIGKILL, (tmp_path / "killed.out").read_text()[-3000:]
     epoch = int(torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"])
 
-    _train([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
+    train_run([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
     whole_log = pd.read_csv(whole / "csv" / "metrics.csv")
     resumed_log = pd.read_csv(killed / "csv" / "metrics.csv")
     assert resumed_log["epoch"].min() == epoch + 1  # a resume, not a fresh start

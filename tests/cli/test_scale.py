@@ -2,6 +2,7 @@
 and resuming a killed run."""
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -10,22 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO, compose_run
+from conftest import REPO, child_env, compose_run, fake_ddp_trainer, run_rootseg
 from probes import kill_overrides
 
-ENV = {
-    **os.environ,
-    "OMP_NUM_THREADS": "1",
-    "WANDB_MODE": "offline",
-    # tests/faulty_loss.py for `model.loss._target_` in the DDP test
-    "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]),
-}
+# tests/faulty_loss.py for `model.loss._target_` in the DDP test
+ENV = child_env(OMP_NUM_THREADS="1", tests_importable=True)
+train_run = functools.partial(run_rootseg, "train", env=ENV)
 SMALL = [
     "+experiment=unet_demo",
     "data=folder",
@@ -33,19 +29,6 @@ SMALL = [
     "data.batch_size=4",
     "trainer.enable_progress_bar=false",
 ]
-
-
-def _train(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    run = subprocess.run(
-        [sys.executable, "-m", "rootseg.train", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-    )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    return run
 
 
 def _last_val_f1(run_dir: Path) -> float:
@@ -70,7 +53,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_dir):
     the same weights; a NaN loss on rank 1 is skipped (a zero loss there) without Lightning's "returning None
     in distributed training is not supported"; W&B's per-image table and overlays hold every rank's images."""
     run_dir = tmp_path / "ddp"
-    run = _train(
+    run = train_run(
         [
             *SMALL,
             f"data.root={synthetic_dir}",
@@ -115,21 +98,6 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path, synthetic_dir):
     assert len(overlays) == len(val_names)
 
 
-def _fake_ddp_trainer(rank: int, world: int = 2) -> SimpleNamespace:
-    """What the data module and Lightning's _DataConnector read of a trainer on `rank` of a DDP run."""
-    from lightning.pytorch.trainer.states import TrainerFn
-
-    return SimpleNamespace(
-        world_size=world,
-        global_rank=rank,
-        current_epoch=0,
-        overfit_batches=0,
-        distributed_sampler_kwargs={"num_replicas": world, "rank": rank},
-        _accelerator_connector=SimpleNamespace(use_distributed_sampler=True, is_distributed=True),
-        state=SimpleNamespace(fn=TrainerFn.FITTING),
-    )
-
-
 @pytest.mark.parametrize(("world", "max_tiles"), [(2, 3), (3, 1)])
 def test_ddp_shards_training_tiles_and_eval_images_without_repeats_or_drops(compose, synthetic_dir, world, max_tiles):
     """`world` ranks, each with its own data module as under DDP, their loaders prepared by Lightning's own
@@ -153,7 +121,7 @@ def test_ddp_shards_training_tiles_and_eval_images_without_repeats_or_drops(comp
     placeholders = {"val": 0, "test": 0}
     for rank in range(world):
         datamodule = hydra.utils.instantiate(cfg.data)
-        datamodule.trainer = trainer = _fake_ddp_trainer(rank, world)
+        datamodule.trainer = trainer = fake_ddp_trainer(rank, world)
         datamodule.setup("fit")
         connector = _DataConnector(trainer)
         loader = datamodule.train_dataloader()
@@ -190,7 +158,7 @@ def test_ddp_shards_training_tiles_and_eval_images_without_repeats_or_drops(comp
 
 
 def test_multirun_writes_one_directory_per_trial(tmp_path, synthetic_dir):
-    _train(["-m", *SMALL, f"data.root={synthetic_dir}", "debug=fdr", "seed=1,2", f"hydra.sweep.dir={tmp_path}"])
+    train_run(["-m", *SMALL, f"data.root={synthetic_dir}", "debug=fdr", "seed=1,2", f"hydra.sweep.dir={tmp_path}"])
     trials = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in trials] == ["0", "1"]
     seeds = [yaml.safe_load((p / "config_resolved.yaml").read_text())["seed"] for p in trials]
@@ -198,7 +166,7 @@ def test_multirun_writes_one_directory_per_trial(tmp_path, synthetic_dir):
 
 
 def test_a_crashed_trial_does_not_end_the_sweep(tmp_path, synthetic_dir):
-    _train(
+    train_run(
         [
             "-m",
             *SMALL,
@@ -214,7 +182,7 @@ def test_a_crashed_trial_does_not_end_the_sweep(tmp_path, synthetic_dir):
 
 def test_optuna_sweep_returns_the_best_value(tmp_path, synthetic_dir):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    _train(
+    train_run(
         [
             "-m",
             *SMALL,
@@ -249,7 +217,7 @@ def test_wandb_offline_writes_images_table_and_model(tmp_path, synthetic_dir):
     from rootseg.config.run_config import run_id
 
     args = [*SMALL, f"data.root={synthetic_dir}", "debug=limit", "logger=[csv,wandb]", f"hydra.run.dir={tmp_path}"]
-    _train([*args, "trainer.max_epochs=1"])
+    train_run([*args, "trainer.max_epochs=1"])
     first = _wandb_run(tmp_path)
     files = [p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()]
     assert any("media/images/val/overlays" in f for f in files)
@@ -266,7 +234,7 @@ def test_wandb_offline_writes_images_table_and_model(tmp_path, synthetic_dir):
     assert _md5_base64(best[0]).encode() in log  # the artifact's file is the best checkpoint, byte for byte
     assert _md5_base64(tmp_path / "checkpoints" / "last.ckpt").encode() not in log
 
-    _train([*args, "trainer.max_epochs=2", "ckpt_path=last"])  # resume: one more epoch
+    train_run([*args, "trainer.max_epochs=2", "ckpt_path=last"])  # resume: one more epoch
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(r.name.endswith(f"-{expected_id}") for r in runs)
     resumed = next(r for r in runs if r != first)
@@ -275,25 +243,8 @@ def test_wandb_offline_writes_images_table_and_model(tmp_path, synthetic_dir):
 
 
 def test_slurm_launcher_config_composes():
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rootseg.train",
-            "+experiment=unet_smith2020",
-            "hydra/launcher=slurm",
-            "trainer=ddp",
-            "hydra.launcher.partition=gpu",
-            "hydra.launcher.gpus_per_node=4",
-            "--cfg",
-            "hydra",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-    )
+    slurm = ["hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4"]
+    run = train_run(["+experiment=unet_smith2020", *slurm, "--cfg", "hydra"], timeout=120, check=False)
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     assert run.returncode == 0, run.stderr[-2000:]
     launcher = yaml.safe_load(run.stdout)["hydra"]["launcher"]
@@ -338,7 +289,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir
     epoch = int(checkpoint["epoch"])
     print(f"at the kill last.ckpt held epoch {epoch} (0-based): the run resumes at epoch {epoch + 1}")
 
-    _train([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
+    train_run([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
     whole_log = pd.read_csv(whole / "csv" / "metrics.csv")
     resumed_log = pd.read_csv(killed / "csv" / "metrics.csv")
     killed_log = pd.read_csv(killed / "csv" / "metrics_part1.csv")

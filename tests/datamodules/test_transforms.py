@@ -79,3 +79,40 @@ def test_image_and_mask_stay_aligned():
         out = transform(image=image, mask=mask)
         agree = ((out["image"][..., 0] > 127) == (out["mask"] == 1)).mean()
         assert agree > 0.99  # ~0.995 measured; nearest on the fixed-point maps (floor, a half-pixel shift): ~0.97
+
+
+def test_colour_jitter_scales_brightness_within_its_range_and_leaves_the_mask():
+    """Brightness jitter b multiplies the whole image by one factor in [1 - b, 1 + b] per call (to uint8
+    rounding), drawn afresh each call; masks are not jittered; zero jitter changes nothing."""
+    image = np.full((8, 8, 3), 100, np.uint8)
+    image[:, :4] = 60
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:5] = 1
+    transform = smith2020_transform(elastic_p=0.0, jitter=(0.3, 0.0, 0.0, 0.0))
+    transform.set_random_seed(0)
+    factors = []
+    for _ in range(40):
+        out = transform(image=image, mask=mask)
+        np.testing.assert_array_equal(out["mask"], mask)
+        dark, bright = out["image"][0, 0].astype(float), out["image"][0, -1].astype(float)
+        assert (out["image"][:, :4] == dark).all() and (out["image"][:, 4:] == bright).all()  # one factor
+        factor = bright[0] / 100
+        assert dark[0] == pytest.approx(np.clip(np.round(60 * factor), 0, 255), abs=1)  # both sides scaled alike
+        factors.append(factor)
+    assert 0.7 - 0.01 <= min(factors) < 0.85 and 1.15 < max(factors) <= 1.3 + 0.01
+    unchanged = smith2020_transform(elastic_p=0.0, jitter=(0.0, 0.0, 0.0, 0.0))
+    np.testing.assert_array_equal(unchanged(image=image, mask=mask)["image"], image)
+
+
+def test_the_configured_jitter_is_the_one_the_unet_pipeline_applies(compose):
+    """conf/data/module/unet.yaml's jitter [brightness, contrast, saturation, hue] reaches ColorJitter's ranges."""
+    import albumentations as A
+    import hydra
+
+    cfg = compose("train", ["+experiment=unet_demo"])
+    transform = hydra.utils.instantiate(cfg.data.train_transform)
+    (jitter,) = [t for t in transform.transforms if isinstance(t, A.ColorJitter)]
+    b, c, s, h = cfg.data.train_transform.jitter
+    assert jitter.brightness == pytest.approx((1 - b, 1 + b)) and jitter.contrast == pytest.approx((1 - c, 1 + c))
+    assert jitter.saturation == pytest.approx((1 - s, 1 + s)) and jitter.hue == pytest.approx((-h, h))
+    assert jitter.p == 1.0

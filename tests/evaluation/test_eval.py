@@ -16,6 +16,7 @@ from scipy import stats
 from rootseg.evaluation.run import evaluate
 from rootseg.inference.predictor import KINDS
 from rootseg.io.masks import read_pair
+from rootseg.io.rootpainter import encode_rootpainter_annotation
 from rootseg.measure.length import skeleton_length
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
 from rootseg.tiling.window import sliding_window_probs
@@ -88,6 +89,18 @@ def test_per_image_f1_matches_a_fresh_prediction(evaluated, tiny_checkpoint, syn
     assert row["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-12)
     saved = Image.open(run_dir / "predictions" / f"{name}.png")  # the first image is drawn: figures=1
     assert saved.mode == "1" and np.array_equal(np.asarray(saved), pred)  # lossless, 1 bit per pixel
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_training_logs_the_f1_eval_reports(tiny_run, tmp_path, split):
+    """`val/f1` (which picked the checkpoint) and `test/f1` are rootseg.eval's pooled F1 of the same checkpoint
+    on the same images: validation and test predict with eval's default window, not a cheaper one of their own."""
+    logged = tiny_run["best_scores"]["val/f1"] if split == "val" else tiny_run["test/f1"]
+    ckpt = tiny_run["best_checkpoint"]
+    result = evaluate(compose_run("eval", [f"ckpt_path={ckpt}", f"split={split}", "figures=0"], tmp_path))
+    assert result["split"] == split and result["n_images"] >= 2
+    # both score integer counts with rootseg.metrics.pixels.scores, in float64
+    assert logged == pytest.approx(result["pooled"]["f1"], rel=1e-12, abs=0)
 
 
 def test_a_folder_without_split_file_is_scored_whole(tiny_checkpoint, tmp_path):
@@ -219,10 +232,7 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
     folder = write_dataset(tmp / "set", n=4, size=(600, 560), seed=21)
     (folder / "split.json").unlink()
     for index, path in enumerate(sorted((folder / "masks").glob("*.png"))):
-        root = np.asarray(Image.open(path)) > 127
-        rgba = np.zeros((*root.shape, 4), np.uint8)
-        rgba[root] = (255, 0, 0, 255)
-        rgba[~root] = (0, 255, 0, 255)
+        rgba = encode_rootpainter_annotation((np.asarray(Image.open(path)) > 127).astype(np.uint8))
         rgba[200 + 40 * index : 330 + 40 * index, :, 3] = 0  # unlabelled band
         rgba[:, 500:, 3] = 0  # and strip
         Image.fromarray(rgba).save(path)

@@ -154,22 +154,15 @@ def test_a_file_of_another_opset_than_asked_is_refused():
 
 
 # ---------------------------------------------------------------------------------------------- RootSAM
-@pytest.fixture(scope="module")
-def rootsam_ckpt(tmp_path_factory) -> Path:
-    """A RootSAM checkpoint of the micro SAM 2.1 (random weights, 128 px tiles), written through Lightning."""
-    overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data=synthetic", "data.resize=256"]
-    return random_checkpoint([*overrides, "data.tile=128"], tmp_path_factory.mktemp("rootsam") / "rootsam.ckpt", 2)
-
-
 @pytest.mark.parametrize("multimask", [True, False])
-def test_rootsam_decoder_onnx_matches_pytorch_with_the_encoder_apart(compose, rootsam_ckpt, tmp_path, multimask):
+def test_rootsam_decoder_onnx_matches_pytorch_with_the_encoder_apart(compose, micro_rootsam_ckpt, tmp_path, multimask):
     import onnx
     import onnxruntime as ort
 
     from rootseg.models.rootsam import sam_normalize
 
     out = tmp_path / "decoder.onnx"
-    summary = export(_cfg(compose, rootsam_ckpt, f"output={out}", f"+multimask={str(multimask).lower()}"))
+    summary = export(_cfg(compose, micro_rootsam_ckpt, f"output={out}", f"+multimask={str(multimask).lower()}"))
     assert summary["max_abs_diff"] <= 1e-3 and set(summary["max_abs_diff_by_clicks"]) == {"1x1", "3x2", "5x3"}
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert [o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")] == [21]  # asked
@@ -178,7 +171,7 @@ def test_rootsam_decoder_onnx_matches_pytorch_with_the_encoder_apart(compose, ro
     # the image encoder is not in the graph: its inputs are the encoder's outputs for one tile
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == list(ROOTSAM_INPUTS)
-    net = load_module(rootsam_ckpt).net.eval()
+    net = load_module(micro_rootsam_ckpt).net.eval()
     assert meta["rootseg.encoder_fingerprint"] == net.encoder_fingerprint()
     pixels = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (1, 3, 128, 128), dtype=np.uint8))
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """Inputs that lead nowhere are counted and named, never dropped: a dangling symbolic link or a link loop in a
 predict folder or glob becomes a job whose reading fails with what is wrong (rootseg.inference.jobs,
 rootseg.io.images.missing_file); predict then lists it in failures.csv and exits 1, as for unreadable images
-(the bad-input corpus runs that: tests/bad_input_corpus.py)."""
+(the bad-input corpus runs that: benchmarks/bad_input_corpus.py)."""
 
 from __future__ import annotations
 

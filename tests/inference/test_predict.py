@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, random_checkpoint  # noqa: E402
+from conftest import REPO, child_env, random_checkpoint
 from PIL import Image
 
 from rootseg.figures.overlay import write_overlay
@@ -153,7 +152,7 @@ def test_corrupt_files_are_reported_and_the_run_fails(unet_ckpt, images_dir, tmp
     (images_dir / "broken.png").write_text("this is not a PNG")
     (images_dir / "empty.jpg").write_bytes(b"")
     output = tmp_path / "out"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "HYDRA_FULL_ERROR": "1"}
+    env = child_env(OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="1")
     result = subprocess.run(
         [
             sys.executable,

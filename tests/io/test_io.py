@@ -51,6 +51,33 @@ def test_rootpainter_annotation_gives_root_background_and_unlabelled(tmp_path):
     np.testing.assert_array_equal(read_mask(path)[:, 0], [1, 0, 255, 255])
 
 
+def test_rootpainter_encoding_is_what_the_reader_and_the_annotate_app_take(tmp_path):
+    """The one encoder writes RootPainter's colours: the mask reader decodes it exactly, and the annotate app's
+    upload check accepts it (the colours are written once, in rootseg.io.rootpainter)."""
+    from rootseg.annotate.project import check_annotation
+    from rootseg.io.rootpainter import encode_rootpainter_annotation
+
+    mask = np.random.default_rng(3).choice(np.array([0, 1, 255], np.uint8), size=(9, 7))
+    rgba = encode_rootpainter_annotation(mask)
+    assert {tuple(v) for v in rgba.reshape(-1, 4)} == {(255, 0, 0, 255), (0, 255, 0, 255), (0, 0, 0, 0)}
+    np.testing.assert_array_equal(read_mask(_save(tmp_path / "annot.png", rgba)), mask)
+    np.testing.assert_array_equal(check_annotation((tmp_path / "annot.png").read_bytes(), (7, 9)), rgba)
+
+
+def test_rootpainter_colour_classes_by_hand():
+    """Red is R > 127 >= G, B; green G > 127 >= R, B; dark all <= 127: magenta, yellow, cyan and white are none."""
+    from rootseg.io.rootpainter import colour_classes, is_red_strokes
+
+    pixels = [(255, 0, 0), (128, 127, 127), (0, 255, 0), (20, 30, 127), (255, 0, 255), (255, 255, 0), (0, 255, 255)]
+    pixels += [(200, 200, 200)]
+    red, green, dark = colour_classes(np.array([pixels], np.uint8))
+    assert red[0].tolist() == [True, True, False, False, False, False, False, False]
+    assert green[0].tolist() == [False, False, True, False, False, False, False, False]
+    assert dark[0].tolist() == [False, False, False, True, False, False, False, False]
+    magenta_strokes = np.array([[(255, 0, 0, 255), (255, 0, 255, 255), (0, 0, 0, 0)]], np.uint8)
+    assert not is_red_strokes(magenta_strokes) and is_red_strokes(magenta_strokes[:, ::2])
+
+
 def test_images_become_rgb_uint8(tmp_path):
     grey = (np.arange(20 * 30).reshape(20, 30) % 256).astype(np.uint8)
     assert read_image(_save(tmp_path / "g.png", grey)).shape == (20, 30, 3)

@@ -8,7 +8,6 @@ tiny config at image_size 256 (SAM's own is 1024; the encoder then costs 0.3 s i
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO as ROOT  # noqa: E402
+from conftest import REPO as ROOT
+from conftest import child_env
 from hydra.core.global_hydra import GlobalHydra
 
-from rootseg.datamodules.prompts import sample_points
 from rootseg.models.embedding_cache import EmbeddingCache, encoder_fingerprint, split_embeddings, stack_embeddings
 from rootseg.models.freezing import (
     assert_frozen_unchanged,
@@ -38,6 +37,7 @@ from rootseg.models.sam2_builder import (
     guess_sam2_config,
     load_sam2_checkpoint,
 )
+from rootseg.prompts.sampling import sample_points
 from rootseg.tasks.losses import SAMLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -142,7 +142,7 @@ def test_builder_inside_hydra_main_app_and_no_module_level_sam2_import(tmp_path)
             """
         )
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "HYDRA_FULL_ERROR": "1"}
+    env = child_env(OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="1")
     result = subprocess.run(
         [sys.executable, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True,

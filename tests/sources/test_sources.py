@@ -64,3 +64,33 @@ def test_duplicate_stems_are_rejected(tmp_path):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(root / "images" / "im00.png")
     with pytest.raises(DataLayoutError, match="share the stem"):
         FolderSource(root).splits()
+
+
+def test_every_source_implements_the_one_protocol(tmp_path):
+    """Datamodules, eval and check take any `DataSource`; every *Source class of rootseg.sources is one, and
+    the split logic of the sources whose folders say the split (PRMI, RootPainter) is the one SplitByFolder."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import rootseg.sources
+    from rootseg.sources.base import DataSource
+    from rootseg.sources.folder import FolderSource
+    from rootseg.sources.prmi import PRMISource
+    from rootseg.sources.rootpainter import RootPainterSource
+    from rootseg.sources.splits import SplitByFolder
+    from rootseg.sources.synthetic import SyntheticSource
+
+    instances = [
+        FolderSource(tmp_path),
+        SyntheticSource(tmp_path),
+        PRMISource(tmp_path),
+        RootPainterSource(tmp_path / "roots.seg_proj"),
+    ]
+    assert all(isinstance(source, DataSource) for source in instances)
+    found = set()
+    for module in pkgutil.iter_modules(rootseg.sources.__path__):
+        members = inspect.getmembers(importlib.import_module(f"rootseg.sources.{module.name}"), inspect.isclass)
+        found |= {cls for name, cls in members if name.endswith("Source") and cls is not DataSource}
+    assert found == {type(source) for source in instances}
+    assert issubclass(PRMISource, SplitByFolder) and issubclass(RootPainterSource, SplitByFolder)

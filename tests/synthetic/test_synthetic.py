@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import REPO  # noqa: E402
+from conftest import REPO, child_env
 from PIL import Image
 from scipy import ndimage
 
@@ -97,7 +96,7 @@ def test_write_dataset_rejects_fractions_without_training_data(tmp_path):
 
 def test_cli_writes_expected_count(tmp_path):
     out = tmp_path / "cli"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     result = subprocess.run(
         [
             sys.executable,

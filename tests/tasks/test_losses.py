@@ -40,13 +40,33 @@ def test_batch_without_root_uses_cross_entropy_only():
     assert got == pytest.approx(0.3 * -np.log(e[:, 0]).mean(), rel=1e-6)
 
 
-def test_perfect_prediction_has_near_zero_loss_and_gradients_flow():
+def test_perfect_prediction_has_near_zero_loss():
     target = torch.zeros(1, 8, 8, dtype=torch.long)
     target[0, 2:5] = 1
-    logits = torch.stack([(1 - target) * 20.0, target * 20.0], dim=1).float().requires_grad_()
-    loss = DiceCELoss()(logits, target)
-    assert loss.item() < 1e-6
-    DiceCELoss()(torch.zeros_like(logits, requires_grad=True), target).backward()
+    logits = torch.stack([(1 - target) * 20.0, target * 20.0], dim=1).float()
+    assert DiceCELoss()(logits, target).item() < 1e-6
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradients_equal_central_differences_of_the_numpy_reference(seed):
+    """The gradient training follows is the loss's own: autograd's (float32) against float64 central
+    differences of the independent numpy formula; unlabelled pixels get exactly none."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(2, 2, 5, 4))
+    target = (rng.random((2, 5, 4)) > 0.6).astype(np.int64)
+    target[0, 0] = 255
+    tensor = torch.from_numpy(logits).float().requires_grad_()
+    DiceCELoss()(tensor, torch.from_numpy(target)).backward()
+    got = tensor.grad.double().numpy()
+    expected, eps = np.zeros_like(logits), 1e-6
+    for index in np.ndindex(logits.shape):
+        step = np.zeros_like(logits)
+        step[index] = eps
+        up, down = _numpy_reference(logits + step, target), _numpy_reference(logits - step, target)
+        expected[index] = (up - down) / (2 * eps)
+    # float32 forward and backward: errors of a few float32 ulps of the largest gradient
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    assert (got[0, :, 0] == 0).all()  # the unlabelled row
 
 
 def test_dice_ce_with_one_labelled_pixel_is_not_halved():
@@ -208,3 +228,19 @@ def test_bce_iou_loss_pulls_a_saturated_iou_head_back_where_l1_cannot():
     assert torch.allclose(grads["bce"], torch.full((2, 1), (p - 0.5) / 2), rtol=1e-4)
     with pytest.raises(ValueError, match="iou_use_bce_loss needs IoU predictions in \\[0, 1\\]"):
         SAMLoss(iou_use_bce_loss=True)(logits, torch.full((2, 1), 1.5), target)
+
+
+@pytest.mark.parametrize("override", [[], ["model.loss.focal_weight=5"]])
+def test_the_configured_focal_weight_is_the_one_the_loss_uses(compose, override):
+    """The RootSAM experiments' loss, as Hydra builds it from conf/model/rootsam.yaml: sam2.1's focal weight (20)
+    unless overridden, and the weight it holds is the one the total and the best-mask choice use."""
+    import hydra
+
+    cfg = compose("train", ["+experiment=rootsam_stage1", *override])
+    loss = hydra.utils.instantiate(cfg.model.loss)
+    weight = 5.0 if override else 20.0
+    assert cfg.model.loss.focal_weight == loss.focal_weight == weight
+    logits, iou_pred, target, valid = _sam_case(3)
+    got = loss(torch.from_numpy(logits), torch.from_numpy(iou_pred), torch.from_numpy(target), torch.from_numpy(valid))
+    expected = _sam_reference(logits, iou_pred, target, valid, weights=(weight, 1.0, 1.0))
+    assert float(got["loss"]) == pytest.approx(expected["loss"], rel=1e-5)

@@ -12,7 +12,7 @@ import hydra
 import numpy as np
 import pytest
 import torch
-from conftest import compose_run
+from conftest import compose_run, fake_ddp_trainer
 from micro_rootsam import count_decoder, micro_config, micro_module, micro_overrides
 
 from rootseg.datamodules.rootsam import object_targets
@@ -194,20 +194,6 @@ def test_training_order_depends_on_seed_and_epoch_only(data_dir, tmp_path):
     assert [name for batch in run.data.train_dataloader() for name in batch["name"]] != orders[0]
 
 
-def _fake_ddp_trainer(rank: int, world: int):
-    from lightning.pytorch.trainer.states import TrainerFn
-
-    return SimpleNamespace(
-        world_size=world,
-        global_rank=rank,
-        current_epoch=0,
-        overfit_batches=0,
-        distributed_sampler_kwargs={"num_replicas": world, "rank": rank},
-        _accelerator_connector=SimpleNamespace(use_distributed_sampler=True, is_distributed=True),
-        state=SimpleNamespace(fn=TrainerFn.FITTING),
-    )
-
-
 @pytest.mark.parametrize("world", [2, 3, 40])
 def test_ddp_ranks_share_validation_tiles_without_repeats(data_dir, tmp_path, world):
     """Each rank's validation and test loader, prepared by Lightning's own code as under DDP: every tile on
@@ -223,7 +209,7 @@ def test_ddp_ranks_share_validation_tiles_without_repeats(data_dir, tmp_path, wo
         seen, placeholders = [], 0
         for rank in range(world):
             datamodule = hydra.utils.instantiate(run.cfg.data)
-            datamodule.trainer = trainer = _fake_ddp_trainer(rank, world)
+            datamodule.trainer = trainer = fake_ddp_trainer(rank, world)
             datamodule.setup("fit" if split == "val" else "test")
             loader = _DataConnector(trainer)._prepare_dataloader(
                 getattr(datamodule, f"{split}_dataloader")(), shuffle=False, mode=stage

@@ -7,7 +7,6 @@ A random-weight "Meta" checkpoint of the micro model is written by the tests (no
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import hydra
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, compose_run
+from conftest import REPO, child_env, compose_run
 from hydra.core.global_hydra import GlobalHydra
 from micro_rootsam import micro_overrides, write_micro_sam_file
 from omegaconf import OmegaConf
@@ -272,7 +271,7 @@ def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env=child_env(OMP_NUM_THREADS="1"),
     )
 
 

@@ -3,14 +3,10 @@ and the Optuna objective (the last epoch's val/f1 instead of the best checkpoint
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_TRAIN, compose_run
+from conftest import TINY_TRAIN, child_env, compose_run, run_rootseg
 from omegaconf import OmegaConf
 from probes import BatchProbe
 
@@ -32,22 +28,9 @@ def test_no_epoch_limit_needs_an_end():
 
 
 def test_cli_refuses_max_epochs_minus_one_before_writing_anything(tmp_path):
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rootseg.train",
-            "+experiment=unet_demo",
-            "trainer.max_epochs=-1",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            f"paths.data_dir={tmp_path / 'data'}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0"},
-    )
+    args = ["+experiment=unet_demo", "trainer.max_epochs=-1", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = child_env(HYDRA_FULL_ERROR="0")
+    run = run_rootseg("train", [*args, f"paths.data_dir={tmp_path / 'data'}"], timeout=120, env=env, check=False)
     assert run.returncode == 2, run.stderr[-2000:]
     assert "error: trainer.max_epochs=-1 trains until the process is killed" in run.stderr
     assert "Traceback" not in run.stderr

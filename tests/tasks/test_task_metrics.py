@@ -54,3 +54,30 @@ def test_forward_and_labels_follow_the_same_rule():
     metrics.reset()
     metrics.update(torch.tensor([1, 1, 0, 1], dtype=torch.uint8), target)  # labels are taken as they are
     assert float(metrics.compute()["f1"]) == pytest.approx(2 / 3)
+
+
+#: (prediction, target) of the empty cases: both empty, only truth, only prediction, nothing labelled
+EMPTY_CASES = {
+    "both empty": ([0, 0, 0, 0], [0, 0, 0, 0]),
+    "nothing predicted": ([0, 0, 0, 0], [0, 1, 1, 0]),
+    "no root in truth": ([1, 0, 0, 0], [0, 0, 0, 0]),
+    "nothing labelled": ([1, 0, 0, 1], [255, 255, 255, 255]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EMPTY_CASES))
+def test_logged_scores_of_empty_images_follow_evals_rule(case):
+    """val/f1 and test/f1 score the empty cases as eval's tables do (`rootseg.metrics.pixels.scores`, where
+    both empty is 1.0 and an undefined ratio NaN), not as torchmetrics' zero_division (0.0)."""
+    from rootseg.metrics.pixels import confusion, scores
+
+    pred, target = (np.array(values, np.uint8) for values in EMPTY_CASES[case])
+    expected = scores(**confusion(pred.astype(bool), target))
+    metrics = pixel_metrics(0.5).clone(prefix="test/")
+    metrics.update(torch.from_numpy(pred.astype(np.float32)), torch.from_numpy(target.astype(np.int64)))
+    got = {k.split("/")[1]: float(v) for k, v in metrics.compute().items()}
+    assert set(got) == {"precision", "recall", "f1", "iou", "accuracy"}
+    for name, value in got.items():
+        assert value == pytest.approx(expected[name], nan_ok=True), name
+    if case == "both empty":
+        assert got["f1"] == 1.0

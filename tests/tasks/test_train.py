@@ -1,13 +1,12 @@
 """The training entry point end to end on CPU, in-process and as users run it."""
 
-import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, TINY_TRAIN, compose_run
+from conftest import REPO, TINY_TRAIN, child_env, compose_run, run_rootseg
 from probes import KeepTestRecords, pooled_f1
 
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
@@ -30,7 +29,7 @@ def test_cli_fast_dev_run_of_the_demo_experiment(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        env=child_env(OMP_NUM_THREADS="2"),
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "run directory:" in run.stdout and "test/f1=" in run.stdout
@@ -128,7 +127,7 @@ def test_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
         tmp_path,
     )
     metrics = train(cfg)
-    # the logged test/f1 (torchmetrics, pooled) is the F1 of the per-image confusion counts, summed
+    # the logged test/f1 (pooled counts, summed across ranks) is the F1 of the per-image confusion counts, summed
     assert len(KeepTestRecords.records) == 1  # fast_dev_run: one test image
     assert metrics["test/f1"] == pytest.approx(pooled_f1(KeepTestRecords.records), abs=1e-6)
 
@@ -137,23 +136,14 @@ def test_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
 @pytest.mark.realdata
 def test_smith2020_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
     """As in the README: the full 31 M-parameter U-Net, one batch, one val and one test image."""
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rootseg.train",
-            "+experiment=unet_smith2020",
-            "data=segroot",
-            f"data.root={segroot}",
-            "debug=fdr",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    args = [
+        "+experiment=unet_smith2020",
+        "data=segroot",
+        f"data.root={segroot}",
+        "debug=fdr",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    run_rootseg("train", args, timeout=1200)
 
 
 # -- module options: non-finite loss under DDP, metric threshold, init_ckpt, channels_last, compile ----------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from rootseg.datamodules.prompts import correction_points, grid_points, label_objects, sample_points, skeleton_points
+from rootseg.prompts.sampling import correction_points, grid_points, label_objects, sample_points, skeleton_points
 
 
 def three_roots() -> np.ndarray:

@@ -1,4 +1,5 @@
-"""A corpus of bad inputs, generated (never committed): the files real root image collections hold.
+"""A corpus of bad inputs, generated (never committed): the files real root image collections hold. Run by
+`benchmarks/bad_inputs.py` and by tests/cli/test_bad_inputs.py (tests import benchmarks, never the reverse).
 
 `make_bad_corpus(root)` writes one folder per case (`<root>/<case>/images/`, `masks/`) and returns the
 cases with what must happen to each: an error that names the file, or correct handling checked by
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rootseg.config.run_config import compose_task
 from rootseg.inference.folder import CSV_NAME, find_images, plan_jobs, predict
 from rootseg.io.images import read_image
 from rootseg.io.masks import read_mask
@@ -654,13 +656,6 @@ def names_file(message: str, path: Path) -> bool:
 Verdicts = dict[str, tuple[bool, str]]
 
 
-def compose_run(config_name: str, overrides: list[str], run_dir: Path):
-    """Compose a task config as the command line would, with the run directory set (in-process runs)."""
-    from rootseg.config.run_config import compose_task
-
-    return compose_task(config_name, overrides, run_dir)
-
-
 def _quoted(path: Path) -> str:
     return f"'{path}'"  # Hydra's override parser needs quotes around spaces and non-ASCII
 
@@ -720,7 +715,7 @@ def run_train(cases: list[Case], work: Path) -> Verdicts:
     if bad:
         folder = combine(bad, work / "train bad é")
         add_good_pairs(folder)
-        cfg = compose_run("train", [*base, f"data.root={_quoted(folder)}", "check_data=true"], work / "run_bad")
+        cfg = compose_task("train", [*base, f"data.root={_quoted(folder)}", "check_data=true"], work / "run_bad")
         try:
             train(cfg)
             message = ""
@@ -735,7 +730,7 @@ def run_train(cases: list[Case], work: Path) -> Verdicts:
         stems = add_good_pairs(folder)
         split = {"train": [c.image.stem for c in good], "val": stems[:1], "test": stems[1:2]}
         (folder / "split.json").write_text(json.dumps(split))
-        cfg = compose_run("train", [*base, f"data.root={_quoted(folder)}"], work / "run_ok")
+        cfg = compose_task("train", [*base, f"data.root={_quoted(folder)}"], work / "run_ok")
         try:
             metrics = train(cfg)
             result = (True, f"trained: {sorted(k for k in metrics if k.startswith('test/'))[:2]}")
@@ -755,7 +750,7 @@ def _train_alone(case: Case, work: Path, base: list[str]) -> tuple[bool, str]:
         [] if case.expects_error else ["train=false", "test=false"]
     )
     try:
-        train(compose_run("train", overrides, run_dir))
+        train(compose_task("train", overrides, run_dir))
         message = ""
     except Exception as error:  # a crash is the finding, not a test crash
         message = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
@@ -773,7 +768,7 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
 
     verdicts: Verdicts = {}
     base = [f"ckpt_path={_quoted(ckpt)}", "data=folder", "split=all", "figures=0", "device=cpu"]
-    composed = compose_run("eval", [*base, "data.root=."], work)  # once: each bad case changes only its root
+    composed = compose_task("eval", [*base, "data.root=."], work)  # once: each bad case changes only its root
     for case in cases:
         if not case.expects_error or "eval" in case.skip:
             continue
@@ -790,7 +785,7 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
     for case in (c for c in good if c.alone):  # its own folder and split file: a row for each of its images
         try:
             rows = _eval_rows(
-                compose_run("eval", [*base, f"data.root={_quoted(case.root)}"], work / f"eval_{case.name}")
+                compose_task("eval", [*base, f"data.root={_quoted(case.root)}"], work / f"eval_{case.name}")
             )
             stems = sorted(f.stem for f in case.files if f.parent.name == "images")
             verdicts[case.name] = (sorted(rows) == stems, f"rows for {sorted(rows)}")
@@ -799,7 +794,7 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
     if ordinary:
         folder = combine(ordinary, work / "eval ok é 根")
         try:
-            rows = _eval_rows(compose_run("eval", [*base, f"data.root={_quoted(folder)}"], work / "eval_ok"))
+            rows = _eval_rows(compose_task("eval", [*base, f"data.root={_quoted(folder)}"], work / "eval_ok"))
             for case in ordinary:
                 row = rows.get(case.image.stem)
                 verdicts[case.name] = (row is not None, f"f1={row['f1']}" if row else "no row in per_image.csv")
@@ -811,7 +806,7 @@ def run_eval(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
             with stand_in_network():
                 # traits=false: root traits of two 108 MP masks cost minutes and are tested in tests/measure
                 grid = [*base, f"data.root={_quoted(case.root)}", "step=tile", "batch_size=64", "traits=false"]
-                rows = _eval_rows(compose_run("eval", grid, run_dir))
+                rows = _eval_rows(compose_task("eval", grid, run_dir))
             verdicts[case.name] = check_stand_in_scores(case, rows.get(case.image.stem))
         except Exception as error:
             verdicts[case.name] = (False, f"{type(error).__name__}: {error}"[:300])
@@ -857,7 +852,7 @@ def run_predict(cases: list[Case], work: Path, ckpt: Path) -> Verdicts:
     folder = combine(todo, work / "predict in é")
     output = work / "predict out é"
     overrides = [f"ckpt_path={_quoted(ckpt)}", f"input={_quoted(folder / 'images')}", f"output={_quoted(output)}"]
-    cfg = compose_run("predict", [*overrides, "device=cpu", "save_overlay=false"], work / "predict_run")
+    cfg = compose_task("predict", [*overrides, "device=cpu", "save_overlay=false"], work / "predict_run")
     summary = predict(cfg)
     failures = {Path(f["path"]).name: f["error"] for f in summary["failures"]}
     listed = set()  # failures.csv, what a user reads afterwards: every failure counted and named there
@@ -906,7 +901,7 @@ def _predict_stand_in(case: Case, work: Path, ckpt: Path) -> tuple[bool, str]:
         "traits=false",  # as in run_eval: the traits of a 108 MP mask are tested in tests/measure, not here
     ]
     with stand_in_network():
-        summary = predict(compose_run("predict", overrides, work / f"predict_run_{case.name}"))
+        summary = predict(compose_task("predict", overrides, work / f"predict_run_{case.name}"))
     if summary["failures"] or summary["segmented"] != 1:
         return False, f"segmented {summary['segmented']}, failures {summary['failures']}"[:300]
     stem = plan_jobs([case.image], output)[0].stem
