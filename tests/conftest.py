@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -59,6 +61,29 @@ def run_rootseg(
     if check:
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     return run
+
+
+def kill_and_resume(args: list[str], work: Path, env: dict[str, str], seed: int, timeout: float = 300) -> int:
+    """The kill-and-resume experiment of rootseg.train `args` (3 epochs): an uninterrupted run in work/whole, a
+    repeat in work/killed SIGKILLed at a point drawn from `seed` after its first checkpoint
+    (probes.kill_overrides; `env` must make tests/ importable), then that run resumed with ckpt_path=last.
+    Returns the epoch (0-based) of the checkpoint the resumed run started from."""
+    from probes import kill_overrides
+
+    def start(run_dir: Path, *extra: str) -> subprocess.Popen:
+        command = [sys.executable, "-m", "rootseg.train", *args, *extra, f"hydra.run.dir={run_dir}"]
+        output = open(work / f"{run_dir.name}.out", "wb")  # noqa: SIM115 (the child writes it)
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+    whole, killed = work / "whole", work / "killed"
+    assert start(whole).wait(timeout=timeout) == 0, (work / "whole.out").read_text()[-3000:]
+    process = start(killed, *kill_overrides(whole, 3, seed))
+    assert process.wait(timeout=timeout) == -signal.SIGKILL, (work / "killed.out").read_text()[-3000:]
+    last = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    epoch = int(last["epoch"])
+    print(f"at the kill last.ckpt held epoch {epoch} (0-based): the run resumes at epoch {epoch + 1}")
+    run_rootseg("train", [*args, f"hydra.run.dir={killed}", "ckpt_path=last"], timeout=timeout, env=env)
+    return epoch
 
 
 def fake_ddp_trainer(rank: int, world: int = 2) -> SimpleNamespace:

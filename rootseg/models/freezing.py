@@ -7,8 +7,9 @@ matches no parameter is an error, so a typo cannot silently leave a module train
 RootSAM (Parth et al.): the image encoder is frozen, the prompt encoder and mask decoder train. SAM 2's
 video-memory modules (memory attention / encoder, object pointers, temporal encodings) take no part in the
 single-image path; they are frozen too so the optimiser never holds them and checkpoints may omit them.
-`no_mem_embed` is added to every image embedding (`RootSAM.encode`); it is always frozen. `rootsam_patterns` is
-the one place this policy is written; the config only feeds it (`model.train_image_encoder`,
+`no_mem_embed` is added to every image embedding (`RootSAM.encode`); it is always frozen, and so are the parts
+of the prompt encoder and mask decoder that point prompts never reach (mask prompts, the object-score head).
+`rootsam_patterns` is the one place this policy is written; the config only feeds it (`model.train_image_encoder`,
 `model.extra_frozen_patterns`, `model.net.project_high_res_in_decode`).
 """
 
@@ -38,9 +39,19 @@ ROOTSAM_ALWAYS_FROZEN: tuple[str, ...] = (
     "sam.no_mem_pos_enc",
     "sam.no_obj_ptr",
     "sam.no_obj_embed_spatial",
+    # in the prompt encoder and mask decoder but never in rootseg's path: mask prompts (rootseg prompts with
+    # points only) and the object-score head (rootseg's loss has no object-score term). Trainable, they get no
+    # gradient, which DDP refuses ("parameters that were not used in producing the loss")
+    "sam.sam_prompt_encoder.mask_downscaling.*",
+    "sam.sam_mask_decoder.pred_obj_score_head.*",
 )
 ROOTSAM_FROZEN: tuple[str, ...] = (*ROOTSAM_ENCODER, *ROOTSAM_ALWAYS_FROZEN)
 ROOTSAM_TRAINABLE: tuple[str, ...] = ("sam.sam_prompt_encoder.*", "sam.sam_mask_decoder.*")
+#: the prompt encoder's point embeddings: no pass reaches them when a model is trained promptless only
+ROOTSAM_POINT_PROMPTS: tuple[str, ...] = (
+    "sam.sam_prompt_encoder.point_embeddings.*",
+    "sam.sam_prompt_encoder.not_a_point_embed.*",
+)
 #: the mask decoder's high-res projections; with RootSAM(project_high_res_in_decode=False) they run in `encode`
 ROOTSAM_HIGH_RES_CONVS: tuple[str, ...] = ("sam.sam_mask_decoder.conv_s0.*", "sam.sam_mask_decoder.conv_s1.*")
 
@@ -104,7 +115,7 @@ def freeze_by_patterns(
 
 
 def rootsam_patterns(
-    train_image_encoder: bool = False, high_res_in_encode: bool = False
+    train_image_encoder: bool = False, high_res_in_encode: bool = False, point_prompts: bool = True
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """RootSAM's one freezing policy as (frozen, trainable) name patterns.
 
@@ -112,8 +123,12 @@ def rootsam_patterns(
     trains only with `train_image_encoder` (the paper freezes it). The high-res projections belong to whichever
     half runs them: the decoder's when they run in `decode`, the encoder's when they run in `encode`
     (`high_res_in_encode`), so that `encode` is a function of frozen weights whenever the encoder is frozen.
+    Without `point_prompts` (promptless training) the point embeddings stay frozen: no pass would reach them.
+    Every trainable weight gets a gradient from the loss, as DDP requires.
     """
     frozen = list(ROOTSAM_ALWAYS_FROZEN)
+    if not point_prompts:
+        frozen += ROOTSAM_POINT_PROMPTS
     trainable = list(ROOTSAM_TRAINABLE)
     if train_image_encoder:
         trainable += ROOTSAM_ENCODER
@@ -125,7 +140,7 @@ def rootsam_patterns(
 
 
 def freeze_rootsam(
-    model: nn.Module, train_image_encoder: bool = False, extra_frozen: Iterable[str] = ()
+    model: nn.Module, train_image_encoder: bool = False, extra_frozen: Iterable[str] = (), point_prompts: bool = True
 ) -> FreezeSummary:
     """Apply `rootsam_patterns` to a RootSAM (the projections run in `encode` when the model says so).
 
@@ -134,7 +149,7 @@ def freeze_rootsam(
     freezes); each of its patterns must match a parameter (a typo is an error).
     """
     high_res_in_encode = not getattr(model, "project_high_res_in_decode", True)
-    frozen, trainable = rootsam_patterns(train_image_encoder, high_res_in_encode)
+    frozen, trainable = rootsam_patterns(train_image_encoder, high_res_in_encode, point_prompts)
     names = {name for name, _ in model.named_parameters()}
     present = [p for p in frozen if p in ROOTSAM_ENCODER or match_names(names, [p], strict=False)]
     summary = freeze_by_patterns(model, [*present, *extra_frozen], trainable)  # strict: extra_frozen must match

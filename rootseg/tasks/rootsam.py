@@ -88,7 +88,6 @@ class RootSAMModule(FrozenWeights, RootSegModule):
         )
         self.net = net
         self.loss = loss
-        apply_freezing(net, train_image_encoder, extra_frozen_patterns)
         self.multimask_output = multimask_output
         self.correction_clicks = int(correction_clicks)
         self.resize, self.tile = resize, int(tile)
@@ -99,6 +98,7 @@ class RootSAMModule(FrozenWeights, RootSegModule):
         if prompt_mode not in PROMPT_MODES:
             raise ValueError(f"model.prompt_mode must be one of {', '.join(PROMPT_MODES)}, not {prompt_mode!r}")
         self.prompt_mode = prompt_mode
+        apply_freezing(net, train_image_encoder, extra_frozen_patterns, point_prompts=prompt_mode != "none")
         self.corrected_metrics = bool(corrected_metrics)
         self.expect_init_ckpt, self.allow_raw_sam = bool(expect_init_ckpt), bool(allow_raw_sam)
         self.save_frozen_weights = save_frozen_setting(net, save_frozen_weights)

@@ -25,9 +25,11 @@ RANDOM_WEIGHTS_WARNING = (
 )
 
 
-def apply_freezing(net: RootSAM, train_image_encoder: bool = False, extra_frozen: Sequence[str] = ()) -> None:
+def apply_freezing(
+    net: RootSAM, train_image_encoder: bool = False, extra_frozen: Sequence[str] = (), point_prompts: bool = True
+) -> None:
     """RootSAM's one freezing policy (`rootseg.models.freezing.rootsam_patterns`), as the config feeds it."""
-    summary = freeze_rootsam(net, bool(train_image_encoder), tuple(extra_frozen or ()))
+    summary = freeze_rootsam(net, bool(train_image_encoder), tuple(extra_frozen or ()), point_prompts)
     log.info("RootSAM freezing: %s", summary)
     if summary.trainable == 0:
         raise ValueError("model.extra_frozen_patterns leave no parameter trainable")
@@ -109,7 +111,9 @@ class FrozenWeights:
                 f"the checkpoint leaves out {len(missing)} frozen SAM weights, to be read from Meta's file "
                 f"({omitted.get('sam_checkpoint')}), but model.net.ckpt_path is null"
             )
-        if omitted.get("fingerprint") and omitted["fingerprint"] != self.frozen_fingerprint():
+        # the fingerprint of exactly the weights the checkpoint left out: a checkpoint of an earlier freezing
+        # policy (which froze fewer modules and so stored more of them) still loads
+        if omitted.get("fingerprint") and omitted["fingerprint"] != encoder_fingerprint({k: own[k] for k in missing}):
             raise CheckpointLoadError(
                 f"model.net.ckpt_path={self.net.ckpt_path} holds other frozen weights than the SAM file this "
                 f"checkpoint was trained on ({omitted.get('sam_checkpoint')})"

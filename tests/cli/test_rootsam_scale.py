@@ -8,17 +8,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
-from conftest import REPO, child_env, compose_run, run_rootseg
-from probes import kill_overrides
+from conftest import child_env, compose_run, kill_and_resume, run_rootseg
 
 pytestmark = pytest.mark.slow
 ENV = child_env(OMP_NUM_THREADS="1", tests_importable=True)  # probes.KillAt in the child too
@@ -93,19 +88,8 @@ def test_killed_rootsam_run_resumes_to_the_same_result(tmp_path):
     data_dir = tmp_path / "data"
     args = micro(data_dir, "trainer.max_epochs=3", "trainer.deterministic=true", "test=false", "logger=csv")
 
-    def start(run_dir: Path, *extra: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "rootseg.train", *args, *extra, f"hydra.run.dir={run_dir}"]
-        output = open(tmp_path / f"{run_dir.name}.out", "wb")  # noqa: SIM115 (the child writes it)
-        return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=output, stderr=subprocess.STDOUT)
-
-    whole = tmp_path / "whole"
-    assert start(whole).wait(timeout=600) == 0, (tmp_path / "whole.out").read_text()[-3000:]
-    killed = tmp_path / "killed"
-    process = start(killed, *kill_overrides(whole, 3, seed))
-    assert process.wait(timeout=600) == -signal.SIGKILL, (tmp_path / "killed.out").read_text()[-3000:]
-    epoch = int(torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["epoch"])
-
-    train_run([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
+    epoch = kill_and_resume(args, tmp_path, ENV, seed, timeout=600)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole_log = pd.read_csv(whole / "csv" / "metrics.csv")
     resumed_log = pd.read_csv(killed / "csv" / "metrics.csv")
     assert resumed_log["epoch"].min() == epoch + 1  # a resume, not a fresh start

@@ -6,9 +6,6 @@ import functools
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import REPO, child_env, compose_run, fake_ddp_trainer, run_rootseg
-from probes import kill_overrides
+from conftest import child_env, compose_run, fake_ddp_trainer, kill_and_resume, run_rootseg
 
 # tests/faulty_loss.py for `model.loss._target_` in the DDP test
 ENV = child_env(OMP_NUM_THREADS="1", tests_importable=True)
@@ -274,22 +270,8 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path, synthetic_dir
         f"data.num_workers={workers}",
     ]
 
-    def start(run_dir: Path, *extra: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", "rootseg.train", *args, *extra, f"hydra.run.dir={run_dir}"]
-        output = open(tmp_path / f"{run_dir.name}.out", "wb")  # noqa: SIM115 (the child writes it)
-        return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=output, stderr=subprocess.STDOUT)
-
-    # the uninterrupted run: its steps per epoch place the kill
-    whole = tmp_path / "whole"
-    assert start(whole).wait(timeout=300) == 0, (tmp_path / "whole.out").read_text()[-3000:]
-    killed = tmp_path / "killed"
-    process = start(killed, *kill_overrides(whole, 3, seed))
-    assert process.wait(timeout=300) == -signal.SIGKILL, (tmp_path / "killed.out").read_text()[-3000:]
-    checkpoint = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    epoch = int(checkpoint["epoch"])
-    print(f"at the kill last.ckpt held epoch {epoch} (0-based): the run resumes at epoch {epoch + 1}")
-
-    train_run([*args, f"hydra.run.dir={killed}", "ckpt_path=last"])
+    epoch = kill_and_resume(args, tmp_path, ENV, seed)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole_log = pd.read_csv(whole / "csv" / "metrics.csv")
     resumed_log = pd.read_csv(killed / "csv" / "metrics.csv")
     killed_log = pd.read_csv(killed / "csv" / "metrics_part1.csv")

@@ -16,11 +16,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 DECODER, PROMPT, ENCODER = "net.sam.sam_mask_decoder.", "net.sam.sam_prompt_encoder.", "net.sam.image_encoder."
 CONVS = ("net.sam.sam_mask_decoder.conv_s0.", "net.sam.sam_mask_decoder.conv_s1.")
+#: reached by no pass of rootseg's (mask prompts, the object-score head), and the point prompts' embeddings
+NEVER = ("net.sam.sam_prompt_encoder.mask_downscaling.", "net.sam.sam_mask_decoder.pred_obj_score_head.")
+POINTS = ("net.sam.sam_prompt_encoder.point_embeddings.", "net.sam.sam_prompt_encoder.not_a_point_embed.")
 
 
-def expected_trainable(name: str, encoder: bool, convs: bool, prompt: bool = True) -> bool:
-    """The policy as README states it, written out by prefix: decoder and prompt encoder train, the image
-    encoder only when asked, the high-res projections unless they run in a frozen encode; nothing else."""
+def expected_trainable(name: str, encoder: bool, convs: bool, prompt: bool = True, points: bool = True) -> bool:
+    """The policy as README states it, written out by prefix: decoder and prompt encoder train (but for the
+    parts no pass reaches: mask prompts, the object-score head, and the point embeddings in promptless
+    training), the image encoder only when asked, the high-res projections unless they run in a frozen
+    encode; nothing else."""
+    if name.startswith(NEVER) or (not points and name.startswith(POINTS)):
+        return False
     if name.startswith(CONVS):
         return convs
     if name.startswith(DECODER):
@@ -34,6 +41,7 @@ def expected_trainable(name: str, encoder: bool, convs: bool, prompt: bool = Tru
     ("overrides", "encoder", "convs", "prompt"),
     [
         ([], False, True, True),
+        (["model.prompt_mode=mixed"], False, True, True),
         (["model.net.project_high_res_in_decode=false"], False, False, True),
         (["model.train_image_encoder=true"], True, True, True),
         (["model.train_image_encoder=true", "model.net.project_high_res_in_decode=false"], True, True, True),
@@ -47,6 +55,36 @@ def test_the_config_feeds_the_one_policy(tmp_path, overrides, encoder, convs, pr
     assert expected and trainable == expected
     assert not module.net.sam.no_mem_embed.requires_grad
     assert (module.net.trainable_in_encode() == []) is (not encoder)
+
+
+def test_promptless_training_keeps_the_point_embeddings_frozen(tmp_path):
+    module = micro_module(micro_config(tmp_path, tmp_path / "run", "model.prompt_mode=none"))
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in module.named_parameters() if expected_trainable(n, False, True, points=False)}
+
+
+@pytest.mark.parametrize("mode", ["points", "none", "mixed"])
+def test_every_trainable_weight_gets_a_gradient(tmp_path, mode):
+    """What DDP requires of a training step ("parameters that were not used in producing the loss" otherwise):
+    one step of each prompt mode gives every trainable weight a gradient, and none to a frozen one."""
+    import lightning as L
+
+    cfg = micro_config(tmp_path / "data", tmp_path / "run", f"model.prompt_mode={mode}", "data.max_objects=4", n=3)
+    datamodule, module = hydra.utils.instantiate(cfg.data), micro_module(cfg)
+    seen: dict[str, list[str]] = {}
+
+    class Grads(L.Callback):
+        def on_after_backward(self, trainer, pl_module):
+            params = list(pl_module.named_parameters())
+            seen["missing"] = [n for n, p in params if p.requires_grad and p.grad is None]
+            seen["frozen_with_grad"] = [n for n, p in params if not p.requires_grad and p.grad is not None]
+
+    trainer = L.Trainer(
+        accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[Grads()],
+    )  # fmt: skip
+    trainer.fit(module, datamodule=datamodule)
+    assert seen == {"missing": [], "frozen_with_grad": []}
 
 
 def test_the_study_trains_the_encoder_and_the_decoder(tmp_path):
