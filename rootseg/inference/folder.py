@@ -108,7 +108,9 @@ def segment_image(job: Job, predictor: Predictor, paths: dict[str, Path], cfg: D
     write_extras(paths, image, probs, mask, bool(cfg.save_rootpainter), bool(cfg.save_overlay))
     uncertainty = uncertainty_score(probs, predictor.threshold)  # ranked.csv: the images to correct first
     del probs  # 4 bytes per pixel, no longer needed
-    row = measure_row(job, mask, cfg.length_method, traits=resolve_traits(cfg) is not None, uncertainty=uncertainty)
+    traits = resolve_traits(cfg)
+    clean = None if traits is None else traits.clean
+    row = measure_row(job, mask, cfg.length_method, traits=traits is not None, uncertainty=uncertainty, clean=clean)
     row["seconds"] = time.perf_counter() - start
     return row, mask
 
@@ -129,6 +131,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     settings = settings_from_config(cfg)
     save_probs = save_probs_mode(cfg.get("save_probs"))
     traits, rve = resolve_traits(cfg), bool(cfg.get("rve", False))
+    clean = None if traits is None else traits.clean
     shard, shards = parse_shard(cfg.get("shard"))
     output = Path(str(cfg.output)).expanduser()
     all_jobs = plan_jobs(find_images(cfg.input), output)
@@ -145,7 +148,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         for job in jobs:
             paths = output_paths(output, job.stem, save_probs, rve)
             done = paths["mask"].is_file() and not overwrite
-            if not (done and ensure_record(output, job, paths["mask"], cfg.length_method, traits is not None)):
+            if not (done and ensure_record(output, job, paths["mask"], cfg.length_method, traits is not None, clean)):
                 todo.append((job, paths))
             elif rve and not paths["rve"].is_file():
                 write_rve_from_mask(paths)
