@@ -99,6 +99,9 @@ def test_facing_ends_across_a_small_gap_are_joined() -> None:
     side = drawn(((40, 150), (140, 150), 5), ((130, 158), (260, 158), 5))
     assert topology(side, DEFAULTS) == (4, 0, 2)  # ends 13 px apart, side by side: they do not face
     assert topology(broken, Cleaning(bridge_gap_px=0)) == (4, 0, 2)
+    canvas = np.zeros(SIZE, np.uint8)
+    cv2.ellipse(canvas, (150, 150), (60, 60), 0, 5, 355, 1, thickness=5)  # a root curled round, ends facing
+    assert topology(canvas.astype(bool), DEFAULTS) == (2, 0, 1)  # one root's ends are never joined: no loop
 
 
 def test_a_junction_broken_by_the_segmentation_is_joined_again() -> None:
