@@ -470,3 +470,8 @@ def test_trait_columns_of_prediction_and_annotation_equal_root_traits(recomputab
                 assert row[f"{side}_{column}"] == pytest.approx(expected[column], rel=1e-6, abs=1e-9), column
         as_given = root_traits(pred & labelled, valid=labelled, max_hole_px=0)["length_px"]  # not cleaned
         assert row["length_pred_px"] == pytest.approx(as_given)
+    reported = json.loads((run_dir / "summary.json").read_text())["trait_agreement"]  # as rootseg.compare reports
+    assert len(reported) == 6
+    for entry in reported:
+        x, y = table[f"true_{entry['trait']}"].to_numpy(float), table[f"pred_{entry['trait']}"].to_numpy(float)
+        assert entry["median_relative_error"] == pytest.approx(np.median(np.abs(y - x)[x != 0] / x[x != 0]))
