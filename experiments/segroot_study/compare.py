@@ -21,7 +21,6 @@ import pandas as pd
 
 from rootseg.figures.plots import save_figure
 from rootseg.io.atomic import write_text
-from rootseg.io.masks import read_mask
 from rootseg.io.tables import markdown_table, write_csv
 from rootseg.measure.agreement import agreement
 
@@ -88,20 +87,15 @@ def _side_by_side(rows: list[dict]) -> list[dict]:
 
 
 def _dice(out: Path, data: Path, split_of: dict[str, str]) -> list[dict]:
-    """Pooled Dice of predict's masks against the annotation (grey > 127), per split."""
-    counts: dict[str, np.ndarray] = {}
-    for stem, split in split_of.items():
-        if not (out / "predict" / f"{stem}.png").is_file():
-            continue
-        pred = read_mask(out / "predict" / f"{stem}.png") == 1
-        true = read_mask(data / "masks" / f"{stem}-mask.jpg") == 1
-        found = np.array([np.sum(pred & true), np.sum(pred & ~true), np.sum(~pred & true), 1])
-        for group in (split, "all"):
-            counts[group] = counts.get(group, np.zeros(4)) + found
-    return [
-        {"images": group, "pooled_dice": round(2 * tp / (2 * tp + fp + fn), 4), "n": int(n)}
-        for group, (tp, fp, fn, n) in counts.items()
-    ]
+    """Pooled Dice of predict's masks against the annotation (grey > 127), per split, as `rootseg.compare`
+    counted it (run_study.sh step 5: OUT/compare_<split>/out/summary.json)."""
+    rows = []
+    for split in ("val", "train"):
+        summary = out / f"compare_{split}" / "out" / "summary.json"
+        if summary.is_file():
+            found = json.loads(summary.read_text())
+            rows.append({"images": split, "pooled_dice": round(found["pooled"]["dice"], 4), "n": found["n_images"]})
+    return rows
 
 
 def _profile_rows(study: Path) -> list[dict]:

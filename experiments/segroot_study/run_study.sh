@@ -55,5 +55,18 @@ for side in prediction annotation; do
   $PY -m rootseg.study input=$table output=$OUT/study_$side period=month
 done
 
-# 5. traits of the prediction against those of the annotation; Dice of the masks
+# 5. the masks against the annotation per split, no model (rootseg.compare: pixel scores and per-trait agreement);
+# the pairs are linked under one name each
+for split in val train; do
+  rm -rf $OUT/compare_$split && mkdir -p $OUT/compare_$split/pred $OUT/compare_$split/truth
+  for stem in $(ls $OUT/${split}_images | sed 's/\.jpg$//'); do
+    [ -f $OUT/predict/$stem.png ] || continue
+    ln -s $OUT/predict/$stem.png $OUT/compare_$split/pred/$stem.png
+    ln -s $DATA/masks/$stem-mask.jpg $OUT/compare_$split/truth/$stem.jpg
+  done
+  $PY -m rootseg.compare pred=$OUT/compare_$split/pred truth=$OUT/compare_$split/truth \
+      output=$OUT/compare_$split/out dpi=$DPI
+done
+
+# 6. traits of the prediction against those of the annotation; Dice of the masks from step 5
 $PY experiments/segroot_study/compare.py $OUT --data $DATA

@@ -4,7 +4,6 @@ measured, 2 on a wrong setting."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -15,15 +14,12 @@ from rootseg.cli import errors
 from rootseg.config import typed
 from rootseg.config.run_config import CONFIG_DIR
 from rootseg.inference.jobs import find_images
+from rootseg.io.masks import grey_level
 from rootseg.measure.folder import failures_path, measure_masks
 from rootseg.measure.settings import resolve_mm_per_pixel, resolve_traits
 
+#: a probability, as in eval and predict: a grey mask pixel is root where grey / 255 >= threshold
 RULES = {"threshold": typed.Number(low=0, high=1, low_open=True, high_open=True, unit="probability")}
-
-
-def grey_level(threshold: float) -> int:
-    """The grey level a mask pixel must exceed to be root: grey / 255 >= threshold, as predict thresholds."""
-    return math.ceil(round(255 * threshold, 6)) - 1
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="measure")

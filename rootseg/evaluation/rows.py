@@ -89,7 +89,7 @@ def _lengths_and_traits(
         }
     out: dict[str, Any] = {}
     for side, mask in (("true", truth), ("pred", pred)):
-        pixels = pixel_traits(mask, valid=labelled, length_method=method)
+        pixels = pixel_traits(mask, valid=labelled, length_method=method, clean=traits.clean)
         out[f"length_{side}_px"] = pixels["root_length_px"]
         out.update({f"{side}_{k}": v for k, v in traits_from_pixels(pixels, mm_per_pixel, traits).items()})
     return out

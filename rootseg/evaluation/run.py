@@ -38,7 +38,7 @@ from rootseg.inference.settings import settings_from_config
 from rootseg.io.headers import set_pixel_budget
 from rootseg.io.masks import read_pair
 from rootseg.io.tables import write_csv
-from rootseg.measure.agreement import agreement
+from rootseg.measure.agreement import agreement, trait_agreement
 from rootseg.measure.length import LENGTH_METHODS
 from rootseg.measure.settings import resolve_grid_px, resolve_grids, resolve_traits
 from rootseg.tasks.checkpoints import load_module
@@ -61,8 +61,11 @@ def _agreement(rows: list[dict[str, Any]], true_key: str, pred_key: str) -> dict
 def _agreements(
     rows: list[dict[str, Any]], grids_mm: list[float], grid_px: float | None, mm: float | None, figures: Path
 ) -> dict[str, Any]:
-    """Root length, line-intersect count and intensity agreement, with their scatter plots."""
+    """Root length, line-intersect count and intensity agreement, with their scatter plots; with the traits,
+    per trait the agreement `rootseg.compare` reports too (`trait_agreement`)."""
     result: dict[str, Any] = {}
+    if rows and "true_length_px" in rows[0]:
+        result["trait_agreement"] = trait_agreement(rows)
     length = _agreement(rows, "length_true_px", "length_pred_px")
     if length is not None:
         result["length_agreement"] = length

@@ -120,3 +120,31 @@ def depth_profile_plot(
     ax.set_ylabel("depth (cm)")
     ax.legend(title="date", fontsize="small")
     return save_figure(fig, path)
+
+
+def trait_scatter(rows: Sequence[dict], traits: Sequence[str], path: Path) -> Path:
+    """One panel per trait: prediction (`pred_<trait>`) against reference (`true_<trait>`) per image, with y = x
+    and the trait's Spearman and median relative error (`rootseg.measure.agreement`) in its title."""
+    from rootseg.measure.agreement import median_relative_error
+
+    plt = _figure()
+    columns = min(3, len(traits))
+    fig, axes = plt.subplots(
+        -(-len(traits) // columns), columns, figsize=(3.6 * columns, 3.4 * -(-len(traits) // columns))
+    )
+    for ax, trait in zip(np.atleast_1d(axes).ravel(), traits):
+        truth = np.array([row[f"true_{trait}"] for row in rows], np.float64)
+        pred = np.array([row[f"pred_{trait}"] for row in rows], np.float64)
+        ax.scatter(truth, pred, s=14, alpha=0.8, edgecolors="none")
+        top = float(np.nanmax(np.r_[truth, pred, 0.0]))
+        ax.plot([0, top], [0, top], color="black", linewidth=0.8, linestyle="--")
+        title = f"{trait}\nmedian rel. error {median_relative_error(truth, pred):.1%}"
+        if truth.size >= 3 and np.ptp(truth) > 0 and np.isfinite(truth).all() and np.isfinite(pred).all():
+            title += f", rho {agreement(truth, pred)['spearman']:.2f}"
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel("reference", fontsize=8)
+        ax.set_ylabel("prediction", fontsize=8)
+    for ax in np.atleast_1d(axes).ravel()[len(traits) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return save_figure(fig, path)

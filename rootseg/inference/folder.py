@@ -125,7 +125,9 @@ def segment_image(job: Job, predictor: Predictor, paths: dict[str, Path], cfg: D
     write_extras(paths, image, probs, mask, bool(cfg.save_rootpainter), bool(cfg.save_overlay))
     uncertainty = uncertainty_score(probs, predictor.threshold)  # ranked.csv: the images to correct first
     del probs  # 4 bytes per pixel, no longer needed
-    row = measure_row(job, mask, cfg.length_method, traits=resolve_traits(cfg) is not None, uncertainty=uncertainty)
+    traits = resolve_traits(cfg)
+    clean = None if traits is None else traits.clean
+    row = measure_row(job, mask, cfg.length_method, traits=traits is not None, uncertainty=uncertainty, clean=clean)
     row["seconds"] = time.perf_counter() - start
     return row, mask
 
@@ -139,10 +141,12 @@ def _progress(total: int):
 def _todo(output: Path, jobs: list[Job], done: set[Job], cfg: DictConfig, save_probs: str, rve: bool) -> list:
     """The jobs to segment with their output paths; a job done earlier keeps its outputs (and gets its record,
     or its RhizoVision mask when `rve=true` is new)."""
-    todo, traits = [], resolve_traits(cfg) is not None
+    todo, traits = [], resolve_traits(cfg)
+    clean = None if traits is None else traits.clean
     for job in jobs:
         paths = output_paths(output, job.stem, save_probs, rve)
-        if not (job in done and ensure_record(output, job, paths["mask"], cfg.length_method, traits)):
+        kept = job in done and ensure_record(output, job, paths["mask"], cfg.length_method, traits is not None, clean)
+        if not kept:
             todo.append((job, paths))
         elif rve and not paths["rve"].is_file():
             write_rve_from_mask(paths)

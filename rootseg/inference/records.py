@@ -10,6 +10,7 @@ the run that rebuilds them (adding `dpi=` to a finished run fills them in), and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from rootseg.io.atomic import write_text
 from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_mask
 from rootseg.io.tables import write_csv
+from rootseg.measure.cleaning import Cleaning
 from rootseg.measure.length import skeleton_length
 from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 
@@ -56,16 +58,17 @@ def measure_row(
     seconds: float | None = None,
     traits: bool = False,
     uncertainty: float | None = None,
+    clean: Cleaning | None = None,
 ) -> dict[str, Any]:
     """What results.csv says of one image, from its boolean mask, in pixels; with `traits`, the trait
     measurements too (`pixel_traits`, whose skeleton also gives the root length where no pinhole was filled);
     `uncertainty` from its probabilities (`rootseg.inference.uncertainty`; None for an image measured from its
-    mask alone)."""
+    mask alone); `clean`: the robust-measurement settings the traits are measured with (kept in the record)."""
     height, width = mask.shape
     row = {"name": job.name, "path": str(job.path), "height": int(height), "width": int(width)}
     row["root_pixels"] = int(np.count_nonzero(mask))
     if traits:
-        row["traits"] = pixel_traits(mask, length_method=method)
+        row["traits"] = {**pixel_traits(mask, length_method=method, clean=clean), "clean": clean_record(clean)}
         row["root_length_px"] = row["traits"]["root_length_px"]
     else:
         row["root_length_px"] = float(skeleton_length(mask, method=method))
@@ -99,18 +102,27 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def ensure_record(output: Path, job: Job, mask_path: Path, method: str, traits: bool = False) -> bool:
+def clean_record(clean: Cleaning | None) -> dict[str, Any] | None:
+    """The cleaning settings as a record keeps them, to tell when traits must be measured again."""
+    return None if clean is None else dataclasses.asdict(clean)
+
+
+def ensure_record(
+    output: Path, job: Job, mask_path: Path, method: str, traits: bool = False, clean: Cleaning | None = None
+) -> bool:
     """An image done earlier keeps its record; one done by an older rootseg (no record), or without the traits
-    asked for now, is measured again from its mask. False when the mask cannot be read (segmented again)."""
+    asked for now (or with other `clean` settings), is measured again from its mask. False when the mask cannot
+    be read (segmented again)."""
     record = _read(_folder(output, "records") / f"{job.stem}.json")
-    if record is not None and (not traits or "traits" in record):
+    measured = record is not None and "traits" in record and record["traits"].get("clean") == clean_record(clean)
+    if record is not None and (not traits or measured):
         return True
     try:
         mask = read_mask(mask_path) == 1
     except ImageReadError:
         return False
     kept = {key: (record or {}).get(key) for key in ("seconds", "uncertainty")}  # from the probabilities, gone
-    write_record(output, job, {**measure_row(job, mask, method, traits=traits), **kept})
+    write_record(output, job, {**measure_row(job, mask, method, traits=traits, clean=clean), **kept})
     return True
 
 

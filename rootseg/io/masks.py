@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,12 @@ def read_mask(path: Path | str, threshold: int = 127) -> np.ndarray:
 
 #: share of an image's pixels that may be mid-grey (32-223) in a mask read as binary (JPEG edges); a photo has most
 MAX_MID_GREY_SHARE = 0.10
+
+
+def grey_level(threshold: float) -> int:
+    """The grey level a mask pixel must exceed to be root, for a probability `threshold`: grey / 255 >= threshold,
+    the rule predict thresholds its probabilities by (0.5 gives 127, the usual cut of a JPEG mask)."""
+    return math.ceil(round(255 * threshold, 6)) - 1
 
 
 def read_binary_mask(path: Path | str, threshold: int = 127) -> np.ndarray:

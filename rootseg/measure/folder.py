@@ -37,7 +37,7 @@ def measure_mask_file(
 ) -> dict[str, Any]:
     """One CSV row: the file, its size, unlabelled pixels (RootPainter's transparent areas) and its traits."""
     labels = read_binary_mask(path, threshold)
-    pixels = pixel_traits(labels)
+    pixels = pixel_traits(labels, clean=settings.clean)
     return {
         "name": path.name,
         "path": str(path),

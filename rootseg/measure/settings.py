@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rootseg.config.typed import Bool, Number
+from rootseg.measure.cleaning import Cleaning
 from rootseg.measure.traits import (
     DEFAULT_DEPTH_OF_FIELD_MM,
     DEFAULT_DIAMETER_EDGES_MM,
@@ -70,4 +71,19 @@ def resolve_traits(cfg: DictConfig) -> TraitSettings | None:
         "depth_of_field_mm", cfg.get("depth_of_field_mm")
     )
     depth = DEFAULT_DEPTH_OF_FIELD_MM if depth is None else depth
-    return TraitSettings(tuple(check_edges(edges)), depth)
+    return TraitSettings(tuple(check_edges(edges)), depth, resolve_cleaning(cfg))
+
+
+def resolve_cleaning(cfg: DictConfig) -> Cleaning | None:
+    """`clean.min_component_px=30 clean.prune_px=2 ...` (`rootseg.measure.cleaning`): the robust-measurement
+    settings, the defaults where a key is not given; `clean=null`: None (the mask as it is, pinholes filled)."""
+    if "clean" not in cfg:
+        return Cleaning()
+    values = cfg.get("clean")
+    if values is None:
+        return None
+    if isinstance(values, DictConfig):
+        values = OmegaConf.to_container(values, resolve=True)
+    if not isinstance(values, dict):
+        raise ValueError(f"clean must be a group of settings (clean.prune_px=2, ...) or null, got {values!r}")
+    return Cleaning.from_mapping(values)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from rootseg.measure.cleaning import Cleaning, robust_root
 from rootseg.measure.diameter import edge_distances
 from rootseg.measure.length import LENGTH_METHODS, root_and_labelled
 from rootseg.measure.skeleton import DEFAULT_MAX_HOLE_PX, SkeletonGraph, fill_pinholes, skeletonize_mask
@@ -104,10 +105,12 @@ TRAIT_COLUMNS: tuple[str, ...] = tuple(trait_columns())
 
 @dataclass(frozen=True)
 class TraitSettings:
-    """How pixel measurements become trait columns: diameter class edges (mm) and the depth of field (mm)."""
+    """How pixel measurements become trait columns: diameter class edges (mm) and the depth of field (mm); and
+    how a mask is cleaned before it is measured (`clean`, `rootseg.measure.cleaning`; None: pinholes only)."""
 
     diameter_edges_mm: tuple[float, ...] = DEFAULT_DIAMETER_EDGES_MM
     depth_of_field_mm: float = DEFAULT_DEPTH_OF_FIELD_MM
+    clean: Cleaning | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "diameter_edges_mm", tuple(check_edges(self.diameter_edges_mm)))
@@ -134,19 +137,28 @@ def pixel_traits(
     valid: np.ndarray | None = None,
     max_hole_px: int = DEFAULT_MAX_HOLE_PX,
     length_method: str | None = None,
+    clean: Cleaning | None = None,
 ) -> dict[str, Any]:
     """Everything measured in pixels, JSON-ready, from which `traits_from_pixels` builds the columns at any
     resolution, diameter classes and depth of field: a record of predict keeps it.
 
     Diameters are kept as a histogram (each distinct skeleton diameter and the length carried at it). `valid`
     (or 255 in a label mask) limits the image to labelled pixels; holes of at most `max_hole_px` pixels inside a
-    root are filled first (0: none). With a `length_method`, `root_length_px` is `skeleton_length` of the mask
-    as it is (no hole filled), from the traits' skeleton when no hole was filled, so one thinning serves both.
+    root are filled first (0: none). With `clean` (`rootseg.measure.cleaning`, the commands' `clean:` settings)
+    small components, gaps, spurs and a border band are dealt with too, and its `max_hole_px` applies. With a
+    `length_method`, `root_length_px` is `skeleton_length` of the mask as it is (not cleaned), from the traits'
+    skeleton when cleaning changed nothing, so one thinning serves both.
     """
     as_given, labelled = _labelled_root(mask, valid)
-    root = fill_pinholes(as_given, max_hole_px)
-    graph = SkeletonGraph.from_skeleton(skeletonize_mask(root))
-    extra = {} if length_method is None else {"root_length_px": _root_length(as_given, root, graph, length_method)}
+    if clean is None:
+        root = fill_pinholes(as_given, max_hole_px)
+        skeleton = raw = skeletonize_mask(root)
+    else:
+        root, skeleton, labelled = robust_root(as_given, labelled, clean)
+        raw = None
+    graph = SkeletonGraph.from_skeleton(skeleton)
+    reuse = graph if root is as_given and skeleton is raw else None
+    extra = {} if length_method is None else {"root_length_px": _root_length(as_given, reuse, length_method)}
     half_pixel, radius = edge_distances(root, graph.ys, graph.xs)
     lengths = graph.pixel_lengths()
     carried = lengths > 0
@@ -167,11 +179,12 @@ def pixel_traits(
     }
 
 
-def _root_length(as_given: np.ndarray, filled: np.ndarray, graph: SkeletonGraph, method: str) -> float:
-    """`skeleton_length(as_given, method)`, reusing the filled mask's skeleton when filling changed nothing."""
+def _root_length(as_given: np.ndarray, graph: SkeletonGraph | None, method: str) -> float:
+    """`skeleton_length(as_given, method)`, reusing the traits' skeleton (`graph`) where it is the one of the
+    mask as given."""
     if method not in LENGTH_METHODS:
         raise ValueError(f"length_method must be one of {LENGTH_METHODS}, got {method!r}")
-    if filled is not as_given:
+    if graph is None:
         graph = SkeletonGraph.from_skeleton(skeletonize_mask(as_given))
     return float(graph.size) if method == "pixels" else graph.corrected_length()
 
@@ -229,17 +242,20 @@ def root_traits(
     depth_of_field_mm: float = DEFAULT_DEPTH_OF_FIELD_MM,
     valid: np.ndarray | None = None,
     max_hole_px: int = DEFAULT_MAX_HOLE_PX,
+    clean: Cleaning | None = None,
 ) -> dict[str, float]:
     """Traits of one mask as a flat dict (`trait_columns(diameter_edges_mm)` order); see the module notes.
 
     mm, mm^2, mm^3 and root length density columns are NaN without `mm_per_pixel`. `valid` (or 255 in a label
     mask) limits the image to labelled pixels: root outside it is ignored and its area is not counted. Holes of
-    at most `max_hole_px` pixels inside a root are filled first (0: none).
+    at most `max_hole_px` pixels inside a root are filled first (0: none). `clean=Cleaning()` measures as the
+    commands do (robust measurement, `rootseg.measure.cleaning`).
     """
     settings = TraitSettings(tuple(diameter_edges_mm), float(depth_of_field_mm))
     if mm_per_pixel is not None and not (math.isfinite(mm_per_pixel) and mm_per_pixel > 0):
         raise ValueError(f"mm_per_pixel must be a positive number, got {mm_per_pixel}")
-    return traits_from_pixels(pixel_traits(mask, valid=valid, max_hole_px=max_hole_px), mm_per_pixel, settings)
+    pixels = pixel_traits(mask, valid=valid, max_hole_px=max_hole_px, clean=clean)
+    return traits_from_pixels(pixels, mm_per_pixel, settings)
 
 
 def _in_mm(

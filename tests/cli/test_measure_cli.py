@@ -15,6 +15,7 @@ from PIL import Image
 
 from rootseg.cli.measure import grey_level
 from rootseg.io.rootpainter import encode_rootpainter_annotation
+from rootseg.measure.cleaning import Cleaning
 from rootseg.measure.traits import TRAIT_COLUMNS, root_traits, trait_columns
 from rootseg.synthetic.generator import generate_sample
 
@@ -56,7 +57,7 @@ def test_measures_every_mask_and_lists_the_photo(masks, tmp_path, capsys):
     assert sorted(table.index) == ["a.png", "b.tif", "c_annotation.png", "d.jpg"]
     assert list(table.columns[-len(trait_columns((0.2, 0.5))) :]) == trait_columns((0.2, 0.5))
     for name, (root, labelled) in _independent(folder, roots).items():
-        expected = root_traits(root, 25.4 / 300, diameter_edges_mm=(0.2, 0.5), valid=labelled)
+        expected = root_traits(root, 25.4 / 300, diameter_edges_mm=(0.2, 0.5), valid=labelled, clean=Cleaning())
         for column, value in expected.items():
             assert table.loc[name, column] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, column)
     assert table.loc["c_annotation.png", "unlabelled_pixels"] == 40 * 200
@@ -72,7 +73,7 @@ def test_without_a_resolution_the_mm_columns_are_empty(masks, tmp_path):
     output = tmp_path / "traits.csv"
     assert run_command("measure", [f"input={folder / 'a.png'}", f"output={output}"], tmp_path / "run") == 0
     row = pd.read_csv(output).iloc[0]
-    assert row["length_px"] == pytest.approx(root_traits(roots[0])["length_px"])
+    assert row["length_px"] == pytest.approx(root_traits(roots[0], clean=Cleaning())["length_px"])
     in_mm = [c for c in TRAIT_COLUMNS if ("_mm" in c or c.startswith(("rld", "mm_"))) and c != "depth_of_field_mm"]
     assert len(in_mm) == 14 and all(math.isnan(row[c]) for c in in_mm), in_mm
     assert not (tmp_path / "traits_failures.csv").exists()

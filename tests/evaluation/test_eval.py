@@ -464,6 +464,7 @@ def test_pixel_grid_counts_intersections_without_a_resolution(recomputable, tiny
 def test_trait_columns_of_prediction_and_annotation_equal_root_traits(recomputable):
     """per_image.csv carries the traits of both sides as `true_<trait>` and `pred_<trait>`, measured on labelled
     pixels only (the image area too), from the skeleton that gives the length columns."""
+    from rootseg.measure.cleaning import Cleaning
     from rootseg.measure.traits import TRAIT_COLUMNS, root_traits
 
     _, run_dir, folder = recomputable
@@ -473,8 +474,14 @@ def test_trait_columns_of_prediction_and_annotation_equal_root_traits(recomputab
         image, truth, labelled = read_independently(folder, row["name"])
         pred = fake_probs(image).astype(np.float64) >= THRESHOLD
         for side, mask in (("true", truth), ("pred", pred & labelled)):
-            expected = root_traits(mask, mm, valid=labelled)
+            expected = root_traits(mask, mm, valid=labelled, clean=Cleaning())
             assert expected["image_area_px"] == labelled.sum() and expected["tips"] > 0
             for column in TRAIT_COLUMNS:
                 assert row[f"{side}_{column}"] == pytest.approx(expected[column], rel=1e-6, abs=1e-9), column
-        assert row["length_pred_px"] == pytest.approx(row["pred_length_px"])
+        as_given = root_traits(pred & labelled, valid=labelled, max_hole_px=0)["length_px"]  # not cleaned
+        assert row["length_pred_px"] == pytest.approx(as_given)
+    reported = json.loads((run_dir / "summary.json").read_text())["trait_agreement"]  # as rootseg.compare reports
+    assert len(reported) == 6
+    for entry in reported:
+        x, y = table[f"true_{entry['trait']}"].to_numpy(float), table[f"pred_{entry['trait']}"].to_numpy(float)
+        assert entry["median_relative_error"] == pytest.approx(np.median(np.abs(y - x)[x != 0] / x[x != 0]))

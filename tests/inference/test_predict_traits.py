@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from test_predict import SIZES, images_dir, run, unet_ckpt  # noqa: F401 (fixtures)
 
+from rootseg.measure.cleaning import Cleaning
 from rootseg.measure.length import skeleton_length
 from rootseg.measure.traits import TRAIT_COLUMNS, root_traits, trait_columns
 
@@ -43,7 +44,7 @@ def test_results_carry_traits_and_rve_masks(run, images_dir, tmp_path):  # noqa:
     for stem in SIZES:
         mask = _mask(output, stem)
         row = rows[f"{stem}.png"]
-        _assert_traits(row, root_traits(mask, 0.05), TRAIT_COLUMNS)
+        _assert_traits(row, root_traits(mask, 0.05, clean=Cleaning()), TRAIT_COLUMNS)
         # the mask as it is (traits fill pinholes first, so length_px may differ on a ragged mask)
         assert float(row["root_length_px"]) == pytest.approx(skeleton_length(mask, method="corrected"), rel=1e-6)
         rve = Image.open(output / f"{stem}_rve.png")
@@ -56,7 +57,9 @@ def test_results_carry_traits_and_rve_masks(run, images_dir, tmp_path):  # noqa:
     rows = _rows(output)
     columns = trait_columns((0.3, 3))
     for stem in SIZES:
-        expected = root_traits(_mask(output, stem), 0.1, diameter_edges_mm=(0.3, 3), depth_of_field_mm=3)
+        expected = root_traits(
+            _mask(output, stem), 0.1, diameter_edges_mm=(0.3, 3), depth_of_field_mm=3, clean=Cleaning()
+        )
         _assert_traits(rows[f"{stem}.png"], expected, columns)
     assert "length_mm_d0-0.5" not in rows["b.png"] and "length_mm_d0.3-3" in rows["b.png"]
 
@@ -72,7 +75,11 @@ def test_traits_false_leaves_them_out_and_a_later_run_adds_them(run, images_dir,
     rows = _rows(output)
     assert {name: row["root_length_px"] for name, row in rows.items()} == lengths  # one skeleton, one length
     for stem in SIZES:
-        _assert_traits(rows[f"{stem}.png"], root_traits(_mask(output, stem)), ["tips", "length_px", "branch_points"])
+        _assert_traits(
+            rows[f"{stem}.png"],
+            root_traits(_mask(output, stem), clean=Cleaning()),
+            ["tips", "length_px", "branch_points"],
+        )
         assert (output / f"{stem}_rve.png").is_file()
     with pytest.raises(ValueError, match="diameter class edges"):
         run(images_dir, output, "diameter_classes_mm=[2,1]")
