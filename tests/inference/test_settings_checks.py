@@ -80,6 +80,7 @@ GOOD = [
     ("device", "cpu"),
     ("device", "auto"),
     ("device", None),
+    ("device", ""),
 ]
 
 
@@ -87,6 +88,16 @@ GOOD = [
 def test_a_setting_at_the_edge_of_its_range_is_accepted(key: str, value: object) -> None:
     settings = InferenceSettings(**{key: value})
     assert getattr(settings, key) == value
+
+
+def test_cuda_is_refused_where_there_is_none() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        assert InferenceSettings(device="cuda").device == "cuda"
+        return
+    with pytest.raises(ValueError, match="^device=cuda:1, but CUDA is not available here"):
+        InferenceSettings(device="cuda:1")
 
 
 def test_given_lists_what_a_user_set_except_what_every_model_honours() -> None:
