@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from rootseg.io.images import ImageReadError
-from rootseg.io.masks import MAX_MID_GREY_SHARE, decode_mask, read_binary_mask, read_pair
+from rootseg.io.masks import decode_mask, read_binary_mask, read_pair
 
 
 def test_a_grey_level_equal_to_the_threshold_is_background() -> None:
@@ -59,7 +59,6 @@ def _grey_image(tmp_path, mid_share: float):
 
 
 def test_read_binary_mask_refuses_a_grey_image_but_not_jpeg_edges(tmp_path) -> None:
-    assert MAX_MID_GREY_SHARE == pytest.approx(0.10)
     edges = read_binary_mask(_grey_image(tmp_path, 0.08))  # 8 % mid-grey: JPEG edges
     assert edges.shape == (20, 50) and set(np.unique(edges)) == {0, 1}
     with pytest.raises(ImageReadError, match=r"not a binary mask \(12% of its pixels are mid-grey\)"):
