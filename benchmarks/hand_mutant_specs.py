@@ -88,7 +88,7 @@ WIDER = {
             "if max_hole_px < 0 or",
             "equivalent: max_hole_px = 0 then fills holes of at most 0 pixels, and every hole has one or more",
         ),
-        (SKELETON, "if count <= 1:\n        return root", "if count < 1:\n        return root", ""),
+        (SKELETON, "if count == 0:\n        return root", "if count <= 1:\n        return root", ""),
         (SKELETON, "REPAIR_SHARE = 0.95", "REPAIR_SHARE = 0.5", ""),
         (SKELETON, 'skeletonize(mask, method="lee")', "skeletonize(mask)", ""),
         (SKELETON, "(diagonal + orthogonal / 2.0) ** 2", "(diagonal + orthogonal) ** 2", ""),

@@ -4,8 +4,9 @@ to a copy of the package and run against its module's fast tests.
 A sample, not a mutmut score: mutmut (`benchmarks/mutation.py`) generates every mutant of a module and takes
 about an hour per group on two loaded cores; this list takes minutes and is chosen to probe what users get
 (comparison flips, off-by-one, constants, removed checks, swapped arguments). A mutant is killed when the
-tests fail (or fail to import); `python benchmarks/hand_mutants.py measure_topology settings` runs some groups
-and prints JSON; benchmarks/RESULTS.md records the result and says why each survivor is equivalent.
+tests fail (or fail to import). `python benchmarks/hand_mutants.py topology settings` runs some groups and
+prints one JSON line per group as it finishes; benchmarks/RESULTS.md records the results and says why each
+mutant marked equivalent is.
 """
 
 from __future__ import annotations
@@ -91,15 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rootseg-hand-mutants-") as tmp:
         folder = Path(tmp) / "copy"
         _copy(folder)
-        results = []
         for name in args.groups or list(GROUPS):
             result = run_group(name, folder, args.timeout)
             score = f"{result['score_percent']}% of {result['mutants']}"
             print(f"{name}: {score} in {result['seconds']} s", file=sys.stderr)
             if args.survivors:
                 result["results"] = [r for r in result["results"] if r["status"] != "killed"]
-            results.append(result)
-    print(json.dumps(results, indent=2))
+            print(json.dumps(result), flush=True)
     return 0
 
 

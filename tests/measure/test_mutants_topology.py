@@ -88,3 +88,12 @@ def test_soil_notches_at_the_frame_are_not_holes() -> None:
             holed = view.copy()
             holed[y + dy, x + dx] = False
             assert np.array_equal(fill_pinholes(holed, 4), view), (y, x)
+
+
+def test_a_pinhole_in_a_root_that_fills_the_frame_is_filled() -> None:
+    """The only background is the hole: one background component, and it is not open soil."""
+    root = np.ones((20, 20), bool)
+    root[9:11, 10] = False
+    assert fill_pinholes(root).all()
+    assert not fill_pinholes(root, 1).all()
+    assert fill_pinholes(np.ones((5, 5), bool)).all() and not fill_pinholes(np.zeros((5, 5), bool)).any()
