@@ -46,8 +46,10 @@ def _run_tests(folder: Path, tests: list[str], timeout: float) -> int:
         return -1  # a mutant that hangs the tests is caught (as mutmut counts a timeout)
 
 
-def run_group(name: str, folder: Path, timeout: float) -> dict:
+def run_group(name: str, folder: Path, timeout: float, skip: frozenset = frozenset()) -> dict:
+    """Apply each mutant of the group in turn (those in `skip`, (module, text, replacement), were killed before)."""
     tests, mutants = GROUPS[name]
+    mutants = [m for m in mutants if tuple(m[:3]) not in skip]
     started = time.perf_counter()
     if _run_tests(folder, tests, timeout) != 0:
         raise SystemExit(f"{name}: the tests fail without a mutant; fix them first")
@@ -85,15 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("groups", nargs="*", help=f"some of {', '.join(GROUPS)} (default: every group)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per test run before a mutant is killed")
     parser.add_argument("--survivors", action="store_true", help="print only the mutants that survived")
+    parser.add_argument("--retry", type=Path, help="the output of an earlier run: apply only what it did not kill")
     args = parser.parse_args(argv)
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
         parser.error(f"unknown group(s) {unknown}; choose from {list(GROUPS)}")
+    skip = frozenset()
+    if args.retry:
+        runs = [json.loads(line) for line in args.retry.read_text().splitlines() if line.strip()]
+        killed = [r for run in runs for r in run["results"] if r["status"] == "killed"]
+        skip = frozenset((r["module"], r["from"], r["to"]) for r in killed)
     with tempfile.TemporaryDirectory(prefix="rootseg-hand-mutants-") as tmp:
         folder = Path(tmp) / "copy"
         _copy(folder)
         for name in args.groups or list(GROUPS):
-            result = run_group(name, folder, args.timeout)
+            result = run_group(name, folder, args.timeout, skip)
             score = f"{result['score_percent']}% of {result['mutants']}"
             print(f"{name}: {score} in {result['seconds']} s", file=sys.stderr)
             if args.survivors:

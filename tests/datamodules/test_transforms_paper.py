@@ -48,3 +48,16 @@ def test_the_elastic_field_is_drawn_on_a_padded_tile_so_its_border_is_not_damped
     bare = SmithElasticGrid(p=1.0, padding=0)
     bare.set_random_seed(0)
     assert _border_to_centre(bare) < 0.85
+
+
+def test_the_two_displacement_fields_are_independent_draws() -> None:
+    """dx and dy are two fields: their correlation over many tiles is near 0 (one field for both would give 1)."""
+    transform = SmithElasticGrid(p=1.0)
+    transform.set_random_seed(1)
+    grid_y, grid_x = np.mgrid[0:64, 0:64].astype(np.float32)
+    pairs = []
+    for _ in range(40):
+        params = transform.get_params_dependent_on_data({"shape": (64, 64)}, {})
+        pairs.append(((params["map_x"] - grid_x).ravel(), (params["map_y"] - grid_y).ravel()))
+    dx, dy = (np.concatenate(part) for part in zip(*pairs))
+    assert abs(np.corrcoef(dx, dy)[0, 1]) < 0.3

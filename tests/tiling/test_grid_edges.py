@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rootseg.tiling.grid import frame_shape, tile_grid
-from rootseg.tiling.training import center_crop, sample_training_tiles
+from rootseg.tiling.training import center_crop, cut_training_tile, mirror_pad, sample_training_tiles
 from rootseg.tiling.window import sliding_window_probs
 
 
@@ -90,3 +90,14 @@ def test_blending_a_certain_root_never_exceeds_one() -> None:
     final clamp (measured on this 37 x 90 image): a probability must stay <= 1."""
     probs = sliding_window_probs(np.zeros((37, 90, 3), np.uint8), lambda x: torch.ones(x.shape[0], 12, 12), 12, 12)
     assert probs.max().item() <= 1.0 and probs.min().item() >= 1.0 - 1e-6
+
+
+def test_training_tiles_mirror_the_edge_pixel_as_the_sliding_window_does() -> None:
+    """Symmetric padding repeats the edge pixel (0 1 2 -> 1 0 | 0 1 2 | 2 1), as the sliding window's index
+    arithmetic does, so training and inference see the same border."""
+    np.testing.assert_array_equal(mirror_pad(np.array([[0, 1, 2]]), 0, 0, 2, 2), [[1, 0, 0, 1, 2, 2, 1]])
+    image = np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3)
+    tile, _ = cut_training_tile(image, np.zeros((5, 6), np.uint8), (0, 0), 10, 4)
+    np.testing.assert_array_equal(tile[3:5, 3:5], image[0:2, 0:2])  # the 3 px margin: row 0 at tile row 3
+    np.testing.assert_array_equal(tile[0:3, 3:5], image[[2, 1, 0], 0:2])  # rows -3..-1 mirror rows 2..0
+    np.testing.assert_array_equal(tile[3:5, 0:3], image[0:2, [2, 1, 0]])
