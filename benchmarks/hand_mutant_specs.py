@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (one mutant per line: code snippets do not wrap)
+# ruff: noqa: E501
 """The hand-applied mutants of `hand_mutants.py`: group -> (test files, [(module, text, replacement, note)]).
 
 Each text occurs exactly once in its module. A note marks a mutant judged equivalent (and why); a survivor
@@ -15,6 +15,14 @@ TRAITS = "rootseg/measure/traits.py"
 DIAMETER = "rootseg/measure/diameter.py"
 SETTINGS = "rootseg/inference/settings.py"
 DEVICE = "rootseg/tiling/device.py"
+GRID = "rootseg/tiling/grid.py"
+WINDOW = "rootseg/tiling/window.py"
+TRAINING = "rootseg/tiling/training.py"
+RESIZE = "rootseg/tiling/resize.py"
+TRANSFORMS = "rootseg/datamodules/transforms.py"
+PROMPTS = "rootseg/datamodules/prompts.py"
+SPLITS = "rootseg/sources/splits.py"
+MASKS = "rootseg/io/masks.py"
 
 #: the 18 survivors of issue 27's first hand round (as the issue describes them), against the new tests alone
 ISSUE_27 = [
@@ -53,15 +61,6 @@ ISSUE_27 = [
     (SETTINGS, '    _positive_int("grid_points_per_side", s.grid_points_per_side)\n', "", ""),
     (SETTINGS, '    _positive_int("tile", s.tile)\n', "", ""),
 ]
-
-GRID = "rootseg/tiling/grid.py"
-WINDOW = "rootseg/tiling/window.py"
-TRAINING = "rootseg/tiling/training.py"
-RESIZE = "rootseg/tiling/resize.py"
-TRANSFORMS = "rootseg/datamodules/transforms.py"
-PROMPTS = "rootseg/datamodules/prompts.py"
-SPLITS = "rootseg/sources/splits.py"
-MASKS = "rootseg/io/masks.py"
 
 #: the wider round: representative mutants of every module, against the tests that cover the module
 WIDER = {

@@ -26,28 +26,29 @@ def test_flips_and_noise_only_when_asked() -> None:
     assert [type(t).__name__ for t in smith2020_transform(flip_p=0.0).transforms] == ["SmithElasticGrid", "ColorJitter"]
 
 
-def _border_to_centre(transform: SmithElasticGrid, draws: int = 100, side: int = 128) -> float:
-    """Mean |displacement| along the tile's four edges over that along its middle row and column."""
+def _edges_to_centre(transform: SmithElasticGrid, draws: int = 100, side: int = 128) -> np.ndarray:
+    """Mean |displacement| along each edge of the tile (dx on the left and right, dy on the top and bottom) over
+    that along its middle column or row."""
     grid_y, grid_x = np.mgrid[0:side, 0:side].astype(np.float32)
-    border = centre = 0.0
+    edges, centre = np.zeros(4), np.zeros(4)
     for _ in range(draws):
         params = transform.get_params_dependent_on_data({"shape": (side, side)}, {})
-        dx, dy = params["map_x"] - grid_x, params["map_y"] - grid_y
-        border += sum(np.abs(d).mean() for d in (dx[:, 0], dx[:, -1], dy[0], dy[-1]))
-        centre += 2 * (np.abs(dx[:, side // 2]).mean() + np.abs(dy[side // 2]).mean())
-    return border / centre
+        dx, dy = np.abs(params["map_x"] - grid_x), np.abs(params["map_y"] - grid_y)
+        edges += [dx[:, 0].mean(), dx[:, -1].mean(), dy[0].mean(), dy[-1].mean()]
+        centre += [dx[:, side // 2].mean()] * 2 + [dy[side // 2].mean()] * 2
+    return edges / centre
 
 
 def test_the_elastic_field_is_drawn_on_a_padded_tile_so_its_border_is_not_damped() -> None:
     """Smoothing with zeros outside damps a field near its edge: drawn on the tile alone, the displacement along
-    the tile's edges is 0.77-0.80 of that in its middle (seeds 0, 1, 100 draws); on the tile grown by 60 px per
-    side, as RootPainter draws it, 0.94-1.00."""
+    an edge is 0.73-0.85 of that in the middle (seed 0, 100 draws; the weakest edge 0.73-0.76 over seeds 0-2); on
+    the tile grown by 60 px per side, as RootPainter draws it, 0.89-1.00 (the weakest edge 0.89-0.95)."""
     padded = SmithElasticGrid(p=1.0)
     padded.set_random_seed(0)
-    assert _border_to_centre(padded) > 0.88
+    assert _edges_to_centre(padded).min() > 0.84
     bare = SmithElasticGrid(p=1.0, padding=0)
     bare.set_random_seed(0)
-    assert _border_to_centre(bare) < 0.85
+    assert _edges_to_centre(bare).min() < 0.8
 
 
 def test_the_two_displacement_fields_are_independent_draws() -> None:
