@@ -8,7 +8,8 @@ import pytest
 from scipy import ndimage as ndi
 from test_traits import capsule, line
 
-from rootseg.measure.skeleton import fill_pinholes
+from rootseg.measure.skeleton import SkeletonGraph, fill_pinholes
+from rootseg.measure.topology import at_border, branch_points
 from rootseg.measure.traits import root_traits
 
 SHAPE = (160, 160)
@@ -97,3 +98,43 @@ def test_a_pinhole_in_a_root_that_fills_the_frame_is_filled() -> None:
     assert fill_pinholes(root).all()
     assert not fill_pinholes(root, 1).all()
     assert fill_pinholes(np.ones((5, 5), bool)).all() and not fill_pinholes(np.zeros((5, 5), bool)).any()
+
+
+def test_an_end_is_at_the_border_within_the_roots_radius_of_each_edge_and_not_one_pixel_farther() -> None:
+    """`at_border`: a skeleton pixel d px from the nearest edge pixel row or column is a cut end when d <= reach."""
+    shape = (30, 40)
+    for reach in (0, 1, 3, 6):
+        for d in (reach, reach + 1):
+            pixels = np.zeros(shape, bool)
+            pixels[d, 20] = pixels[shape[0] - 1 - d, 21] = pixels[15, d] = pixels[16, shape[1] - 1 - d] = True
+            graph = SkeletonGraph.from_skeleton(pixels)
+            near = at_border(graph, np.full(graph.size, float(reach)))
+            assert near.tolist() == [d <= reach] * 4, (reach, d)
+
+
+def test_junctions_closer_than_the_larger_radius_are_one_branch_point() -> None:
+    """Two forks 5 px apart on a line: one branch point when either fork's root radius reaches the other (6 px at
+    the first), two when neither does (2 px at both)."""
+    pixels = np.zeros((21, 31), bool)
+    pixels[10, :] = True
+    pixels[:10, 10] = True  # a lateral up at column 10
+    pixels[11:, 15] = True  # and one down at column 15
+    graph = SkeletonGraph.from_skeleton(pixels)
+    ends, junctions = graph.ends_and_junctions()
+    assert junctions.max() == 2 and ends.sum() == 4
+    reach = np.full(graph.size, 2.0)
+    assert branch_points(graph, junctions, reach) == 2
+    reach[(graph.ys == 10) & (graph.xs == 10)] = 6.0
+    assert branch_points(graph, junctions, reach) == 1
+    reach[:] = 2.0
+    reach[(graph.ys == 10) & (graph.xs == 15)] = 6.0
+    assert branch_points(graph, junctions, reach) == 1
+
+
+def test_an_isolated_skeleton_pixel_is_neither_an_end_nor_a_junction() -> None:
+    pixels = np.zeros((9, 9), bool)
+    pixels[2, 2] = True
+    pixels[6, 1:8] = True
+    graph = SkeletonGraph.from_skeleton(pixels)
+    ends, junctions = graph.ends_and_junctions()
+    assert ends.sum() == 2 and not ends[(graph.ys == 2) & (graph.xs == 2)].any() and junctions.max() == 0
