@@ -100,6 +100,10 @@ def test_grid_lines_in_the_last_row_and_column_and_roots_on_the_first() -> None:
     mask[0:2, 14] = True  # down the grid column at 14, from the top edge to before the row at 2
     assert _count_by_loop(mask, np.ones_like(mask), 5.6) == (2, 4 * 20 + 4 * 20)
     assert line_intersect_counts(mask, 5.6)["intersections"] == 2
+    mask = np.zeros((120, 120), bool)
+    mask[115, 2] = True  # 9.2 x 12.5 = 115 exactly; 9.2 * 12.5 = 114.99999999999999 in floating point
+    assert _count_by_loop(mask, np.ones_like(mask), 9.2) == (1, 2 * 13 * 120)
+    assert line_intersect_counts(mask, 9.2)["intersections"] == 1
 
 
 @pytest.mark.parametrize("spacing", [0, -4.0, math.nan])
