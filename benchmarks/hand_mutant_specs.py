@@ -144,7 +144,12 @@ WIDER = {
         (TRAITS, "not math.isfinite(e) or e <= 0", "e <= 0", ""),
         (TRAITS, "and self.depth_of_field_mm > 0):", "and self.depth_of_field_mm >= 0):", ""),
         (TRAITS, "cumulative[-1] / 2.0", "cumulative[-1] / 3.0", ""),
-        (TRAITS, 'diameters, side="left")', 'diameters, side="right")', ""),
+        (
+            TRAITS,
+            'diameters, side="left")',
+            'diameters, side="right")',
+            "equivalent: edges are scaled by 1 + 1e-9 first, so no diameter equals one",
+        ),
         (TRAITS, "(1 + 1e-9)", "(1 - 1e-9)", ""),
         (TRAITS, "math.pi * diameters**2 / 4.0", "math.pi * diameters**2 / 2.0", ""),
         (
@@ -164,7 +169,12 @@ WIDER = {
         (DIAMETER, "(-0.25, -0.25), (-0.25, 0.25)", "(-0.5, -0.5), (-0.5, 0.5)", ""),
         (DIAMETER, "fine.reshape(-1, 4).max(axis=1)", "fine.reshape(-1, 4).min(axis=1)", ""),
         (DIAMETER, "np.column_stack([ys - 1, xs - 1])", "np.column_stack([ys, xs])", ""),
-        (DIAMETER, "ndi.binary_dilation(padded, _EIGHT)", "ndi.binary_dilation(padded)", ""),
+        (
+            DIAMETER,
+            "ndi.binary_dilation(padded, _EIGHT)",
+            "ndi.binary_dilation(padded)",
+            "equivalent: a nearest background pixel has a nearer 4-neighbour towards the root, which must be root",
+        ),
         (
             DIAMETER,
             "if ys.size == 0:\n        return np.zeros(0), np.zeros(0)\n",

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from test_traits import capsule, line
 
-from rootseg.measure.traits import TraitSettings, check_edges, diameter_class_columns, root_traits
+from rootseg.measure.length import skeleton_length
+from rootseg.measure.skeleton import fill_pinholes
+from rootseg.measure.traits import TraitSettings, check_edges, diameter_class_columns, pixel_traits, root_traits
 
 
 def test_a_one_pixel_diagonal_root_is_one_connected_root() -> None:
@@ -71,3 +73,32 @@ def test_class_edges_accepted_as_numbers_and_named_in_columns() -> None:
 def test_a_root_and_a_separate_crossing_read_as_two_roots() -> None:
     mask = capsule((20, 20), (180, 30), 5, (200, 200)) | capsule((100, 60), (110, 190), 5, (200, 200))
     assert root_traits(mask)["connected_roots"] == 2
+
+
+@pytest.mark.parametrize("depth", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_depth_of_field_that_is_not_a_positive_number_is_refused(depth: float) -> None:
+    with pytest.raises(ValueError, match="depth_of_field_mm must be a positive number"):
+        TraitSettings(depth_of_field_mm=depth)
+    with pytest.raises(ValueError, match="depth_of_field_mm"):
+        root_traits(np.zeros((4, 4), bool), depth_of_field_mm=depth)
+
+
+def test_valid_and_unlabelled_pixels_both_limit_the_image() -> None:
+    """A label mask with 255 in its top rows and `valid` on its left half: the image is what both label."""
+    labels = line(0, 300, 5, (200, 200.4)).astype(np.uint8)
+    labels[:100] = 255
+    valid = np.zeros(labels.shape, bool)
+    valid[:, :200] = True
+    traits = root_traits(labels, valid=valid)
+    assert traits["image_area_px"] == int(((labels != 255) & valid).sum()) == 300 * 200
+
+
+def test_root_length_px_measures_the_mask_as_it_is_where_a_pinhole_was_filled() -> None:
+    """`pixel_traits(..., length_method=)` reports `root_length_px` of the mask as given (a pinhole thins into a
+    loop: longer), `length_px` of the mask with its pinholes filled."""
+    mask = line(0, 300, 9)
+    mask[200, 150] = False
+    pixels = pixel_traits(mask, length_method="corrected")
+    assert pixels["root_length_px"] == pytest.approx(skeleton_length(mask), rel=1e-12)
+    assert pixels["length_px"] == pytest.approx(skeleton_length(fill_pinholes(mask)), rel=1e-12)
+    assert pixels["root_length_px"] > pixels["length_px"] + 5
