@@ -24,6 +24,7 @@ PROMPTS = "rootseg/datamodules/prompts.py"
 SPLITS = "rootseg/sources/splits.py"
 MASKS = "rootseg/io/masks.py"
 
+# fmt: off
 #: the 18 survivors of issue 27's first hand round (as the issue describes them), against the new tests alone
 ISSUE_27 = [
     (TOPOLOGY, "height - 1 - graph.ys", "height - graph.ys", ""),
@@ -65,12 +66,7 @@ ISSUE_27 = [
 #: the wider round: representative mutants of every module, against the tests that cover the module
 WIDER = {
     "topology": [
-        (
-            TOPOLOGY,
-            "if count <= 1:\n        return count",
-            "if count < 1:\n        return count",
-            "equivalent: with one junction cluster the merging graph has one node, one component: the same 1",
-        ),
+        (TOPOLOGY, "if count <= 1:\n        return count", "if count < 1:\n        return count", "equivalent: with one junction cluster the merging graph has one node, one component: the same 1"),
         (TOPOLOGY, "pairs = pairs[near <= np.maximum(", "pairs = pairs[near < np.maximum(", ""),
         (TOPOLOGY, "np.maximum(near_reach[pairs[:, 0]]", "np.minimum(near_reach[pairs[:, 0]]", ""),
         (TOPOLOGY, "float(near_reach.max())", "float(near_reach.min())", ""),
@@ -81,12 +77,7 @@ WIDER = {
         (TOPOLOGY, "return int(connected_components(graph_, directed=False)[0])", "return count", ""),
     ],
     "skeleton": [
-        (
-            SKELETON,
-            "if max_hole_px <= 0 or",
-            "if max_hole_px < 0 or",
-            "equivalent: max_hole_px = 0 then fills holes of at most 0 pixels, and every hole has one or more",
-        ),
+        (SKELETON, "if max_hole_px <= 0 or", "if max_hole_px < 0 or", "equivalent: max_hole_px = 0 then fills holes of at most 0 pixels, and every hole has one or more"),
         (SKELETON, "if count == 0:\n        return root", "if count <= 1:\n        return root", ""),
         (SKELETON, "REPAIR_SHARE = 0.95", "REPAIR_SHARE = 0.5", ""),
         (SKELETON, 'skeletonize(mask, method="lee")', "skeletonize(mask)", ""),
@@ -100,18 +91,8 @@ WIDER = {
         (SKELETON, "labels[junction] += 1", "labels[junction] += 2", ""),
     ],
     "length": [
-        (
-            LENGTH,
-            "if not mask.any():\n        return 0.0\n",
-            "",
-            "equivalent: an empty skeleton has no pixel and no link, so both methods sum to 0.0 anyway",
-        ),
-        (
-            LENGTH,
-            'float(graph.size) if method == "pixels" else graph.corrected_length()\n    if tips',
-            'float(graph.size) if method != "pixels" else graph.corrected_length()\n    if tips',
-            "",
-        ),
+        (LENGTH, "if not mask.any():\n        return 0.0\n", "", "equivalent: an empty skeleton has no pixel and no link, so both methods sum to 0.0 anyway"),
+        (LENGTH, 'float(graph.size) if method == "pixels" else graph.corrected_length()\n    if tips', 'float(graph.size) if method != "pixels" else graph.corrected_length()\n    if tips', ""),
         (LENGTH, "return length * mm_per_pixel if", "return length / mm_per_pixel if", ""),
         (LENGTH, "if method not in LENGTH_METHODS:", "if False:", ""),
         (LENGTH, "return mask == 1, mask != 255", "return mask > 0, mask != 255", ""),
@@ -124,12 +105,7 @@ WIDER = {
     "intersect": [
         (INTERSECT, "+ 0.5) + 1e-9)", "+ 0.5))", ""),
         (INTERSECT, "starts = lines[..., 1:] & ~lines[..., :-1]", "starts = lines[..., 1:] & lines[..., :-1]", ""),
-        (
-            INTERSECT,
-            "if lines.size == 0:\n        return 0\n",
-            "",
-            "equivalent: an empty array has no starts and no first column: count_nonzero gives 0",
-        ),
+        (INTERSECT, "if lines.size == 0:\n        return 0\n", "", "equivalent: an empty array has no starts and no first column: count_nonzero gives 0"),
         (INTERSECT, "np.count_nonzero(valid[rows, :])", "np.count_nonzero(mask[rows, :])", ""),
         (INTERSECT, "grid_length_px * mm_per_pixel / 1000.0", "grid_length_px * mm_per_pixel / 100.0", ""),
         (INTERSECT, "and grid_length_px > 0:", "and grid_length_px >= 0:", ""),
@@ -144,20 +120,10 @@ WIDER = {
         (TRAITS, "not math.isfinite(e) or e <= 0", "e <= 0", ""),
         (TRAITS, "and self.depth_of_field_mm > 0):", "and self.depth_of_field_mm >= 0):", ""),
         (TRAITS, "cumulative[-1] / 2.0", "cumulative[-1] / 3.0", ""),
-        (
-            TRAITS,
-            'diameters, side="left")',
-            'diameters, side="right")',
-            "equivalent: edges are scaled by 1 + 1e-9 first, so no diameter equals one",
-        ),
+        (TRAITS, 'diameters, side="left")', 'diameters, side="right")', "equivalent: edges are scaled by 1 + 1e-9 first, so no diameter equals one"),
         (TRAITS, "(1 + 1e-9)", "(1 - 1e-9)", ""),
         (TRAITS, "math.pi * diameters**2 / 4.0", "math.pi * diameters**2 / 2.0", ""),
-        (
-            TRAITS,
-            '"image_area_mm2": traits["image_area_px"] * scale**2',
-            '"image_area_mm2": traits["image_area_px"] * scale',
-            "",
-        ),
+        (TRAITS, '"image_area_mm2": traits["image_area_px"] * scale**2', '"image_area_mm2": traits["image_area_px"] * scale', ""),
         (TRAITS, '(out["length_mm"] / 10.0) / area_cm2', '(out["length_mm"] / 100.0) / area_cm2', ""),
         (TRAITS, '(traits["depth_of_field_mm"] / 10.0)', '(traits["depth_of_field_mm"] / 100.0)', ""),
         (TRAITS, "int(np.count_nonzero(ends)) - cut", "int(np.count_nonzero(ends))", ""),
@@ -169,34 +135,14 @@ WIDER = {
         (DIAMETER, "(-0.25, -0.25), (-0.25, 0.25)", "(-0.5, -0.5), (-0.5, 0.5)", ""),
         (DIAMETER, "fine.reshape(-1, 4).max(axis=1)", "fine.reshape(-1, 4).min(axis=1)", ""),
         (DIAMETER, "np.column_stack([ys - 1, xs - 1])", "np.column_stack([ys, xs])", ""),
-        (
-            DIAMETER,
-            "ndi.binary_dilation(padded, _EIGHT)",
-            "ndi.binary_dilation(padded)",
-            "equivalent: a nearest background pixel has a nearer 4-neighbour towards the root, which must be root",
-        ),
-        (
-            DIAMETER,
-            "if ys.size == 0:\n        return np.zeros(0), np.zeros(0)\n",
-            "",
-            "equivalent: cKDTree answers an empty query with empty arrays, the same result",
-        ),
+        (DIAMETER, "ndi.binary_dilation(padded, _EIGHT)", "ndi.binary_dilation(padded)", "equivalent: a nearest background pixel has a nearer 4-neighbour towards the root, which must be root"),
+        (DIAMETER, "if ys.size == 0:\n        return np.zeros(0), np.zeros(0)\n", "", "equivalent: cKDTree answers an empty query with empty arrays, the same result"),
         (DIAMETER, "plain, _ = cKDTree(centres).query(points)", "plain, _ = cKDTree(quarters).query(points)", ""),
         (DIAMETER, "padded = np.pad(root, 1)", "padded = np.pad(root, 2)", ""),
-        (
-            DIAMETER,
-            "(points[:, None, :] + _QUARTERS[None])",
-            "(points[:, None, :] - _QUARTERS[None])",
-            "equivalent: the four quarters are symmetric about the centre, so minus lists the same four points",
-        ),
+        (DIAMETER, "(points[:, None, :] + _QUARTERS[None])", "(points[:, None, :] - _QUARTERS[None])", "equivalent: the four quarters are symmetric about the centre, so minus lists the same four points"),
     ],
     "settings": [
-        (
-            SETTINGS,
-            '("device", "precision", "mm_per_pixel", "threshold")',
-            '("device", "precision", "mm_per_pixel")',
-            "",
-        ),
+        (SETTINGS, '("device", "precision", "mm_per_pixel", "threshold")', '("device", "precision", "mm_per_pixel")', ""),
         (SETTINGS, "if value != field.default:", "if value == field.default:", ""),
         (SETTINGS, 'and values["step"].isdigit():', "and False:", ""),
         (SETTINGS, "values[key] = str(values[key])", "values[key] = values[key]", ""),
@@ -219,12 +165,7 @@ WIDER = {
         (GRID, "[int(round(i * spacing)) for i in range(count)]", "[int(i * spacing) for i in range(count)]", ""),
         (GRID, "period - 1 - folded", "period - folded", ""),
         (GRID, "offset_y=(frame_h - h) // 2", "offset_y=0", ""),
-        (
-            GRID,
-            "np.arange(tile_out, dtype=np.float64) - (tile_out - 1) / 2",
-            "np.arange(tile_out, dtype=np.float64) - tile_out / 2",
-            "",
-        ),
+        (GRID, "np.arange(tile_out, dtype=np.float64) - (tile_out - 1) / 2", "np.arange(tile_out, dtype=np.float64) - tile_out / 2", ""),
         (GRID, "rows[image_rows] += profile[tile_rows]", "rows[image_rows] = profile[tile_rows]", ""),
         (GRID, "min(top + self.tile_out, self.h)", "min(top + self.tile_out, self.h - 1)", ""),
         (TRAINING, "max(h - tile_out, 0) + 1", "max(h - tile_out, 0)", ""),
@@ -238,40 +179,20 @@ WIDER = {
         (WINDOW, "pred = pred.flip(dims) if dims else pred", "pred = pred", ""),
         (WINDOW, "min(self.batch_size, chunk.shape[0]) // 2", "min(self.batch_size, chunk.shape[0]) // 3", ""),
         (WINDOW, "or batch_size < 1:", "or batch_size < 0:", ""),
-        (
-            WINDOW,
-            "block = max((1 << 22) // plan.w, 1)",
-            "block = max((1 << 4) // plan.w, 1)",
-            "equivalent: only how many rows are divided at a time; every row is divided once either way",
-        ),
+        (WINDOW, "block = max((1 << 22) // plan.w, 1)", "block = max((1 << 4) // plan.w, 1)", "equivalent: only how many rows are divided at a time; every row is divided once either way"),
         (WINDOW, "        total[start:stop].clamp_(0.0, 1.0)", "        pass", ""),
         (DEVICE, "self.autocast = False  # bf16", "self.autocast = True  # bf16", ""),
         (DEVICE, "self._model_device = parameter.device if", "self._model_device = None if", ""),
     ],
     "resize": [
-        (
-            RESIZE,
-            "shrink = size <= image.shape[0] and size <= image.shape[1]",
-            "shrink = size <= image.shape[0] or size <= image.shape[1]",
-            "",
-        ),
+        (RESIZE, "shrink = size <= image.shape[0] and size <= image.shape[1]", "shrink = size <= image.shape[0] or size <= image.shape[1]", ""),
         (RESIZE, "interpolation=cv2.INTER_NEAREST)", "interpolation=cv2.INTER_LINEAR)", ""),
         (RESIZE, "if starts[-1] + tile < size:", "if starts[-1] + tile <= size:", ""),
         (RESIZE, "if tile > size:", "if tile >= size:", ""),
         (RESIZE, "range(0, size - tile + 1, tile)", "range(0, size - tile, tile)", ""),
-        (
-            RESIZE,
-            "return [(x, y) for y in starts for x in starts]",
-            "return [(y, x) for y in starts for x in starts]",
-            "",
-        ),
+        (RESIZE, "return [(x, y) for y in starts for x in starts]", "return [(y, x) for y in starts for x in starts]", ""),
         (RESIZE, "starts.append(size - tile)", "starts.append(size - tile - 1)", ""),
-        (
-            RESIZE,
-            "if image.shape[:2] == (size, size):\n        return image, mask\n",
-            "",
-            "equivalent: a shortcut; cv2 resizing to the same size returns the same values",
-        ),
+        (RESIZE, "if image.shape[:2] == (size, size):\n        return image, mask\n", "", "equivalent: a shortcut; cv2 resizing to the same size returns the same values"),
     ],
     "transforms": [
         (TRANSFORMS, "sigma = 15.0 + 45.0 * gamma", "sigma = 15.0 + 40.0 * gamma", ""),
@@ -281,20 +202,10 @@ WIDER = {
         (TRANSFORMS, "map_x, map_y, cv2.INTER_NEAREST", "map_x, map_y, cv2.INTER_LINEAR", ""),
         (TRANSFORMS, "map_x = grid_x + dx[pad : pad + h, pad : pad + w]", "map_x = grid_x + dx[:h, :w]", ""),
         (TRANSFORMS, "map_y = grid_y + dy[", "map_y = grid_y + dx[", ""),
-        (
-            TRANSFORMS,
-            "intensity_range: tuple[float, float] = (0.4, 1.0)",
-            "intensity_range: tuple[float, float] = (0.4, 1.4)",
-            "",
-        ),
+        (TRANSFORMS, "intensity_range: tuple[float, float] = (0.4, 1.0)", "intensity_range: tuple[float, float] = (0.4, 1.4)", ""),
         (TRANSFORMS, "padding: int = 60", "padding: int = 0", ""),
         (TRANSFORMS, "elastic_p: float = 0.9", "elastic_p: float = 1.0", ""),
-        (
-            TRANSFORMS,
-            "jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.2, 0.001)",
-            "jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.3, 0.001)",
-            "",
-        ),
+        (TRANSFORMS, "jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.2, 0.001)", "jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.3, 0.001)", ""),
         (TRANSFORMS, "if flip_p > 0:", "if flip_p >= 0:", ""),
     ],
     "prompts": [
@@ -302,45 +213,20 @@ WIDER = {
         (PROMPTS, "order = np.lexsort((ids, -areas))", "order = np.lexsort((ids, areas))", ""),
         (PROMPTS, "if points_per_object < 1:", "if points_per_object <= 1:", ""),
         (PROMPTS, "p=weights / weights.sum())", "p=None)", ""),
-        (
-            PROMPTS,
-            "coords[i, :points_per_object, 0] = picks % width",
-            "coords[i, :points_per_object, 0] = picks // width",
-            "",
-        ),
+        (PROMPTS, "coords[i, :points_per_object, 0] = picks % width", "coords[i, :points_per_object, 0] = picks // width", ""),
         (PROMPTS, "point_labels[i, :points_per_object] = 1", "point_labels[i, :points_per_object] = 0", ""),
         (PROMPTS, "soil = np.flatnonzero(mask.ravel() == 0)", "soil = np.flatnonzero(mask.ravel() != 1)", ""),
         (PROMPTS, "size=m, replace=False)]", "size=m, replace=True)]", ""),
         (PROMPTS, "positive = best_fn > best_fp or", "positive = best_fn >= best_fp or", ""),
         (PROMPTS, "distance_transform_edt(np.pad(false_neg, 1))[1:-1, 1:-1]", "distance_transform_edt(false_neg)", ""),
-        (
-            PROMPTS,
-            "offsets = (np.arange(n_per_side) + 0.5) / n_per_side",
-            "offsets = np.arange(n_per_side) / n_per_side",
-            "",
-        ),
-        (
-            PROMPTS,
-            "np.meshgrid(offsets * width, offsets * height)",
-            "np.meshgrid(offsets * height, offsets * width)",
-            "",
-        ),
+        (PROMPTS, "offsets = (np.arange(n_per_side) + 0.5) / n_per_side", "offsets = np.arange(n_per_side) / n_per_side", ""),
+        (PROMPTS, "np.meshgrid(offsets * width, offsets * height)", "np.meshgrid(offsets * height, offsets * width)", ""),
         (PROMPTS, "for object_id in ids[:n]:", "for object_id in ids[:1]:", ""),
-        (
-            PROMPTS,
-            "label_objects(prob_map > threshold, min_object_area)",
-            "label_objects(prob_map >= threshold, min_object_area)",
-            "",
-        ),
+        (PROMPTS, "label_objects(prob_map > threshold, min_object_area)", "label_objects(prob_map >= threshold, min_object_area)", ""),
         (PROMPTS, "index = int(np.argmax(nearest))", "index = int(np.argmin(nearest))", ""),
     ],
     "splits": [
-        (
-            SPLITS,
-            "for stem, n in Counter(members).items() if n > 1)",
-            "for stem, n in Counter(members).items() if n > 2)",
-            "",
-        ),
+        (SPLITS, "for stem, n in Counter(members).items() if n > 1)", "for stem, n in Counter(members).items() if n > 2)", ""),
         (SPLITS, "if split not in same}", "if True}", ""),
         (SPLITS, "for second in keys[i + 1 :]:", "for second in keys[i + 2 :]:", ""),
         (SPLITS, 'encoding="utf-8-sig"', 'encoding="utf-8"', ""),
@@ -353,20 +239,10 @@ WIDER = {
         (SPLITS, "set(stems))\n", "set(stems)) - set(stems)\n", ""),
     ],
     "masks": [
-        (
-            MASKS,
-            "if array.dtype == bool:\n        return array.astype(np.uint8)",
-            "if array.dtype == bool:\n        return (~array).astype(np.uint8)",
-            "",
-        ),
+        (MASKS, "if array.dtype == bool:\n        return array.astype(np.uint8)", "if array.dtype == bool:\n        return (~array).astype(np.uint8)", ""),
         (MASKS, "if (array[:, :, -1] < 255).any():", "if (array[:, :, -1] <= 255).any():", ""),
         (MASKS, "solid = alpha > alpha.max() // 2", "solid = alpha >= alpha.max() // 2", ""),
-        (
-            MASKS,
-            "if np.issubdtype(array.dtype, np.integer) and high <= 1:",
-            "if np.issubdtype(array.dtype, np.integer) and high < 1:",
-            "",
-        ),
+        (MASKS, "if np.issubdtype(array.dtype, np.integer) and high <= 1:", "if np.issubdtype(array.dtype, np.integer) and high < 1:", ""),
         (MASKS, "np.floating) and high > 255:", "np.floating) and high >= 255:", ""),
         (MASKS, "return (array > threshold).astype(np.uint8)", "return (array >= threshold).astype(np.uint8)", ""),
         (MASKS, "if low < 0:", "if low <= 0:", ""),
@@ -378,6 +254,7 @@ WIDER = {
     ],
 }
 
+# fmt: on
 GROUPS: dict[str, tuple[list[str], list]] = {
     "issue27_topology": (["tests/measure/test_mutants_topology.py"], ISSUE_27[:8]),
     "issue27_length": (["tests/measure/test_mutants_length.py"], ISSUE_27[8:16]),
