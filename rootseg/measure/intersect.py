@@ -13,8 +13,11 @@ grid_spacings_mm: tuple[int, ...] = (10, 20, 40, 80)
 
 
 def _grid_positions(size: int, spacing_px: float) -> np.ndarray:
-    positions = np.arange(spacing_px / 2.0, size, spacing_px)
-    return np.floor(positions).astype(int)
+    """The pixel row (or column) of each grid line at (k + 1/2) spacing: the one it falls in (floor), where a line
+    on a pixel boundary up to rounding goes to the pixel it starts (np.arange(2.8, 20, 5.6) puts the third line
+    at 13.999999999999996, in pixel 13 by floor, not 14)."""
+    positions = np.floor(spacing_px * (np.arange(int(size / spacing_px) + 1) + 0.5) + 1e-9).astype(int)
+    return positions[positions < size]
 
 
 def _runs(lines: np.ndarray) -> int:

@@ -37,8 +37,8 @@ def fill_pinholes(root: np.ndarray, max_hole_px: int = DEFAULT_MAX_HOLE_PX) -> n
     if max_hole_px <= 0 or not root.any():
         return root
     holes, count = ndi.label(~root)
-    if count <= 1:
-        return root
+    if count == 0:
+        return root  # (one component may be a hole: a root can cover the whole frame)
     small = np.bincount(holes.ravel(), minlength=count + 1) <= max_hole_px
     small[0] = False
     small[np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])] = False  # open soil, not a hole
