@@ -20,7 +20,7 @@ WINDOW = "rootseg/tiling/window.py"
 TRAINING = "rootseg/tiling/training.py"
 RESIZE = "rootseg/tiling/resize.py"
 TRANSFORMS = "rootseg/datamodules/transforms.py"
-PROMPTS = "rootseg/datamodules/prompts.py"
+PROMPTS = "rootseg/prompts/sampling.py"
 SPLITS = "rootseg/sources/splits.py"
 MASKS = "rootseg/io/masks.py"
 
@@ -276,7 +276,7 @@ GROUPS: dict[str, tuple[list[str], list]] = {
         ["tests/datamodules/test_transforms.py", "tests/datamodules/test_transforms_paper.py"],
         WIDER["transforms"],
     ),
-    "prompts": (["tests/datamodules/test_prompts.py", "tests/datamodules/test_prompts_edges.py"], WIDER["prompts"]),
+    "prompts": (["tests/prompts/test_sampling.py", "tests/prompts/test_sampling_edges.py"], WIDER["prompts"]),
     "splits": (["tests/sources/test_splits.py"], WIDER["splits"]),
     "masks": (["tests/io/test_mask_rules.py", "tests/io/test_io.py", "tests/io/test_mask_edges.py"], WIDER["masks"]),
 }

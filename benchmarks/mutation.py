@@ -23,6 +23,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 #: group -> (modules mutated, the fast test files that are their own tests)
+MEASURE_TESTS = [
+    "tests/measure/test_measure.py",
+    "tests/measure/test_traits.py",
+    "tests/measure/test_mutants_length.py",
+    "tests/measure/test_mutants_topology.py",
+    "tests/measure/test_mutants_traits.py",
+]
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "losses": (["rootseg/tasks/losses.py"], ["tests/tasks/test_losses.py"]),
     "metrics": (["rootseg/metrics/pixels.py", "rootseg/metrics/patches.py"], ["tests/metrics/test_metrics.py"]),
@@ -33,14 +40,45 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "rootseg/measure/agreement.py",
             "rootseg/measure/settings.py",
         ],
-        ["tests/measure/test_measure.py"],
+        MEASURE_TESTS,
+    ),
+    "traits": (
+        [
+            "rootseg/measure/topology.py",
+            "rootseg/measure/skeleton.py",
+            "rootseg/measure/traits.py",
+            "rootseg/measure/diameter.py",
+        ],
+        MEASURE_TESTS,
     ),
     "tiling": (
-        ["rootseg/tiling/training.py", "rootseg/tiling/grid.py", "rootseg/tiling/window.py"],
-        ["tests/tiling/test_tiling.py", "tests/tiling/test_window.py"],
+        [
+            "rootseg/tiling/training.py",
+            "rootseg/tiling/grid.py",
+            "rootseg/tiling/window.py",
+            "rootseg/tiling/resize.py",
+        ],
+        [
+            "tests/tiling/test_tiling.py",
+            "tests/tiling/test_window.py",
+            "tests/tiling/test_grid_edges.py",
+            "tests/tiling/test_resize.py",
+        ],
     ),
-    "transforms": (["rootseg/datamodules/transforms.py"], ["tests/datamodules/test_transforms.py"]),
-    "prompts": (["rootseg/prompts/sampling.py"], ["tests/prompts/test_sampling.py"]),
+    "transforms": (
+        ["rootseg/datamodules/transforms.py"],
+        ["tests/datamodules/test_transforms.py", "tests/datamodules/test_transforms_paper.py"],
+    ),
+    "prompts": (
+        ["rootseg/prompts/sampling.py"],
+        ["tests/prompts/test_sampling.py", "tests/prompts/test_sampling_edges.py"],
+    ),
+    "settings": (
+        ["rootseg/inference/settings.py", "rootseg/tiling/device.py"],
+        ["tests/inference/test_settings_checks.py", "tests/tiling/test_device.py"],
+    ),
+    "splits": (["rootseg/sources/splits.py"], ["tests/sources/test_splits.py"]),
+    "masks": (["rootseg/io/masks.py"], ["tests/io/test_mask_rules.py", "tests/io/test_mask_edges.py"]),
 }
 
 

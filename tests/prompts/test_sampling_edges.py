@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rootseg.datamodules.prompts import correction_points, label_objects, sample_points, skeleton_points, soil_points
+from rootseg.prompts.sampling import correction_points, label_objects, sample_points, skeleton_points, soil_points
 
 
 def test_an_object_of_exactly_min_object_area_is_kept_and_one_pixel_less_is_not() -> None:
