@@ -146,3 +146,35 @@ def random_checkpoint(overrides: list[str], path: Path, seed: int = 0) -> Path:
     write_untrained(cfg, path, seed)
     GlobalHydra.instance().clear()  # building SAM 2.1 initialises Hydra's global state
     return path
+
+
+SHIPPED_NAME, SHIPPED_THRESHOLD = "tiny-zoo", 0.35  # a threshold other than the checkpoint's own 0.5
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory, tiny_checkpoint) -> Path:
+    """A shipped-model folder holding SHIPPED_NAME, made by experiments/segroot/ship.py from tiny_checkpoint as
+    the real one is made (the threshold as if chosen on val)."""
+    import importlib.util
+
+    from rootseg.models import shipped
+
+    spec = importlib.util.spec_from_file_location("ship", REPO / "experiments" / "segroot" / "ship.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    folder = tmp_path_factory.mktemp("zoo")
+    evaluation = {"best_threshold": {"threshold": SHIPPED_THRESHOLD}, "split": "val"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shipped, "SHIPPED_DIR", folder)
+        ship.ship_weights(tiny_checkpoint, evaluation, SHIPPED_NAME, "tiny")
+    (folder / f"{SHIPPED_NAME}.md").write_text(f"# Model card: {SHIPPED_NAME}\n")
+    return folder
+
+
+@pytest.fixture
+def shipped_here(zoo, monkeypatch) -> Path:
+    """The shipped models are zoo's for this test."""
+    from rootseg.models import shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", zoo)
+    return zoo
