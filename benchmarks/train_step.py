@@ -338,6 +338,7 @@ def run_device(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
                 row[mode] = {"error": "out of memory"}
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+            print(json.dumps({"batch_size": batch_size, mode: row[mode]}), flush=True, file=sys.stderr)
         base = row.get("fp32", {}).get("tiles_per_s")
         for figures in row.values():
             if base and "tiles_per_s" in figures:
