@@ -151,17 +151,23 @@ def random_checkpoint(overrides: list[str], path: Path, seed: int = 0) -> Path:
 SHIPPED_NAME, SHIPPED_THRESHOLD = "tiny-zoo", 0.35  # a threshold other than the checkpoint's own 0.5
 
 
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory, tiny_checkpoint) -> Path:
-    """A shipped-model folder holding SHIPPED_NAME, made by experiments/segroot/ship.py from tiny_checkpoint as
-    the real one is made (the threshold as if chosen on val)."""
+def ship_script():
+    """experiments/segroot/ship.py, the packaging script of shipped models, as a module."""
     import importlib.util
-
-    from rootseg.models import shipped
 
     spec = importlib.util.spec_from_file_location("ship", REPO / "experiments" / "segroot" / "ship.py")
     ship = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ship)
+    return ship
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory, tiny_checkpoint) -> Path:
+    """A shipped-model folder holding SHIPPED_NAME, made by experiments/segroot/ship.py from tiny_checkpoint as
+    the real one is made (the threshold as if chosen on val)."""
+    from rootseg.models import shipped
+
+    ship = ship_script()
     folder = tmp_path_factory.mktemp("zoo")
     evaluation = {"best_threshold": {"threshold": SHIPPED_THRESHOLD}, "split": "val"}
     with pytest.MonkeyPatch.context() as patch:

@@ -7,9 +7,11 @@ Two steps, because the model card's scores must be measured on the file as shipp
 
 `weights` writes NAME.ckpt: the weights only (no optimizer, scheduler or loop state; frozen parts are already left
 out by the module's own checkpoint hook), with the run config inside and `model.threshold` set to the threshold
-with the best pooled F1 on EVAL_DIR's images (`best_threshold` of its summary.json: chosen on val), then its sha256
-into manifest.json. `card` writes NAME.md from the second eval's summary.json and refuses an eval of another file
-or at another threshold. experiments/segroot/ship.sh runs both evals and both steps.
+with the best pooled F1 on EVAL_DIR's images (`best_threshold` of its summary.json: chosen on val; `--threshold T`
+ships T instead, and without `--eval` the checkpoint's own), then its sha256 into manifest.json. `card` writes
+NAME.md from the second eval's summary.json (of NAME, or of the checkpoint it came from: the weights are compared)
+and refuses other weights or another threshold; without `--eval` every score reads "not measured".
+experiments/segroot/ship.sh runs both evals and both steps.
 """
 
 from __future__ import annotations
@@ -60,11 +62,22 @@ def weights_only(checkpoint: dict[str, Any], threshold: float, source: Path) -> 
     return {"state_dict": state, "rootseg": meta}
 
 
-def ship_weights(ckpt: Path, evaluation: dict[str, Any], name: str, summary: str) -> dict[str, Any]:
+def choose_threshold(checkpoint: dict[str, Any], evaluation: dict[str, Any] | None, given: float | None) -> float:
+    """`--threshold` if given, else the eval's best pooled-F1 threshold (chosen on val), else the checkpoint's."""
+    if given is not None:
+        return float(given)
+    if evaluation is not None:
+        return float(evaluation["best_threshold"]["threshold"])
+    return float(checkpoint["rootseg"]["config"]["model"].get("threshold", 0.5))
+
+
+def ship_weights(
+    ckpt: Path, evaluation: dict[str, Any] | None, name: str, summary: str, threshold: float | None = None
+) -> dict[str, Any]:
     checkpoint = read_checkpoint(ckpt)
     if checkpoint["rootseg"].get("kind") != "unet":
         raise SystemExit(f"{ckpt}: a {checkpoint['rootseg'].get('kind')!r} checkpoint; this script ships U-Nets")
-    threshold = float(evaluation["best_threshold"]["threshold"])
+    threshold = choose_threshold(checkpoint, evaluation, threshold)
     buffer = io.BytesIO()
     torch.save(weights_only(checkpoint, threshold, ckpt), buffer)
     data = buffer.getvalue()
@@ -83,7 +96,7 @@ def ship_weights(ckpt: Path, evaluation: dict[str, Any], name: str, summary: str
         "bytes": len(data),
     }
     write_manifest(models)
-    print(f"{name}: {len(data) / 2**20:.2f} MB, threshold {threshold} (best pooled F1 on {evaluation['split']})")
+    print(f"{name}: {len(data) / 2**20:.2f} MB, threshold {threshold}, sha256 {models[name]['sha256']}")
     return models[name]
 
 
@@ -92,18 +105,16 @@ def write_manifest(models: dict[str, dict[str, Any]]) -> None:
     write_text(shipped.SHIPPED_DIR / shipped.MANIFEST_NAME, text)
 
 
-def card_fields(name: str, entry: dict[str, Any], evaluation: dict[str, Any], recipe: str) -> dict[str, str]:
+NOT_MEASURED = "not measured"
+SCORES = ("f1", "precision", "recall", "iou", "per_image_f1", "length_r2", "length_spearman")
+
+
+def scores(evaluation: dict[str, Any] | None) -> dict[str, str]:
+    """The card's score fields from an eval's summary.json; "not measured" for each without one."""
+    if evaluation is None:
+        return {key: NOT_MEASURED for key in SCORES} | {"split": "val", "n_images": "13", "inference": NOT_MEASURED}
     pooled, length = evaluation["pooled"], evaluation.get("length_agreement") or {}
-    meta = torch.load(shipped.SHIPPED_DIR / entry["file"], map_location="cpu", weights_only=False)["rootseg"]
     return {
-        "name": name,
-        "sha256": entry["sha256"],
-        "size_mb": f"{entry['bytes'] / 2**20:.2f}",
-        "threshold": f"{entry['threshold']:g}",
-        "resolution": entry["resolution"],
-        "licence": entry["licence"],
-        "recipe": recipe,
-        "source": json.dumps(meta.get("shipped_from")),
         "split": str(evaluation["split"]),
         "n_images": str(evaluation["n_images"]),
         "f1": f"{pooled['f1']:.4f}",
@@ -111,19 +122,40 @@ def card_fields(name: str, entry: dict[str, Any], evaluation: dict[str, Any], re
         "recall": f"{pooled['recall']:.4f}",
         "iou": f"{pooled['iou']:.4f}",
         "per_image_f1": f"{evaluation['per_image']['mean']['f1']:.4f}",
-        "length_r2": f"{length['r2']:.4f}" if "r2" in length else "not measured",
-        "length_spearman": f"{length['spearman']:.4f}" if "spearman" in length else "not measured",
+        "length_r2": f"{length['r2']:.4f}" if "r2" in length else NOT_MEASURED,
+        "length_spearman": f"{length['spearman']:.4f}" if "spearman" in length else NOT_MEASURED,
         "inference": json.dumps(evaluation.get("inference", {}), sort_keys=True),
     }
 
 
-def ship_card(evaluation: dict[str, Any], name: str, recipe: str) -> Path:
-    entry = shipped.shipped_models()[name]
-    if str(evaluation["checkpoint"]) not in (name, str(shipped.SHIPPED_DIR / entry["file"])):
-        raise SystemExit(f"the eval scored {evaluation['checkpoint']}, not the shipped {name}: run ship.sh's card step")
+def check_scored(evaluation: dict[str, Any], name: str, entry: dict[str, Any], weights: dict[str, Any]) -> None:
+    """The eval must have scored these very weights (by name, or the checkpoint they came from) at this threshold."""
+    scored = str(evaluation["checkpoint"])
+    if scored != name:
+        other = read_checkpoint(scored)["state_dict"]
+        if other.keys() != weights.keys() or not all(torch.equal(other[k], v) for k, v in weights.items()):
+            raise SystemExit(f"the eval scored {scored}, whose weights are not the shipped {name}'s")
     if abs(float(evaluation["threshold"]) - float(entry["threshold"])) > 1e-9:
         raise SystemExit(f"the eval ran at threshold {evaluation['threshold']}, the model ships {entry['threshold']}")
-    fields = card_fields(name, entry, evaluation, recipe)
+
+
+def ship_card(evaluation: dict[str, Any] | None, name: str, recipe: str, status: str) -> Path:
+    entry = shipped.shipped_models()[name]
+    shipped_weights = torch.load(shipped.SHIPPED_DIR / entry["file"], map_location="cpu", weights_only=False)
+    if evaluation is not None:
+        check_scored(evaluation, name, entry, shipped_weights["state_dict"])
+    fields = {
+        "name": name,
+        "sha256": entry["sha256"],
+        "size_mb": f"{entry['bytes'] / 2**20:.2f}",
+        "threshold": f"{entry['threshold']:g}",
+        "resolution": entry["resolution"],
+        "licence": entry["licence"],
+        "recipe": recipe,
+        "source": json.dumps(shipped_weights["rootseg"].get("shipped_from")),
+        "status": status,
+        **scores(evaluation),
+    }
     path = shipped.SHIPPED_DIR / entry["card"]
     write_text(path, CARD.read_text(encoding="utf-8").format(**fields))
     print(
@@ -136,18 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=("weights", "card"))
     parser.add_argument("ckpt", nargs="?", type=Path, help="weights: the training checkpoint to ship")
-    parser.add_argument("--eval", type=Path, required=True, help="hydra.run.dir of a rootseg.eval run (split=val)")
+    parser.add_argument("--eval", type=Path, help="hydra.run.dir of a rootseg.eval run, split=val (none: unscored)")
+    parser.add_argument("--threshold", type=float, help="weights: ship this threshold (default: the eval's best)")
+    parser.add_argument("--status", default="", help="card: a line on where the model stands (an unfinished run)")
     parser.add_argument("--name", default=NAME)
     parser.add_argument("--summary", default="U-Net (unet_narrow, 0.49 M parameters) for soybean roots in CI-600 scans")
     parser.add_argument("--recipe", default="python -m rootseg.train +experiment=unet_segroot_cpu")
     args = parser.parse_args(argv)
-    evaluation = load_eval(args.eval)
+    evaluation = load_eval(args.eval) if args.eval else None
     if args.step == "weights":
         if args.ckpt is None:
             parser.error("weights needs CKPT")
-        ship_weights(args.ckpt, evaluation, args.name, args.summary)
+        ship_weights(args.ckpt, evaluation, args.name, args.summary, args.threshold)
     else:
-        ship_card(evaluation, args.name, args.recipe)
+        ship_card(evaluation, args.name, args.recipe, args.status)
     return 0
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SHIPPED_NAME, SHIPPED_THRESHOLD, TINY_TRAIN, compose_run
+from conftest import SHIPPED_NAME, SHIPPED_THRESHOLD, TINY_TRAIN, compose_run, ship_script
 
 from rootseg.models import shipped
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
@@ -72,6 +73,16 @@ def test_eval_by_name_scores_the_shipped_model(shipped_here, tiny_checkpoint, sy
     )
     assert by_name["threshold"] == THRESHOLD and by_name["checkpoint"] == NAME
     assert by_name["pooled"] == by_path["pooled"]
+    # the card is written from either eval (the same weights, the same threshold), with its measured scores
+    ship = ship_script()
+    for evaluation in (by_name, by_path):
+        card = ship.ship_card(evaluation, NAME, "python -m rootseg.train ...", "An unfinished run.").read_text()
+        assert f"| {by_name['pooled']['f1']:.4f} | {by_name['pooled']['precision']:.4f} |" in card
+        assert f"threshold {THRESHOLD}" in card and "An unfinished run." in card
+        assert not re.search(r"\{[a-z_0-9]+\}", card)  # every field filled
+    with pytest.raises(SystemExit, match="threshold"):
+        ship.ship_card({**by_path, "threshold": 0.5}, NAME, "recipe", "")
+    assert "not measured" in ship.ship_card(None, NAME, "recipe", "").read_text()
 
 
 def test_init_ckpt_by_name_starts_from_the_shipped_weights(shipped_here, synthetic_dir, tmp_path):
