@@ -169,7 +169,7 @@ def zoo(tmp_path_factory, tiny_checkpoint) -> Path:
 
     ship = ship_script()
     folder = tmp_path_factory.mktemp("zoo")
-    evaluation = {"best_threshold": {"threshold": SHIPPED_THRESHOLD}, "split": "val"}
+    evaluation = {"best_threshold": {"threshold": SHIPPED_THRESHOLD, "f1": 0.5}, "split": "val", "n_images": 12}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(shipped, "SHIPPED_DIR", folder)
         ship.ship_weights(tiny_checkpoint, evaluation, SHIPPED_NAME, "tiny")

@@ -62,13 +62,22 @@ def weights_only(checkpoint: dict[str, Any], threshold: float, source: Path) -> 
     return {"state_dict": state, "rootseg": meta}
 
 
-def choose_threshold(checkpoint: dict[str, Any], evaluation: dict[str, Any] | None, given: float | None) -> float:
-    """`--threshold` if given, else the eval's best pooled-F1 threshold (chosen on val), else the checkpoint's."""
+def choose_threshold(
+    checkpoint: dict[str, Any], evaluation: dict[str, Any] | None, given: float | None
+) -> tuple[float, str]:
+    """(threshold, where it comes from): `--threshold` if given, else the eval's best pooled-F1 threshold (chosen
+    on val), else the checkpoint's own."""
     if given is not None:
-        return float(given)
+        return float(given), "given to ship.py (--threshold), not chosen on val"
     if evaluation is not None:
-        return float(evaluation["best_threshold"]["threshold"])
-    return float(checkpoint["rootseg"]["config"]["model"].get("threshold", 0.5))
+        best = evaluation["best_threshold"]
+        return float(best["threshold"]), (
+            f"the threshold with the highest pooled F1 on the {evaluation['n_images']} {evaluation['split']} scans "
+            f"({best['f1']:.4f} there, from the eval of the training checkpoint)"
+        )
+    return float(
+        checkpoint["rootseg"]["config"]["model"].get("threshold", 0.5)
+    ), "the training default, not chosen on val"
 
 
 def ship_weights(
@@ -77,7 +86,7 @@ def ship_weights(
     checkpoint = read_checkpoint(ckpt)
     if checkpoint["rootseg"].get("kind") != "unet":
         raise SystemExit(f"{ckpt}: a {checkpoint['rootseg'].get('kind')!r} checkpoint; this script ships U-Nets")
-    threshold = choose_threshold(checkpoint, evaluation, threshold)
+    threshold, threshold_source = choose_threshold(checkpoint, evaluation, threshold)
     buffer = io.BytesIO()
     torch.save(weights_only(checkpoint, threshold, ckpt), buffer)
     data = buffer.getvalue()
@@ -89,6 +98,7 @@ def ship_weights(
         "file": f"{name}.ckpt",
         "sha256": hashlib.sha256(data).hexdigest(),
         "threshold": threshold,
+        "threshold_source": threshold_source,
         "resolution": RESOLUTION,
         "licence": LICENCE,
         "card": f"{name}.md",
@@ -139,6 +149,17 @@ def check_scored(evaluation: dict[str, Any], name: str, entry: dict[str, Any], w
         raise SystemExit(f"the eval ran at threshold {evaluation['threshold']}, the model ships {entry['threshold']}")
 
 
+def source_line(meta: dict[str, Any]) -> str:
+    """Which training checkpoint, after how much training, in which precision."""
+    origin = meta.get("shipped_from") or {}
+    precision = ((meta.get("config") or {}).get("trainer") or {}).get("precision")
+    epochs = "?" if origin.get("epoch") is None else origin["epoch"] + 1
+    return (
+        f"`{origin.get('checkpoint')}`, written after {epochs} training epochs ({origin.get('global_step')} "
+        f"optimizer steps), trainer precision {precision}"
+    )
+
+
 def ship_card(evaluation: dict[str, Any] | None, name: str, recipe: str, status: str) -> Path:
     entry = shipped.shipped_models()[name]
     shipped_weights = torch.load(shipped.SHIPPED_DIR / entry["file"], map_location="cpu", weights_only=False)
@@ -152,7 +173,8 @@ def ship_card(evaluation: dict[str, Any] | None, name: str, recipe: str, status:
         "resolution": entry["resolution"],
         "licence": entry["licence"],
         "recipe": recipe,
-        "source": json.dumps(shipped_weights["rootseg"].get("shipped_from")),
+        "source": source_line(shipped_weights["rootseg"]),
+        "threshold_source": entry.get("threshold_source", ""),
         "status": status,
         **scores(evaluation),
     }

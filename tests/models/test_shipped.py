@@ -24,7 +24,7 @@ def test_ship_writes_a_weights_only_file_with_its_checksum_and_threshold(shipped
     entry = json.loads((shipped_here / "manifest.json").read_text())["models"][NAME]
     data = (shipped_here / entry["file"]).read_bytes()
     assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
-    assert entry["threshold"] == THRESHOLD
+    assert entry["threshold"] == THRESHOLD and "highest pooled F1 on the 12 val scans" in entry["threshold_source"]
     small = torch.load(shipped_here / entry["file"], map_location="cpu", weights_only=False)
     full = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
     assert set(small) == {"state_dict", "rootseg"} and "optimizer_states" in full
