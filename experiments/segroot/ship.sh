@@ -10,9 +10,11 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-python}
 OUT=${OUT:-logs/segroot/ship}
 : "${CKPT:?set CKPT to the checkpoint to ship}"
+# the training command, for the card; STATUS: an optional line on where the model stands
+RECIPE=${RECIPE:-python -m rootseg.train +experiment=unet_segroot_cpu trainer.precision=bf16-mixed}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -m rootseg.eval ckpt_path="$CKPT" split=val dpi=300 hydra.run.dir="$OUT/eval_checkpoint"
 $PY experiments/segroot/ship.py weights "$CKPT" --eval "$OUT/eval_checkpoint"
 $PY -m rootseg.eval ckpt_path=segroot-ci600 split=val dpi=300 hydra.run.dir="$OUT/eval_shipped"
-$PY experiments/segroot/ship.py card --eval "$OUT/eval_shipped"
+$PY experiments/segroot/ship.py card --eval "$OUT/eval_shipped" --recipe "$RECIPE" --status "${STATUS:-}"
 $PY -m rootseg.models
