@@ -256,3 +256,41 @@ def micro_rootsam_ckpt(tmp_path_factory) -> Path:
     through Lightning as rootseg.train writes one."""
     overrides = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data=synthetic", "data.resize=256"]
     return random_checkpoint([*overrides, "data.tile=128"], tmp_path_factory.mktemp("rootsam") / "rootsam.ckpt", 2)
+
+
+SHIPPED_NAME, SHIPPED_THRESHOLD = "tiny-zoo", 0.35  # a threshold other than the checkpoint's own 0.5
+
+
+def ship_script():
+    """experiments/segroot/ship.py, the packaging script of shipped models, as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ship", REPO / "experiments" / "segroot" / "ship.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    return ship
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory, tiny_checkpoint) -> Path:
+    """A shipped-model folder holding SHIPPED_NAME, made by experiments/segroot/ship.py from tiny_checkpoint as
+    the real one is made (the threshold as if chosen on val)."""
+    from rootseg.models import shipped
+
+    ship = ship_script()
+    folder = tmp_path_factory.mktemp("zoo")
+    evaluation = {"best_threshold": {"threshold": SHIPPED_THRESHOLD, "f1": 0.5}, "split": "val", "n_images": 12}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shipped, "SHIPPED_DIR", folder)
+        ship.ship_weights(tiny_checkpoint, evaluation, SHIPPED_NAME, "tiny")
+    (folder / f"{SHIPPED_NAME}.md").write_text(f"# Model card: {SHIPPED_NAME}\n")
+    return folder
+
+
+@pytest.fixture
+def shipped_here(zoo, monkeypatch) -> Path:
+    """The shipped models are zoo's for this test."""
+    from rootseg.models import shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", zoo)
+    return zoo

@@ -29,7 +29,7 @@ from rootseg.io.rootpainter import ANNOTATION_BACKGROUND, ANNOTATION_ROOT
 from rootseg.metrics.pixels import confusion, scores
 from rootseg.sources.base import DataLayoutError, files_by_stem
 from rootseg.sources.rootpainter import ANNOTATION_SPLITS, RootPainterSource
-from rootseg.tasks.checkpoints import read_checkpoint, stored_config
+from rootseg.tasks.checkpoints import checkpoint_file, read_checkpoint, stored_config
 
 __all__ = [
     "ANNOTATION_BACKGROUND",
@@ -135,7 +135,7 @@ def load_model(path: str | Path, device: str = "cpu", threshold: float | None = 
     ValueError."""
     settings = InferenceSettings(device=device or "auto", threshold=threshold)
     predictor = Predictor.from_checkpoint(path, settings)
-    return Model(predictor=predictor, kind=str(predictor.kind), path=Path(path).expanduser().resolve())
+    return Model(predictor=predictor, kind=str(predictor.kind), path=checkpoint_file(path).resolve())
 
 
 def checkpoint_summary(path: str | Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from rootseg.annotate.finetune import FineTuner
 from rootseg.annotate.project import Project
 from rootseg.annotate.service import ModelService
 from rootseg.config import typed
+from rootseg.models import shipped
 
 log = logging.getLogger("rootseg.annotate")
 
@@ -64,13 +65,30 @@ def check_settings(cfg: DictConfig) -> None:
     typed.check(cfg, SETTINGS)
 
 
+def starting_checkpoint(cfg: DictConfig) -> str | None:
+    """`ckpt_path`; without one (a project with no model yet) the shipped `start_model`, when it ships."""
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    start = cfg.get("start_model")
+    if not start:
+        return None
+    if not shipped.shipped_models():
+        log.warning("start_model=%s: no model ships with this installation; annotating without a model", start)
+        return None
+    shipped.shipped_file(str(start))  # an unknown name lists the shipped ones; a damaged file is refused
+    log.info(
+        "no ckpt_path: starting from the shipped model %s (ckpt_path=CKPT: your own; start_model=null: none)", start
+    )
+    return str(start)
+
+
 def build(cfg: DictConfig) -> tuple[Any, ModelService, str | None]:
     """The ASGI app, its model service (scoring not started yet) and the token, from the config."""
     check_settings(cfg)
     location = backend.locate_project(str(cfg.project), cfg.get("dataset_dir"))
     project = Project(location)
     work_dir = Path(str(cfg.work_dir)) if cfg.get("work_dir") else location.project_dir / "rootseg_annotate"
-    ckpt = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
+    ckpt = starting_checkpoint(cfg)
     threshold = None if cfg.get("threshold") is None else float(cfg.threshold)
     service = ModelService(
         project, ckpt, work_dir / "cache", threshold, float(cfg.margin), str(cfg.rank), str(cfg.device)

@@ -49,6 +49,7 @@ from rootseg.io.headers import set_pixel_budget
 from rootseg.io.images import ImageReadError, open_image
 from rootseg.measure.length import LENGTH_METHODS
 from rootseg.measure.settings import resolve_traits
+from rootseg.tasks.checkpoints import checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _check_config(cfg: DictConfig) -> None:
 def _write_config(output: Path, cfg: DictConfig, predictor: Predictor, overwrite: bool) -> None:
     """Record what produced the outputs; warn when a resumed run would mix different settings."""
     current = {
-        "ckpt_path": str(Path(str(cfg.ckpt_path)).expanduser().resolve()),
+        "ckpt_path": str(checkpoint_file(cfg.ckpt_path).resolve()),  # a shipped model's name: its file
         "input": str(cfg.input),
         "save_probs": str(cfg.get("save_probs")),
         **{key: value for key, value in predictor.describe().items() if key != "device"},

@@ -12,6 +12,7 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
+from rootseg.models import shipped
 from rootseg.models.freezing import ROOTSAM_ENCODER, ROOTSAM_FROZEN, ROOTSAM_HIGH_RES_CONVS
 
 log = logging.getLogger(__name__)
@@ -21,12 +22,22 @@ class CheckpointLoadError(ValueError):
     """The checkpoint is missing, unreadable, or not what the command needs."""
 
 
+def checkpoint_file(value: str | Path) -> Path:
+    """The file a checkpoint setting (`ckpt_path`, `model.init_ckpt`, ...) names: a path, or the name of a
+    shipped model (`rootseg.models.shipped`), whose sha256 is checked here. The one resolver of every command."""
+    try:
+        return shipped.resolve(value)
+    except shipped.ShippedModelError as error:
+        raise CheckpointLoadError(str(error)) from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path).expanduser()
+    path = checkpoint_file(path)
     if not path.is_file():
+        names = ", ".join(shipped.shipped_models()) or "none in this installation"
         raise CheckpointLoadError(
             f"{path}: checkpoint not found. Pass ckpt_path=PATH to a .ckpt written by rootseg.train "
-            "(in <run dir>/checkpoints/)."
+            f"(in <run dir>/checkpoints/), or the name of a shipped model ({names}; python -m rootseg.models)."
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)

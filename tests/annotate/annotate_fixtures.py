@@ -65,8 +65,14 @@ def project_fixture(tmp_path) -> Path:
     return make_project(tmp_path)
 
 
+def _no_start_model(overrides: tuple[str, ...]) -> list[str]:
+    """Without a model unless one is asked for: the app's default start_model (the shipped one) would load and
+    score every image, which these tests of other things neither need nor want to wait for."""
+    return [] if any(o.startswith("start_model=") for o in overrides) else ["start_model=null"]
+
+
 def annotate_config(compose, project: Path, *overrides: str):
-    return compose("annotate", [f"project='{project}'", *overrides])
+    return compose("annotate", [f"project='{project}'", *overrides, *_no_start_model(overrides)])
 
 
 def client_for(compose, project: Path, *overrides: str):
@@ -86,6 +92,7 @@ def start_server(project: Path, *overrides: str, timeout: float = 90.0) -> tuple
     """`python -m rootseg.annotate project=... port=0` in a child process; returns it and the URL it printed."""
     env = child_env()
     argv = [sys.executable, "-m", "rootseg.annotate", f"project='{project}'", "port=0", *overrides]
+    argv += _no_start_model(overrides)
     argv += [f"hydra.run.dir='{project.parent / 'hydra_run'}'"]
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project.parent, env=env

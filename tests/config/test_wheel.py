@@ -3,6 +3,8 @@ the installed package composes from it, from any directory."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -46,6 +48,81 @@ def test_the_wheel_holds_every_config(wheel):
     assert {"rootseg/conf/experiment/unet_demo.yaml", "rootseg/conf/debug/fdr.yaml"} <= names
     assert not [n for n in names if n.startswith("conf/")]  # not a top-level package of its own
     assert "rootseg/cli/train.py" in names and "rootseg/export/__main__.py" in names
+
+
+def _shipped() -> dict:
+    manifest = REPO / "rootseg" / "models" / "shipped" / "manifest.json"
+    return json.loads(manifest.read_text())["models"] if manifest.is_file() else {}
+
+
+def test_the_wheel_carries_the_shipped_models(wheel):
+    """Every shipped model's weights (byte for byte: the manifest's sha256) and model card are in the wheel."""
+    models = _shipped()
+    if not models:
+        pytest.skip("no model ships in this checkout")
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    assert "rootseg/models/shipped/manifest.json" in names
+    for entry in models.values():
+        assert f"rootseg/models/shipped/{entry['card']}" in names
+        data = archive.read(f"rootseg/models/shipped/{entry['file']}")
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+#: run by the installed wheel's interpreter: every command's way of taking a shipped model by name
+BY_NAME = """
+import json, sys
+from pathlib import Path
+import hydra, torch
+from rootseg.annotate.server import starting_checkpoint
+from rootseg.config.run_config import compose_task
+from rootseg.evaluation.run import evaluate
+from rootseg.models import shipped
+from rootseg.tasks.checkpoints import load_module
+name, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+assert str(shipped.SHIPPED_DIR).startswith(sys.prefix), shipped.SHIPPED_DIR
+evaluation = [f"ckpt_path={name}", "data=folder", f"data.root={data}", "split=all", "figures=0"]
+result = evaluate(compose_task("eval", evaluation, out / "eval"))
+train = ["model/net=unet_narrow", "data.tile_in=572", "data.tile_out=388", f"model.init_ckpt={name}"]
+module = hydra.utils.instantiate(compose_task("train", train, out / "train").model)
+module.setup("fit")
+same = all(torch.equal(module.state_dict()[k], v) for k, v in load_module(name).state_dict().items())
+annotate = compose_task("annotate", [f"project={out}"], out / "annotate")
+print(json.dumps({"eval_threshold": result["threshold"], "f1": result["pooled"]["f1"], "init_same": same,
+                  "annotate_start": starting_checkpoint(annotate)}))
+"""
+
+
+@pytest.mark.slow
+def test_installed_wheel_uses_a_shipped_model_by_name(wheel, tmp_path):
+    """From the installed wheel, in a folder with no checkout: list, predict, eval, fine-tune start and the
+    annotate app's starting point, each with the shipped model's name."""
+    from rootseg.synthetic.dataset import write_dataset
+
+    models = _shipped()
+    if not models:
+        pytest.skip("no model ships in this checkout")
+    name, entry = next(iter(models.items()))
+    python = _install(wheel, tmp_path / "venv")
+    data = write_dataset(tmp_path / "data", n=3, size=(400, 440), seed=3)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="offline", OMP_NUM_THREADS="2")
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(python), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    assert f"{name}: " in run("-m", "rootseg.models").stdout
+    run("-m", "rootseg.predict", f"ckpt_path={name}", f"input={data / 'images'}", f"output={tmp_path / 'masks'}")
+    from PIL import Image
+
+    masks = [tmp_path / "masks" / f"{image.stem}.png" for image in sorted((data / "images").iterdir())]
+    assert len(masks) == 3 and all(Image.open(m).size == (440, 400) for m in masks)
+    (tmp_path / "project").mkdir()
+    figures = json.loads(run("-c", BY_NAME, name, str(data), str(tmp_path / "project")).stdout.strip().splitlines()[-1])
+    assert figures["eval_threshold"] == entry["threshold"] and 0 <= figures["f1"] <= 1
+    assert figures["init_same"] and figures["annotate_start"] == name
 
 
 def test_config_dir_prefers_the_packaged_configs(tmp_path, monkeypatch):
