@@ -3,41 +3,30 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
+import hydra
+from omegaconf import DictConfig
 
 from rootseg.cli import errors
-from rootseg.cli.settings import Option, describe, optional, parse_settings
+from rootseg.config.run_config import CONFIG_DIR
 from rootseg.models import shipped
 
-OPTIONS = {"card": Option(optional(str), None, "print the model card of this shipped model")}
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m rootseg.models",
-        description="List the models that ship with rootseg: use one with ckpt_path=NAME (predict, eval, annotate).",
-        epilog=describe(OPTIONS),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("settings", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="models")
+def main(cfg: DictConfig) -> None:
     with errors.user_errors():
-        cfg = parse_settings(args.settings, OPTIONS, "models")
-        if cfg["card"]:
-            path = shipped.shipped_file(cfg["card"])  # refuses an unknown name or a damaged file
-            card = shipped.SHIPPED_DIR / shipped.shipped_models()[cfg["card"]]["card"]
+        if cfg.card:
+            path = shipped.shipped_file(str(cfg.card))  # refuses an unknown name or a damaged file
+            card = shipped.SHIPPED_DIR / shipped.shipped_models()[str(cfg.card)]["card"]
             print(card.read_text(encoding="utf-8") if card.is_file() else f"{path}: no model card")
-            return 0
+            return
         for name in shipped.shipped_models():
             shipped.shipped_file(name)  # the checksum: a damaged file is reported here, not at first use
         print(shipped.listing())
-    return 0
 
 
 def entry() -> None:
-    """`python -m rootseg.models`."""
-    sys.exit(main())
+    """`python -m rootseg.models`, with Hydra's error hints."""
+    errors.run(main, "models")
 
 
 if __name__ == "__main__":

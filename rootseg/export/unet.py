@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -64,10 +64,17 @@ def whole_image_difference(module: Any, run: Any, path: Path, image: np.ndarray)
         threshold=module.threshold,
         tile_in=module.tile_in,
         tile_out=module.tile_out,
+        eval_step=module.eval_step,
+        eval_blend=module.eval_blend,
+        eval_tta=module.eval_tta,
+        eval_batch_size=module.eval_batch_size,
+        device=torch.device("cpu"),
         predict_tiles=lambda tiles: torch.from_numpy(run(path, tiles.float().cpu())),
         to=lambda device: None,
         eval=lambda: None,
     )
+    # the module's own whole-image window (the one U-Net path) around the exported file's tiles
+    exported.predict_probs = MethodType(type(module).predict_probs, exported)
     got = Predictor(exported, settings).probabilities(image)
     return float(np.abs(got - reference).max())
 

@@ -20,6 +20,8 @@ SCRIPTS = {
     "rootseg-study": ("valeu=length_mm", "value"),
     "rootseg-synthesize": ("sede=1", "seed"),
     "rootseg-download": ("outptu=x", "output"),
+    "rootseg-compare": ("trth=x", "truth"),
+    "rootseg-models": ("crad=x", "card"),
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHIPPED_NAME, SHIPPED_THRESHOLD, TINY_TRAIN, compose_run, ship_script
+from conftest import SHIPPED_NAME, SHIPPED_THRESHOLD, TINY_TRAIN, compose_run, run_command, ship_script
 
 from rootseg.models import shipped
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
@@ -96,8 +96,6 @@ def test_init_ckpt_by_name_starts_from_the_shipped_weights(shipped_here, synthet
 
 
 def test_a_damaged_or_altered_file_is_refused(zoo, tmp_path, monkeypatch, capsys):
-    from rootseg.cli.models import main
-
     damaged = tmp_path / "zoo"
     shutil.copytree(zoo, damaged)
     data = bytearray((damaged / f"{NAME}.ckpt").read_bytes())
@@ -107,9 +105,8 @@ def test_a_damaged_or_altered_file_is_refused(zoo, tmp_path, monkeypatch, capsys
     with pytest.raises(CheckpointLoadError, match="damaged or altered") as error:
         load_module(NAME)
     assert hashlib.sha256(bytes(data)).hexdigest() in str(error.value) and "reinstall" in str(error.value).lower()
-    with pytest.raises(SystemExit) as exit_:
-        main([])
-    assert exit_.value.code == 2 and "damaged or altered" in capsys.readouterr().err
+    assert run_command("models", [], tmp_path / "run") == 2
+    assert "damaged or altered" in capsys.readouterr().err
     (damaged / f"{NAME}.ckpt").unlink()
     with pytest.raises(CheckpointLoadError, match="missing"):
         load_module(NAME)
@@ -131,14 +128,14 @@ def test_a_file_of_that_name_is_read_as_a_path(shipped_here, tiny_checkpoint, tm
     assert load_module(NAME).threshold == 0.5  # the local file's own, not the shipped one's
 
 
-def test_the_list_command_lists_and_prints_cards(shipped_here, capsys):
-    from rootseg.cli.models import main
-
-    assert main([]) == 0
+def test_the_list_command_lists_and_prints_cards(shipped_here, capsys, tmp_path):
+    assert run_command("models", [], tmp_path / "list") == 0
     out = capsys.readouterr().out
     assert f"{NAME}: tiny (threshold {THRESHOLD}" in out
-    assert main([f"card={NAME}"]) == 0
+    assert run_command("models", [f"card={NAME}"], tmp_path / "card") == 0
     assert capsys.readouterr().out.startswith("# Model card: tiny-zoo")
+    assert run_command("models", ["crad=x"], tmp_path / "typo") != 0  # Hydra's grammar, with its typo hint
+    assert "did you mean card?" in capsys.readouterr().err
 
 
 def test_the_shipped_models_load_and_predict(tmp_path):
