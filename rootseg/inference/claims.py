@@ -12,7 +12,6 @@ write, so a mistyped `output=` never overwrites a user's files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -24,19 +23,12 @@ from rootseg.inference.jobs import Job, check_output_names
 from rootseg.inference.locks import STATE_DIR, state_dir
 from rootseg.inference.outputs import output_paths
 from rootseg.io.atomic import write_text
+from rootseg.io.files import read_json_object, sha256_file
 from rootseg.io.paths import resolved
 
 #: files predict writes beside the images' outputs (rootseg.inference.records, rootseg.inference.folder)
 TABLE_NAMES = ("results.csv", "ranked.csv", "failures.csv", "predict_config.yaml")
 _SHOWN = 5  # conflicts named in one error
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _stat(path: Path) -> os.stat_result:
@@ -50,21 +42,18 @@ def _stat(path: Path) -> os.stat_result:
 def source_identity(path: Path) -> dict[str, Any]:
     """What says which image an output came from: real path, size, modification time, content hash."""
     stat = _stat(path)
-    return {"path": str(resolved(path)), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(path)}
+    return {
+        "path": str(resolved(path)),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": sha256_file(path),
+    }
 
 
 def _folder(output: Path) -> Path:
     folder = state_dir(output) / "sources"
     folder.mkdir(exist_ok=True)
     return folder
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def write_claim(output: Path, job: Job) -> None:
@@ -86,14 +75,14 @@ def _same_source(claim: dict[str, Any], path: Path) -> bool | None:
             stat.st_mtime_ns,
         ):
             return True
-        return claim.get("size") == stat.st_size and claim.get("sha256") == _sha256(path)
+        return claim.get("size") == stat.st_size and claim.get("sha256") == sha256_file(path)
     except OSError:
         return None
 
 
 def _record_path(output: Path, stem: str) -> str | None:
     """The source path in an image's record (a run before source claims existed), or None."""
-    record = _read(output / STATE_DIR / "records" / f"{stem}.json")
+    record = read_json_object(output / STATE_DIR / "records" / f"{stem}.json")
     return None if record is None or not isinstance(record.get("path"), str) else record["path"]
 
 
@@ -118,14 +107,14 @@ def check_claims(output: Path, jobs: Sequence[Job], overwrite: bool) -> list[Job
     claims did. Also refuses an image whose mask would land on an earlier image's outputs."""
     folder = _folder(output)
     earlier = {path.stem: _record_path(output, path.stem) for path in (output / STATE_DIR / "records").glob("*.json")}
-    earlier |= {path.stem: (_read(path) or {}).get("path") for path in folder.glob("*.json")}
+    earlier |= {path.stem: (read_json_object(path) or {}).get("path") for path in folder.glob("*.json")}
     finished = {k: v or f"an earlier image ({k})" for k, v in earlier.items() if (output / f"{k}.png").is_file()}
     check_output_names({job.stem: job.path for job in jobs}, finished)
     ours, conflicts = [], []
     for job in jobs:
         if not (output / f"{job.stem}.png").is_file():
             continue  # not done: segmented now, whatever wrote its name before
-        claim = _read(folder / f"{job.stem}.json")
+        claim = read_json_object(folder / f"{job.stem}.json")
         if claim is not None:
             same, was = _same_source(claim, job.path), claim.get("path")
         else:  # a run before source claims: its record names the path

@@ -23,6 +23,7 @@ from rootseg.inference.jobs import Job
 from rootseg.inference.locks import folder_lock, state_dir
 from rootseg.inference.uncertainty import rank_by_uncertainty
 from rootseg.io.atomic import write_text
+from rootseg.io.files import read_json_object
 from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_mask
 from rootseg.io.tables import write_csv
@@ -94,14 +95,6 @@ def _identity(job: Job) -> dict[str, str]:
     return {"name": job.name, "path": str(job.path)}
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def clean_record(clean: Cleaning | None) -> dict[str, Any] | None:
     """The cleaning settings as a record keeps them, to tell when traits must be measured again."""
     return None if clean is None else dataclasses.asdict(clean)
@@ -113,7 +106,7 @@ def ensure_record(
     """An image done earlier keeps its record; one done by an older rootseg (no record), or without the traits
     asked for now (or with other `clean` settings), is measured again from its mask. False when the mask cannot
     be read (segmented again)."""
-    record = _read(_folder(output, "records") / f"{job.stem}.json")
+    record = read_json_object(_folder(output, "records") / f"{job.stem}.json")
     measured = record is not None and "traits" in record and record["traits"].get("clean") == clean_record(clean)
     if record is not None and (not traits or measured):
         return True
@@ -160,7 +153,7 @@ def rebuild_tables(
         order = [job.stem for job in jobs] + sorted(set(records) - {job.stem for job in jobs})
         rows = []
         for stem in order:
-            record = _read(records[stem]) if stem in records else None
+            record = read_json_object(records[stem]) if stem in records else None
             if record is not None and (output / f"{stem}.png").is_file():
                 rows.append(_table_row(record, mm_per_pixel, traits))
         columns = [*CSV_COLUMNS, *(traits.columns() if traits else [])]
@@ -169,7 +162,7 @@ def rebuild_tables(
         failures = [
             failure
             for path in sorted(_folder(output, "failures").glob("*.json"))
-            if (failure := _read(path)) is not None and not (output / f"{path.stem}.png").is_file()
+            if (failure := read_json_object(path)) is not None and not (output / f"{path.stem}.png").is_file()
         ]
         if failures:
             write_csv(output / FAILURES_NAME, failures, FAILURE_COLUMNS, only_if_changed=True)

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rootseg.io.atomic import atomic_path, write_text
+from rootseg.io.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,6 @@ RECIPES: dict[str, Recipe] = {
 
 
 # --- download, verify, extract --------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(url: str, path: Path, sha256: str | None, timeout: float = 60.0) -> str:

@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import SHIPPED_NAME, SHIPPED_THRESHOLD, TINY_TRAIN, compose_run, run_command, ship_script
 
+from rootseg.io.files import sha256_file
 from rootseg.models import shipped
 from rootseg.tasks.checkpoints import CheckpointLoadError, load_module
 
@@ -149,7 +150,7 @@ def test_the_shipped_models_load_and_predict(tmp_path):
     for name, entry in models.items():
         assert set(shipped.FIELDS) <= set(entry)
         assert (shipped.SHIPPED_DIR / entry["card"]).is_file()
-        assert shipped.sha256(shipped.shipped_file(name)) == entry["sha256"]
+        assert sha256_file(shipped.shipped_file(name)) == entry["sha256"]
         assert (shipped.SHIPPED_DIR / entry["file"]).stat().st_size <= 20 * 2**20
         predictor = Predictor.from_checkpoint(name, InferenceSettings())
         assert predictor.threshold == entry["threshold"]

@@ -5,10 +5,11 @@ damaged or altered file is refused rather than silently segmenting badly. `pytho
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from rootseg.io.files import sha256_file
 
 #: where the manifest, the weights and the model cards are (tests point it at a folder of their own)
 SHIPPED_DIR = Path(__file__).resolve().parent
@@ -53,14 +54,6 @@ def listing() -> str:
     )
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def shipped_file(name: str) -> Path:
     """The verified weights file of shipped model `name`; an unknown name lists the shipped models."""
     models = shipped_models()
@@ -73,7 +66,7 @@ def shipped_file(name: str) -> Path:
     path = SHIPPED_DIR / entry["file"]
     if not path.is_file():
         raise ShippedModelError(f"shipped model {name!r}: its file {path} is missing; reinstall rootseg")
-    actual = sha256(path)
+    actual = sha256_file(path)
     if actual != entry["sha256"]:
         raise ShippedModelError(
             f"shipped model {name!r}: {path} is damaged or altered (sha256 {actual}, the manifest says "
