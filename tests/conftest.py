@@ -228,6 +228,12 @@ def random_checkpoint(overrides: list[str], path: Path, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def unet_ckpt(tmp_path_factory) -> Path:
+    """A unet_demo checkpoint with random weights, written by Lightning as rootseg.train would."""
+    return random_checkpoint(["+experiment=unet_demo"], tmp_path_factory.mktemp("ckpt") / "last.ckpt")
+
+
 def run_command(command: str, overrides: list[str], run_dir: Path) -> int:
     """`python -m rootseg.<command> overrides hydra.run.dir=run_dir` in this process, through the command's console
     entry (Hydra's parsing and error hints included); returns its exit code."""

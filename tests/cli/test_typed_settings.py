@@ -7,15 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_checkpoint
 from PIL import Image
 
 from rootseg.synthetic.generator import generate_sample
-
-
-@pytest.fixture(scope="module")
-def unet_ckpt(tmp_path_factory) -> Path:
-    return random_checkpoint(["+experiment=unet_demo"], tmp_path_factory.mktemp("ckpt") / "last.ckpt")
 
 
 @pytest.fixture

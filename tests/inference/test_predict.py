@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, child_env, random_checkpoint
+from conftest import REPO, child_env
 from PIL import Image
 
 from rootseg.figures.overlay import write_overlay
@@ -26,12 +26,6 @@ from rootseg.io.rootpainter import decode_rootpainter_segmentation
 from rootseg.synthetic.generator import generate_sample
 
 SIZES = {"a scan é": (200, 160), "b": (96, 230), "c": (80, 100), "d": (150, 150)}  # c: smaller than a tile
-
-
-@pytest.fixture(scope="session")
-def unet_ckpt(tmp_path_factory) -> Path:
-    """A unet_demo checkpoint with random weights, written by Lightning as rootseg.train would."""
-    return random_checkpoint(["+experiment=unet_demo"], tmp_path_factory.mktemp("ckpt") / "last.ckpt")
 
 
 @pytest.fixture
