@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_predict import SIZES, images_dir, run, unet_ckpt  # noqa: F401 (fixtures)
+from test_predict import SIZES, images_dir, run  # noqa: F401 (fixtures)
 
 from rootseg.measure.cleaning import Cleaning
 from rootseg.measure.length import skeleton_length
