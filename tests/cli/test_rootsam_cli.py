@@ -37,7 +37,7 @@ def _train(run_dir: Path, data_dir: Path, *overrides: str) -> str:
     """rootseg.train of the real-size Hiera-T SAM on four synthetic images, one image per batch."""
     data = ["data=synthetic", "data.source.n=4", f"paths.data_dir={data_dir}", "data.batch_size=1"]
     settings = [*overrides, "model/net=sam2.1_hiera_t", *data, "trainer.enable_progress_bar=false"]
-    run = run_rootseg("train", [*settings, f"hydra.run.dir={run_dir}"], timeout=900)
+    run = run_rootseg("train", [*settings, f"hydra.run.dir={run_dir}"], timeout=2400)
     output = run.stdout + run.stderr
     assert "test/f1=" in output
     return output
@@ -65,6 +65,6 @@ def test_stage1_then_stage2_then_baseline_at_real_tile_sizes(hiera_t_file, tmp_p
 
     # prompt-free eval of stage 1 on whole images with a coarser click grid, as the README shows
     eval_args = [f"ckpt_path={stage1}", "grid_points_per_side=2", f"hydra.run.dir={tmp_path / 'eval'}"]
-    run_rootseg("eval", eval_args, timeout=900)
+    run_rootseg("eval", eval_args, timeout=2400)
     assert (tmp_path / "eval" / "summary.csv").is_file()
     assert "grid, 2x2 per tile" in (tmp_path / "eval" / "summary.md").read_text()  # what decoded the tiles

@@ -147,7 +147,7 @@ def test_smith2020_fast_dev_run_on_real_segroot_images(tmp_path, segroot):
         "model.eval_blend=constant",
         f"hydra.run.dir={tmp_path}",
     ]
-    run_rootseg("train", args, timeout=1200)
+    run_rootseg("train", args, timeout=3600)  # a hang guard only: ~10 min idle, far more on a loaded machine
 
 
 # -- module options: non-finite loss under DDP, metric threshold, init_ckpt, channels_last, compile ----------
