@@ -293,8 +293,11 @@ def test_export_beside_a_checkpoint_on_a_read_only_mount(tmp_path, tiny_checkpoi
 def test_ctrl_c_during_predict_is_one_line(tmp_path, scans, tiny_checkpoint):
     """SIGINT while the second image is segmented: predict's own line, exit 130, no traceback after it."""
     out = tmp_path / "out"
+    # a background job of a non-interactive shell (as CI may start the suite) inherits SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler: restore the one a terminal gives
     prelude = """
         import os, signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import rootseg.inference.folder as folder
         real = folder.segment_image
         seen = []
