@@ -187,9 +187,9 @@ def run_commands(cases: list[CommandCase], work: Path, kit: Kit) -> dict[str, tu
     return {case.name: run_case(case, work, kit) for case in cases}
 
 
-def make_kit(work: Path) -> Kit:
-    """The checkpoints, written as rootseg.train writes them (seconds): random weights of unet_demo and of
-    RootSAM stage 1 on the micro SAM 2.1 (resize 256, 128 px tiles)."""
+def make_kit(work: Path, unet: Path | None = None, rootsam: Path | None = None) -> Kit:
+    """The checkpoints, written as rootseg.train writes them (seconds) unless given: random weights of unet_demo
+    and of RootSAM stage 1 on the micro SAM 2.1 (resize 256, 128 px tiles); and an eval run of the U-Net."""
     from hydra.core.global_hydra import GlobalHydra
 
     from rootseg.config.run_config import compose_task
@@ -197,12 +197,13 @@ def make_kit(work: Path) -> Kit:
     from rootseg.tasks.checkpoints import write_untrained
 
     work.mkdir(parents=True, exist_ok=True)
-    unet = write_untrained(compose_task("train", ["+experiment=unet_demo"], work / "unet_run"), work / "unet.ckpt")
-    sam = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data=synthetic", "data.resize=256"]
-    rootsam = write_untrained(
-        compose_task("train", [*sam, "data.tile=128"], work / "sam_run"), work / "rootsam.ckpt", 2
-    )
-    GlobalHydra.instance().clear()  # building SAM 2.1 initialises Hydra's global state
+    if unet is None:
+        unet = write_untrained(compose_task("train", ["+experiment=unet_demo"], work / "unet_run"), work / "unet.ckpt")
+    if rootsam is None:
+        sam = ["+experiment=rootsam_stage1", "model/net=sam2.1_micro", "data=synthetic", "data.resize=256"]
+        cfg = compose_task("train", [*sam, "data.tile=128"], work / "sam_run")
+        rootsam = write_untrained(cfg, work / "rootsam.ckpt", 2)
+        GlobalHydra.instance().clear()  # building SAM 2.1 initialises Hydra's global state
     data = write_dataset(work / "synthetic", n=5, size=(64, 80), seed=1)
     settings = [f"ckpt_path={quoted(unet)}", "data=folder", f"data.root={quoted(data)}", "split=test", "figures=0"]
     evaluated = run_in_process("eval", settings, work / "eval_run")
