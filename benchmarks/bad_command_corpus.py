@@ -42,13 +42,18 @@ def scan(path: Path, seed: int = 0, size: tuple[int, int] = SCAN) -> Path:
     return path
 
 
-def bar_mask(path: Path, size: tuple[int, int] = (40, 50)) -> np.ndarray:
-    """A 0/255 mask holding one vertical root 4 px wide and 20 px long."""
-    mask = np.zeros(size, np.uint8)
-    mask[10:30, 20:24] = 255
+def bar(size: tuple[int, int] = (40, 50)) -> np.ndarray:
+    """One vertical root 4 px wide and 20 px long: 80 root pixels."""
+    root = np.zeros(size, bool)
+    root[10:30, 20:24] = True
+    return root
+
+
+def bar_mask(path: Path) -> Path:
+    """`bar()` as a 0/255 PNG mask."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask).save(path)
-    return mask > 0
+    Image.fromarray(bar().astype(np.uint8) * 255).save(path)
+    return path
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -70,169 +75,6 @@ def predict_here(kit: Kit, input_: Path, output: Path, *extra: str) -> None:
         predict(cfg)
 
 
-# -- settings ------------------------------------------------------------------------------------------------------
-def _predict_setting(*settings: str):
-    def setup(folder: Path, kit: Kit) -> list[str]:
-        scan(folder / "scans" / "a.png")
-        return predict_args(kit, folder / "scans", folder / "out", *settings)
-
-    return setup
-
-
-def _only_the_mask(folder: Path, text: str) -> str | None:
-    written = sorted(p.name for p in (folder / "out").glob("a*"))
-    if written != ["a.png"]:
-        return f"wrote {written}, expected only a.png (rve=no save_overlay=no save_rootpainter=off)"
-    return None if len(rows(folder / "out" / "results.csv")) == 1 else "results.csv does not hold one row"
-
-
-def _train_setting(setting: str):
-    return lambda folder, kit: ["+experiment=unet_demo", f"paths.log_dir={quoted(folder / 'logs')}", setting]
-
-
-def _eval_setting(setting: str):
-    return lambda folder, kit: [f"ckpt_path={quoted(kit.unet)}", setting]
-
-
-def _export_setting(setting: str):
-    return lambda folder, kit: [f"ckpt_path={quoted(kit.unet)}", f"output={quoted(folder / 'model.onnx')}", setting]
-
-
-def _annotate_setting(setting: str):
-    def setup(folder: Path, kit: Kit) -> list[str]:
-        scan(folder / "project" / "images" / "a.png")
-        return [f"project={quoted(folder / 'project')}", "port=0", setting]
-
-    return setup
-
-
-def _measure_setting(setting: str):
-    def setup(folder: Path, kit: Kit) -> list[str]:
-        bar_mask(folder / "masks" / "a.png")
-        return [f"input={quoted(folder / 'masks')}", f"output={quoted(folder / 'traits.csv')}", setting]
-
-    return setup
-
-
-def _synthesize_setting(*settings: str):
-    return lambda folder, kit: [f"output={quoted(folder / 'set')}", *settings]
-
-
-def settings_cases() -> list[CommandCase]:
-    rule = "must be true or false (also yes/no, on/off, 1/0), got"
-
-    def case(name, command, setup, says, absent=()):
-        return CommandCase(name, "settings", command, setup, (says,), absent=absent)
-
-    out, logs, onnx, synth = ("out",), ("logs",), ("model.onnx",), ("set",)
-    return [
-        CommandCase(
-            "predict_no_off_read_as_false",
-            "settings",
-            "predict",
-            _predict_setting("rve=no", "save_overlay=no", "save_rootpainter=off"),
-            exit_code=0,
-            check=_only_the_mask,
-        ),
-        case("predict_rve_maybe", "predict", _predict_setting("rve=maybe"), f"rve {rule} 'maybe'", out),
-        case("predict_tta_si", "predict", _predict_setting("tta=si"), f"tta {rule} 'si'", out),
-        case("predict_dpi_inf", "predict", _predict_setting("dpi=inf"), "dpi must be a finite number > 0", out),
-        case("predict_mm_per_pixel_nan", "predict", _predict_setting("mm_per_pixel=nan"), "got nan", out),
-        case(
-            "predict_min_free_disk_abc",
-            "predict",
-            _predict_setting("min_free_disk_mb=abc"),
-            "min_free_disk_mb must be a finite number (MB) >= 0 or null, got 'abc'",
-            out,
-        ),
-        case(
-            "predict_batch_size_fraction",
-            "predict",
-            _predict_setting("batch_size=1.5"),
-            "batch_size must be a whole number or null, got 1.5",
-            out,
-        ),
-        case(
-            "predict_step_abc", "predict", _predict_setting("step=abc"), "step must be a whole number, got 'abc'", out
-        ),
-        case(
-            "train_max_epochs_abc",
-            "train",
-            _train_setting("trainer.max_epochs=abc"),
-            "trainer.max_epochs must be a whole number >= -1 or null, got 'abc'",
-            logs,
-        ),
-        case(
-            "train_max_epochs_fraction",
-            "train",
-            _train_setting("trainer.max_epochs=1.5"),
-            "trainer.max_epochs must be a whole number >= -1 or null, got 1.5",
-            logs,
-        ),
-        case(
-            "train_seed_abc", "train", _train_setting("seed=abc"), "seed must be a whole number >= 0, got 'abc'", logs
-        ),
-        case(
-            "eval_figures_abc", "eval", _eval_setting("figures=abc"), "figures must be a whole number >= 0, got 'abc'"
-        ),
-        case(
-            "eval_save_predictions_perhaps",
-            "eval",
-            _eval_setting("save_predictions=perhaps"),
-            f"save_predictions {rule}",
-        ),
-        case("export_atol_negative", "export", _export_setting("atol=-1"), "atol must be a finite number", onnx),
-        case("export_opset_7", "export", _export_setting("opset=7"), "opset=7: ", onnx),
-        case(
-            "annotate_max_upload_inf",
-            "annotate",
-            _annotate_setting("max_upload_mb=inf"),
-            "max_upload_mb must be a finite number (MB) > 0, got inf",
-            ("project/rootseg_annotate",),
-        ),
-        case("annotate_margin_abc", "annotate", _annotate_setting("margin=abc"), "margin must be a finite number"),
-        case(
-            "measure_dpi_inf",
-            "measure",
-            _measure_setting("dpi=inf"),
-            "dpi must be a finite number > 0 or null, got inf",
-        ),
-        case(
-            "measure_threshold_grey_level",
-            "measure",
-            _measure_setting("threshold=127"),
-            "threshold must be",
-            ("traits.csv",),
-        ),
-        case(
-            "synthesize_size_huge", "synthesize", _synthesize_setting("size=[100000,100000]"), "over the budget", synth
-        ),
-        case("synthesize_n_abc", "synthesize", _synthesize_setting("n=abc"), "n must be a whole number >= 1", synth),
-        case(
-            "synthesize_seed_negative",
-            "synthesize",
-            _synthesize_setting("seed=-1"),
-            "seed must be a whole number",
-            synth,
-        ),
-        case(
-            "study_depth_offset_inf",
-            "study",
-            partial(_study, depth_offset="inf"),
-            "depth_offset_cm must be",
-            ("study",),
-        ),
-        case(
-            "report_figures_abc",
-            "report",
-            partial(_report, figures="abc"),
-            "figures must be a whole number",
-            ("report",),
-        ),
-        case("download_verify_maybe", "download", partial(_download, extra=("verify=maybe",)), f"verify {rule}"),
-    ]
-
-
 # -- study, report and download inputs ------------------------------------------------------------------------------
 def ci600(tube: int, location: int, date: str) -> str:
     return f"Untitled_T{tube:03d}_L{location:03d}_{date}_084840_002_Untitled.jpg"
@@ -241,23 +83,16 @@ def ci600(tube: int, location: int, date: str) -> str:
 STUDY_ROWS = [(ci600(1, 2, "03.04.17"), 100.0), (ci600(1, 2, "10.04.17"), 140.0), (ci600(7, 3, "05.04.17"), 40.0)]
 
 
-def _study(
-    folder: Path, kit: Kit, names: list[tuple[str, float]] | None = None, depth_offset: str | None = None, *extra: str
-) -> list[str]:
+def _study(folder: Path, kit: Kit, names: list[tuple[str, float]] | None = None, *extra: str) -> list[str]:
+    """A per-image table (name, length_mm, rld_cm_per_cm3) as predict or measure writes one; CI-600 names unless
+    `names` (name, length) are given."""
     table = folder / "results.csv"
     with open(table, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["name", "length_mm", "rld_cm_per_cm3"])
         writer.writerows((name, length, length / 100) for name, length in (names or STUDY_ROWS))
-    offset = [f"depth_offset_cm={depth_offset}"] if depth_offset else []
-    return [
-        f"input={quoted(table)}",
-        f"output={quoted(folder / 'study')}",
-        "spacing_cm=10",
-        "angle_deg=90",
-        *offset,
-        *extra,
-    ]
+    where = [f"input={quoted(table)}", f"output={quoted(folder / 'study')}"]
+    return [*where, "spacing_cm=10", "angle_deg=90", *extra]
 
 
 def _report(folder: Path, kit: Kit, damage=None, figures: str | None = None) -> list[str]:
@@ -316,116 +151,13 @@ def _tables_whole(folder: Path, text: str) -> str | None:
     return None
 
 
-def data_cases() -> list[CommandCase]:
-    def report(name, damage, says):
-        return CommandCase(name, "report", "report", partial(_report, damage=damage), says, absent=("report",))
-
-    def study(name, names, says):
-        return CommandCase(name, "study", "study", partial(_study, names=names), says, absent=("study",))
-
-    marker = "{dir}/segroot/.rootseg-download.json: not the record rootseg.download writes"
-    return [
-        report(
-            "report_summary_list",
-            lambda r: (r / "summary.json").write_text("[1, 2]"),
-            ("{dir}/eval_run", "summary.json: holds a JSON list"),
-        ),
-        report(
-            "report_summary_not_utf8",
-            lambda r: (r / "summary.json").write_bytes(b'{"a": "\xff\xfe"}'),
-            ("{dir}/eval_run", "not valid UTF-8 JSON"),
-        ),
-        report(
-            "report_no_f1_column",
-            lambda r: (r / "per_image.csv").write_text("name,tp\nimg_0,1\n"),
-            ("{dir}/eval_run", "per_image.csv: no f1 column"),
-        ),
-        report(
-            "report_empty_f1_cell",
-            lambda r: (r / "per_image.csv").write_text("name,f1\nimg_0,0.5\nimg_1,\n"),
-            ("{dir}/eval_run", "line 3 (img_1): f1 is ''"),
-        ),
-        report("report_not_a_run", lambda r: shutil.rmtree(r), ("{dir}/eval_run",)),
-        CommandCase(
-            "report_pipe_and_newline_in_names", "report", "report", _two_named_runs, exit_code=0, check=_tables_whole
-        ),
-        CommandCase(
-            "report_names_mismatch",
-            "report",
-            "report",
-            lambda folder, kit: [*_report(folder, kit), "names=[a,b]"],
-            ("2 names for 1 runs",),
-            absent=("report",),
-        ),
-        study("study_duplicate_rows", STUDY_ROWS + STUDY_ROWS[:1], ("1 image name(s) have more than one row",)),
-        CommandCase(
-            "study_depth_inf_in_name",
-            "study",
-            "study",
-            partial(_depth_names, names=[("T1_D10_20200101", 1.0), ("T2_Dinf_20200101", 2.0)]),
-            ("T2_Dinf_20200101: depth 'inf' is not a finite number",),
-            absent=("study",),
-        ),
-        CommandCase(
-            "study_optional_depth_missing",
-            "study",
-            "study",
-            partial(_depth_names, names=[("T1_D10_20200101", 1.0), ("T1_L2_20200101", 2.0)]),
-            exit_code=0,
-            check=_depths_10,
-        ),
-        CommandCase(
-            "study_no_depth_nor_location",
-            "study",
-            "study",
-            partial(_depth_names, names=[("T1_D10_20200101", 1.0), ("T2_20200101", 2.0)]),
-            ("no location or depth in 1 matched name", "T2_20200101"),
-            absent=("study",),
-        ),
-        CommandCase(
-            "study_missing_table",
-            "study",
-            "study",
-            lambda folder, kit: [f"input={quoted(folder / 'resluts.csv')}"],
-            ("{dir}/resluts.csv",),
-            absent=("study",),
-        ),
-        CommandCase(
-            "download_marker_list", "download", "download", partial(_download, marker='["segroot"]'), (marker,)
-        ),
-        CommandCase(
-            "download_marker_not_json", "download", "download", partial(_download, marker="not json"), (marker,)
-        ),
-        CommandCase(
-            "download_sha256_and_no_verify",
-            "download",
-            "download",
-            partial(_download, extra=("sha256=" + "0" * 64,)),
-            ("sha256= and verify=false contradict each other",),
-        ),
-        CommandCase(
-            "download_unknown_dataset",
-            "download",
-            "download",
-            lambda folder, kit: [*_download(folder, kit)[1:], "dataset=segrot"],
-            ("dataset must be one of",),
-        ),
-    ]
-
-
 DEPTH_PATTERN = r"^T(?P<tube>\d+)(_D(?P<depth>\w+))?(_L(?P<location>\d+))?_(?P<date>\d{8})"
 
 
 def _depth_names(folder: Path, kit: Kit, names: list[tuple[str, float]]) -> list[str]:
-    args = _study(folder, kit, names)
-    return [
-        *args[:2],
-        f"pattern='{DEPTH_PATTERN}'",
-        "date_format='%Y%m%d'",
-        "spacing_cm=10",
-        "angle_deg=90",
-        "value=length_mm",
-    ]
+    """Names with an optional depth group and an optional location group (DEPTH_PATTERN)."""
+    pattern = [f"pattern='{DEPTH_PATTERN}'", "date_format='%Y%m%d'", "value=length_mm"]
+    return [*_study(folder, kit, names), *pattern]
 
 
 def _depths_10(folder: Path, text: str) -> str | None:
@@ -504,9 +236,7 @@ def _own_outputs_as_input(folder: Path, kit: Kit) -> list[str]:
 def _measure_rve(folder: Path, kit: Kit) -> list[str]:
     from rootseg.io.rhizovision import write_rhizovision_mask
 
-    root = bar_mask(folder / "mask.png")
-    os.unlink(folder / "mask.png")
-    write_rhizovision_mask(folder / "out" / "a_rve.png", root)
+    write_rhizovision_mask(folder / "out" / "a_rve.png", bar())  # as predict rve=true writes it
     return [f"input={quoted(folder / 'out' / 'a_rve.png')}", f"output={quoted(folder / 'traits.csv')}"]
 
 
@@ -538,72 +268,6 @@ def _export_onto_checkpoint(folder: Path, kit: Kit) -> list[str]:
     return [f"ckpt_path={quoted(ckpt)}", f"output={quoted(ckpt)}"]
 
 
-def layout_cases() -> list[CommandCase]:
-    def case(name, command, setup, says, absent=(), **kwargs):
-        return CommandCase(name, "layout", command, setup, says, absent=absent, **kwargs)
-
-    overwrite = "victim.png): writing it would overwrite"
-    return [
-        case("measure_output_on_its_mask", "measure", _measure_onto, ("{dir}/masks/victim.png", overwrite)),
-        case("measure_output_linked_to_its_mask", "measure", partial(_measure_onto, link=True), (overwrite,)),
-        case(
-            "synthesize_into_user_folder",
-            "synthesize",
-            _user_folder,
-            ("{dir}/thesis", "holds other files and no synthetic set"),
-        ),
-        case("synthesize_onto_a_file", "synthesize", _user_file, ("{dir}/notes.txt", "is a file")),
-        case(
-            "synthesize_set_with_user_file",
-            "synthesize",
-            _set_with_a_user_file,
-            ("images/my_scan.png, which no set wrote",),
-        ),
-        case(
-            "predict_inputs_named_like_outputs",
-            "predict",
-            _named_like_outputs,
-            ("a_rootpainter.png would be both the mask of {dir}/scans/a_rootpainter.png",),
-            ("out",),
-        ),
-        case(
-            "predict_same_name_after_earlier_run",
-            "predict",
-            _two_tubes,
-            ("{dir}/tubeB/img001.png (done earlier from {dir}/tubeA/img001.png)",),
-        ),
-        case(
-            "predict_same_names_in_one_run", "predict", _two_tubes_at_once, ("would write the same outputs",), ("out",)
-        ),
-        case(
-            "predict_folder_of_user_files",
-            "predict",
-            _foreign_results,
-            ("holds 1 file(s) no predict run wrote", "results.csv"),
-        ),
-        case("predict_output_is_its_input", "predict", _output_is_input, ("{dir}/scans",)),
-        case("predict_on_its_own_outputs", "predict", _own_outputs_as_input, ("{dir}/out",)),
-        case("measure_rhizovision_mask", "measure", _measure_rve, (), exit_code=0, check=_measured_the_root),
-        case(
-            "predict_shard_alone",
-            "predict",
-            _shard_alone,
-            ("other shards still owe 2",),
-            exit_code=0,
-            check=_one_row_s1,
-        ),
-        case(
-            "predict_step_1_warns",
-            "predict",
-            _big_scan_step_1,
-            ("step=1 makes 105,625 model passes per 512 x 512 image", "interrupted"),
-            exit_code=INTERRUPTED,
-            interrupt_on="model passes per",
-        ),
-        case("export_onto_its_checkpoint", "export", _export_onto_checkpoint, ("is also an input", "{dir}/model.ckpt")),
-    ]
-
-
 # -- RootSAM click files -------------------------------------------------------------------------------------------
 def _clicks(folder: Path, kit: Kit, text: str, file: str = "clicks.csv", unet: bool = False) -> list[str]:
     scan(folder / "scans" / "a.png", 0, (40, 50))
@@ -613,36 +277,233 @@ def _clicks(folder: Path, kit: Kit, text: str, file: str = "clicks.csv", unet: b
     return predict_args(kit, folder / "scans", folder / "out", f"prompts={quoted(folder / file)}", ckpt=ckpt)
 
 
+# -- settings ------------------------------------------------------------------------------------------------------
+def _predict_setting(folder: Path, kit: Kit, *settings: str) -> list[str]:
+    scan(folder / "scans" / "a.png")
+    return predict_args(kit, folder / "scans", folder / "out", *settings)
+
+
+def _annotate_setting(folder: Path, kit: Kit, *settings: str) -> list[str]:
+    scan(folder / "project" / "images" / "a.png")
+    return [f"project={quoted(folder / 'project')}", "port=0", *settings]
+
+
+def _measure_setting(folder: Path, kit: Kit, *settings: str) -> list[str]:
+    bar_mask(folder / "masks" / "a.png")
+    return [f"input={quoted(folder / 'masks')}", f"output={quoted(folder / 'traits.csv')}", *settings]
+
+
+#: per command: the setup a setting is added to, and what a refused setting must not have written
+SETTING_SETUPS = {
+    "predict": (_predict_setting, ("out",)),
+    "train": (lambda f, kit, *s: ["+experiment=unet_demo", f"paths.log_dir={quoted(f / 'logs')}", *s], ("logs",)),
+    "eval": (lambda f, kit, *s: [f"ckpt_path={quoted(kit.unet)}", *s], ()),
+    "export": (lambda f, kit, *s: [f"ckpt_path={quoted(kit.unet)}", f"output={quoted(f / 'x.onnx')}", *s], ("x.onnx",)),
+    "annotate": (_annotate_setting, ("project/rootseg_annotate",)),
+    "measure": (_measure_setting, ("traits.csv",)),
+    "synthesize": (lambda f, kit, *s: [f"output={quoted(f / 'set')}", *s], ("set",)),
+    "study": (lambda f, kit, *s: _study(f, kit, None, *s), ("study",)),
+    "report": (lambda f, kit, *s: [*_report(f, kit), *s], ("report",)),
+    "download": (lambda f, kit, *s: [*_download(f, kit), *s], ()),
+}
+BOOL = "must be true or false (also yes/no, on/off, 1/0), got"
+
+# fmt: off
+#: (command, setting, what the refusal says): each names the key as the user typed it
+REFUSED_SETTINGS = [
+    ("predict", "rve=maybe", f"rve {BOOL} 'maybe'"),
+    ("predict", "tta=si", f"tta {BOOL} 'si'"),
+    ("predict", "dpi=inf", "dpi must be a finite number > 0 or null, got inf"),  # was named mm_per_pixel
+    ("predict", "mm_per_pixel=nan", "mm_per_pixel must be a finite number > 0 or null, got nan"),
+    ("predict", "min_free_disk_mb=abc", "min_free_disk_mb must be a finite number (MB) >= 0 or null, got 'abc'"),
+    ("predict", "batch_size=1.5", "batch_size must be a whole number or null, got 1.5"),
+    ("predict", "step=abc", "step must be a whole number, got 'abc'"),
+    ("predict", "shard=2/2", "shard='2/2': give shard=K/N with 0 <= K < N"),
+    ("predict", "length_method=bogus", "length_method must be one of"),
+    ("train", "trainer.max_epochs=abc", "trainer.max_epochs must be a whole number >= -1 or null, got 'abc'"),
+    ("train", "trainer.max_epochs=1.5", "trainer.max_epochs must be a whole number >= -1 or null, got 1.5"),
+    ("train", "seed=abc", "seed must be a whole number >= 0, got 'abc'"),
+    ("eval", "figures=abc", "figures must be a whole number >= 0, got 'abc'"),
+    ("eval", "save_predictions=perhaps", f"save_predictions {BOOL} 'perhaps'"),
+    ("export", "atol=-1", "atol must be a finite number (largest |exported - PyTorch|) > 0, got -1"),
+    ("export", "opset=7", "opset=7: torch.onnx's exporter writes ONNX opset 18 or newer"),  # wrote 18, exit 0
+    ("annotate", "max_upload_mb=inf", "max_upload_mb must be a finite number (MB) > 0, got inf"),
+    ("annotate", "margin=abc", "margin must be a finite number (probability) > 0 and <= 1, got 'abc'"),
+    ("annotate", "port=http", "port must be a whole number (0: any free port) >= 0 and <= 65535, got 'http'"),
+    ("measure", "dpi=inf", "dpi must be a finite number > 0 or null, got inf"),
+    ("measure", "threshold=127", "threshold must be a finite number (probability) > 0 and < 1, got 127"),
+    ("synthesize", "size=[100000,100000]", "size=[100000,100000] is 10,000.0 MP per image, over the budget"),
+    ("synthesize", "n=abc", "n must be a whole number >= 1, got 'abc'"),
+    ("synthesize", "seed=-1", "seed must be a whole number >= 0, got -1"),
+    ("study", "depth_offset_cm=inf", "depth_offset_cm must be a finite number (cm), got inf"),  # blamed the names
+    ("report", "figures=abc", "figures must be a whole number >= 0, got 'abc'"),
+    ("download", "verify=maybe", f"verify {BOOL} 'maybe'"),
+    ("download", "dataset=segrot", "dataset must be one of chicory, prmi, segroot, got 'segrot'"),
+]
+# fmt: on
+
+
+def _only_the_mask(folder: Path, text: str) -> str | None:
+    written = sorted(p.name for p in (folder / "out").glob("a*"))
+    if written != ["a.png"]:
+        return f"wrote {written}, expected only a.png (rve=no save_overlay=no save_rootpainter=off)"
+    return None if len(rows(folder / "out" / "results.csv")) == 1 else "results.csv does not hold one row"
+
+
+def settings_cases() -> list[CommandCase]:
+    """Each refused setting on its command (named `<command>_<setting>`), the words Hydra does not read as
+    booleans read right, and a mistyped key answered with the key meant."""
+    cases = []
+    for command, setting, says in REFUSED_SETTINGS:
+        setup, absent = SETTING_SETUPS[command]
+        cases.append(
+            CommandCase(f"{command}_{setting}", "settings", command, _with(setup, setting), (says,), absent=absent)
+        )
+    no_off = ("rve=no", "save_overlay=no", "save_rootpainter=off")
+    mistyped = ("hint: stpe is not a setting of this command; did you mean step?",)
+    return [
+        *cases,
+        CommandCase(
+            "predict_no_off_read_as_false",
+            "settings",
+            "predict",
+            _with(_predict_setting, *no_off),
+            exit_code=0,
+            check=_only_the_mask,
+        ),
+        CommandCase(
+            "predict_mistyped_key",
+            "settings",
+            "predict",
+            _with(_predict_setting, "stpe=4"),
+            mistyped,
+            exit_code=1,
+            absent=("out",),
+        ),
+    ]
+
+
+def _with(setup, *settings: str):
+    """`setup` with these settings added to its overrides."""
+    return lambda folder, kit: setup(folder, kit, *settings)
+
+
+def _export_onto_check_image(folder: Path, kit: Kit) -> list[str]:
+    image = scan(folder / "check.png")
+    return [f"ckpt_path={quoted(kit.unet)}", f"check_image={quoted(image)}", f"output={quoted(image)}"]
+
+
+def _damaged(write):
+    """A report setup whose eval run folder `write` damages."""
+    return partial(_report, damage=write)
+
+
+def _text(name: str, text: str | bytes):
+    def damage(run: Path) -> None:
+        (run / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+
+    return _damaged(damage)
+
+
+def _named_depths(*names: str):
+    return partial(_depth_names, names=[(name, float(i + 1)) for i, name in enumerate(names)])
+
+
+#: clicks in a CSV: a.png is 50 x 40 px, so x=50 and y=40 lie just outside
+CLICKS = "image,x,y\na.png,10,20\n"
+AT = "prompts={dir}/clicks.csv, line 3: "
+MARKER = "{dir}/segroot/.rootseg-download.json: not the record rootseg.download writes"
+RUN = "{dir}/eval_run"
+
+
+# fmt: off
+def layout_cases() -> list[CommandCase]:
+    def case(name, command, setup, *says, **kwargs):
+        return CommandCase(name, "layout", command, setup, says, **kwargs)
+
+    overwrite = "victim.png): writing it would overwrite a file this command reads"
+    foreign = "holds 1 file(s) no predict run wrote, of names predict would write (results.csv)"
+    return [
+        case("measure_output_on_its_mask", "measure", _measure_onto, "{dir}/masks/victim.png", overwrite),
+        case("measure_output_linked_to_its_mask", "measure", partial(_measure_onto, link=True), overwrite),
+        case("measure_rhizovision_mask", "measure", _measure_rve, exit_code=0, check=_measured_the_root),
+        case("synthesize_into_user_folder", "synthesize", _user_folder, "{dir}/thesis is a folder that holds other"),
+        case("synthesize_onto_a_file", "synthesize", _user_file, "{dir}/notes.txt is a file, not a folder"),
+        case("synthesize_set_with_user_file", "synthesize", _set_with_a_user_file, "images/my_scan.png, which no set"),
+        case("predict_inputs_named_like_outputs", "predict", _named_like_outputs,
+             "a_rootpainter.png would be both the mask of {dir}/scans/a_rootpainter.png", absent=("out",)),
+        case("predict_same_name_after_earlier_run", "predict", _two_tubes,
+             "{dir}/tubeB/img001.png (done earlier from {dir}/tubeA/img001.png)"),
+        case("predict_same_names_in_one_run", "predict", _two_tubes_at_once, "would write the same outputs",
+             absent=("out",)),
+        case("predict_into_user_folder", "predict", _foreign_results, "output={dir}/thesis " + foreign),
+        case("predict_output_is_its_input", "predict", _output_is_input, "output={dir}/scans is the folder the input"),
+        case("predict_on_its_own_outputs", "predict", _own_outputs_as_input, "output={dir}/out is the folder the"),
+        case("predict_shard_alone", "predict", _shard_alone, "other shards still owe 2", exit_code=0,
+             check=_one_row_s1),
+        case("predict_step_1_warns", "predict", _big_scan_step_1, "step=1 makes 105,625 model passes per 512 x 512",
+             exit_code=INTERRUPTED, interrupt_on="model passes per"),
+        case("export_onto_its_checkpoint", "export", _export_onto_checkpoint, "is also an input", "{dir}/model.ckpt"),
+        case("export_onto_its_check_image", "export", _export_onto_check_image, "is also an input", "{dir}/check.png"),
+    ]
+
+
 def clicks_cases() -> list[CommandCase]:
-    def case(name, text, says, **kwargs):
+    def case(name, text, *says, **kwargs):
         setup = partial(_clicks, text=text, **kwargs)
         return CommandCase(name, "clicks", "predict", setup, says, absent=("out/a.png",))
 
-    where = "prompts={dir}/clicks.csv, line 3: "
     return [
-        case(
-            "clicks_outside_the_image",
-            "image,x,y\na.png,10,20\na.png,50,3\n",
-            (where + "the click x=50, y=3 is outside the image {dir}/scans/a.png",),
-        ),
-        case("clicks_negative", "image,x,y\na,10,20\na,-1,3\n", (where + "the click x=-1, y=3 is outside",)),
-        case("clicks_nan", "image,x,y\na.png,1,2\na.png,nan,2\n", (where + "the click for image 'a.png' is at x=nan",)),
-        case(
-            "clicks_json_nan",
-            '{"a.png": [[1, 2], [NaN, 2]]}',
-            ("prompts={dir}/clicks.json, click 2 of 'a.png'",),
-            file="clicks.json",
-        ),
-        case("clicks_without_y_column", "image,x\na.png,1\n", ("prompts={dir}/clicks.csv: cannot read clicks",)),
-        case(
-            "clicks_json_broken",
-            '{"a.png": [[1, 2]',
-            ("prompts={dir}/clicks.json: cannot read clicks",),
-            file="clicks.json",
-        ),
-        case("clicks_file_missing", "", ("prompts={dir}/clicks.csv: no such file",)),
-        case("clicks_for_a_unet", "image,x,y\na.png,1,2\n", ("a unet model cannot honour",), unet=True),
+        case("clicks_outside_the_image", CLICKS + "a.png,50,3\n",
+             AT + "the click x=50, y=3 is outside the image {dir}/scans/a.png"),
+        case("clicks_below_the_image", CLICKS + "a,4,40\n", AT + "the click x=4, y=40 is outside the image"),
+        case("clicks_negative", CLICKS + "a,-1,3\n", AT + "the click x=-1, y=3 is outside the image"),
+        case("clicks_nan", CLICKS + "a.png,nan,2\n", AT + "the click for image 'a.png' is at x=nan"),
+        case("clicks_json_nan", '{"a.png": [[1, 2], [NaN, 2]]}', "prompts={dir}/clicks.json, click 2 of 'a.png'",
+             file="clicks.json"),
+        case("clicks_without_y_column", "image,x\na.png,1\n", "prompts={dir}/clicks.csv: cannot read clicks"),
+        case("clicks_json_broken", '{"a.png": [[1, 2]', "prompts={dir}/clicks.json: cannot read clicks",
+             file="clicks.json"),
+        case("clicks_file_missing", "", "prompts={dir}/clicks.csv: no such file"),
+        case("clicks_for_a_unet", CLICKS, "prompts={dir}/clicks.csv: a unet model cannot honour", unet=True),
     ]
+
+
+def data_cases() -> list[CommandCase]:
+    def case(name, command, setup, *says, **kwargs):
+        return CommandCase(name, command, command, setup, says, absent=(command,) if command != "download" else ())
+
+    def ok(name, command, setup, check):
+        return CommandCase(name, command, command, setup, exit_code=0, check=check)
+
+    return [
+        case("report_summary_list", "report", _text("summary.json", "[1, 2]"), RUN, "summary.json: holds a JSON list"),
+        case("report_summary_not_utf8", "report", _text("summary.json", b'{"a": "\xff"}'), RUN, "not valid UTF-8 JSON"),
+        case("report_no_f1_column", "report", _text("per_image.csv", "name,tp\nimg_0,1\n"), RUN,
+             "per_image.csv: no f1 column"),
+        case("report_empty_f1_cell", "report", _text("per_image.csv", "name,f1\nimg_0,0.5\nimg_1,\n"), RUN,
+             "line 3 (img_1): f1 is ''"),
+        case("report_per_image_not_utf8", "report", _text("per_image.csv", b"name,f1\n\xffimg,0.5\n"), RUN,
+             "not a readable UTF-8 CSV"),
+        case("report_not_a_run", "report", _damaged(shutil.rmtree), RUN),
+        case("report_names_mismatch", "report", lambda f, kit: [*_report(f, kit), "names=[a,b]"], "2 names for 1 runs"),
+        ok("report_pipe_and_newline_in_names", "report", _two_named_runs, _tables_whole),
+        case("study_duplicate_rows", "study", partial(_study, names=STUDY_ROWS + STUDY_ROWS[:1]),
+             "{dir}/results.csv: 1 image name(s) have more than one row"),
+        case("study_depth_inf_in_name", "study", _named_depths("T1_D10_20200101", "T2_Dinf_20200101"),
+             "T2_Dinf_20200101: depth 'inf' is not a finite number"),
+        case("study_no_depth_nor_location", "study", _named_depths("T1_D10_20200101", "T2_20200101"),
+             "{dir}/results.csv: no location or depth in 1 matched name(s) (first: ['T2_20200101'])"),
+        ok("study_optional_depth_missing", "study", _named_depths("T1_D10_20200101", "T1_L2_20200101"), _depths_10),
+        case("study_missing_table", "study", lambda f, kit: [f"input={quoted(f / 'resluts.csv')}"], "{dir}/resluts"),
+        case("download_marker_list", "download", partial(_download, marker='["segroot"]'), MARKER),
+        case("download_marker_not_json", "download", partial(_download, marker="not json"), MARKER),
+        case("download_marker_entries_not_a_list", "download",
+             partial(_download, marker='{"name": "segroot", "entries": "images"}'), MARKER),
+        case("download_sha256_and_no_verify", "download", partial(_download, extra=("sha256=" + "0" * 64,)),
+             "sha256= and verify=false contradict each other"),
+    ]
+# fmt: on
 
 
 def make_command_corpus() -> list[CommandCase]:
