@@ -189,14 +189,20 @@ def main() -> None:
         work = Path(tmp)
         started = time.perf_counter()
         files = None if args.commands_only else run_files(work / "files")
+        between = time.perf_counter()
         cases = make_command_corpus()
         commands = command_tally(cases, run_commands(cases, work / "commands", make_kit(work / "kit")))
-        table = {"seconds": round(time.perf_counter() - started, 1), "commands": commands["table"]}
+        seconds = {
+            "files": round(between - started, 1) if files else None,
+            "commands": round(time.perf_counter() - between, 1),
+        }
+        table = {"seconds": seconds, "commands": commands["table"]}
         if files:
             table["cases"] = files["table"]
         print(json.dumps(table, indent=1, ensure_ascii=False))
         if files:
-            print("\n".join(summary_lines(files)))
+            lines = summary_lines(files)
+            print("\n".join([f"files: {lines[0]}", *lines[1:]]))
         print("\n".join(command_lines(commands)))
         print(total_line(files, commands))
         sys.exit(1 if commands["failed"] or commands["not_run"] or (files and files["failed"]) else 0)
