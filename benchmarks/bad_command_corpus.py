@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 from functools import partial
 from pathlib import Path
@@ -351,26 +352,19 @@ def _only_the_mask(folder: Path, text: str) -> str | None:
 
 
 def settings_cases() -> list[CommandCase]:
-    """Each refused setting on its command (named `<command>_<setting>`), the words Hydra does not read as
+    """Each refused setting on its command (named `<command>_<key>_<value>`), the words Hydra does not read as
     booleans read right, and a mistyped key answered with the key meant."""
     cases = []
     for command, setting, says in REFUSED_SETTINGS:
         setup, absent = SETTING_SETUPS[command]
         cases.append(
-            CommandCase(f"{command}_{setting}", "settings", command, _with(setup, setting), (says,), absent=absent)
+            CommandCase(_name(command, setting), "settings", command, _with(setup, setting), (says,), absent=absent)
         )
-    no_off = ("rve=no", "save_overlay=no", "save_rootpainter=off")
+    no_off = _with(_predict_setting, "rve=no", "save_overlay=no", "save_rootpainter=off")
     mistyped = ("hint: stpe is not a setting of this command; did you mean step?",)
     return [
         *cases,
-        CommandCase(
-            "predict_no_off_read_as_false",
-            "settings",
-            "predict",
-            _with(_predict_setting, *no_off),
-            exit_code=0,
-            check=_only_the_mask,
-        ),
+        CommandCase("predict_no_off_read_as_false", "settings", "predict", no_off, exit_code=0, check=_only_the_mask),
         CommandCase(
             "predict_mistyped_key",
             "settings",
@@ -381,6 +375,11 @@ def settings_cases() -> list[CommandCase]:
             absent=("out",),
         ),
     ]
+
+
+def _name(command: str, setting: str) -> str:
+    """`predict`, `shard=2/2` -> `predict_shard_2_2`: a name for test ids and `-k`."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", f"{command}_{setting}").strip("_")
 
 
 def _with(setup, *settings: str):
