@@ -234,6 +234,16 @@ def unet_ckpt(tmp_path_factory) -> Path:
     return random_checkpoint(["+experiment=unet_demo"], tmp_path_factory.mktemp("ckpt") / "last.ckpt")
 
 
+def bad_inputs_benchmark():
+    """benchmarks/bad_inputs.py, imported by path (benchmarks/ is not a package): its tallies are tested."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bad_inputs_benchmark", REPO / "benchmarks" / "bad_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_command(command: str, overrides: list[str], run_dir: Path) -> int:
     """`python -m rootseg.<command> overrides hydra.run.dir=run_dir` in this process, through the command's console
     entry (Hydra's parsing and error hints included); returns its exit code."""

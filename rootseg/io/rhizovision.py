@@ -4,6 +4,9 @@ RhizoVision Explorer (Seethepalli et al. 2021; predictivephenomics/RhizoVisionEx
 than its threshold (default 200, MainUI.h) as root. RootPainter's `convert_seg_to_rve`
 (Abe404/root_painter, painter/src/main/python/convert_seg.py) writes `img_as_ubyte(seg[:, :, 2] == 0)`: the
 same polarity. Lossless PNG or TIFF only: JPEG would blur the edges into grey.
+
+Read back (`rootseg.measure` on predict's outputs), a file named `<stem>_rve.png|tif` is such a mask: root where
+dark. Read as an ordinary mask (root bright) it would measure the background.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import numpy as np
 
 from rootseg.io.arrays import as_mask
 from rootseg.io.atomic import write_image
+from rootseg.io.masks import read_binary_mask
 
 RVE_SUFFIXES = (".png", ".tif", ".tiff")
+#: the end of the stem of predict's RhizoVision output, `<stem>_rve.png`
+RVE_STEM_END = "_rve"
 
 
 def rhizovision_mask(mask: np.ndarray) -> np.ndarray:
@@ -31,3 +37,16 @@ def write_rhizovision_mask(path: Path | str, mask: np.ndarray) -> Path:
             f"{path}: RhizoVision Explorer masks must be lossless; use a .png or .tif name, not {path.suffix!r}"
         )
     return write_image(path, rhizovision_mask(mask))
+
+
+def is_rhizovision_name(path: Path | str) -> bool:
+    """`a_rve.png`, `a_rve.tif`: the name predict gives its RhizoVision Explorer masks (root black on white)."""
+    path = Path(path)
+    return path.stem.endswith(RVE_STEM_END) and path.suffix.lower() in RVE_SUFFIXES
+
+
+def read_rhizovision_mask(path: Path | str, threshold: int = 127) -> np.ndarray:
+    """A RhizoVision Explorer mask (root dark, background white) -> uint8 {0 background, 1 root, 255 unlabelled}:
+    `read_binary_mask`'s reading with root and background swapped."""
+    labels = read_binary_mask(path, threshold)
+    return np.where(labels == 255, labels, 1 - labels).astype(np.uint8)

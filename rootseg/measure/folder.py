@@ -1,7 +1,8 @@
 """Traits of every mask in a list of files, one CSV row each: the trait half of rootseg without a model.
 
 Any binary masks work: RootPainter segmentations and annotations, other tools' masks (0/255, 0/1, JPEG of
-them), rootseg's own. A file that cannot be read, or that is not a binary mask (a photo, an overlay), is
+them), rootseg's own; predict's `<stem>_rve.png` (RhizoVision Explorer's polarity, root black on white) is read
+as such, root where dark. A file that cannot be read, or that is not a binary mask (a photo, an overlay), is
 reported by name and listed in `<output stem>_failures.csv`; the others are measured.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_binary_mask
 from rootseg.io.paths import refuse_output_on_inputs
+from rootseg.io.rhizovision import is_rhizovision_name, read_rhizovision_mask
 from rootseg.io.tables import write_csv
 from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 
@@ -36,7 +38,8 @@ def measure_mask_file(
     path: Path, mm_per_pixel: float | None, settings: TraitSettings, threshold: int = 127
 ) -> dict[str, Any]:
     """One CSV row: the file, its size, unlabelled pixels (RootPainter's transparent areas) and its traits."""
-    labels = read_binary_mask(path, threshold)
+    read = read_rhizovision_mask if is_rhizovision_name(path) else read_binary_mask
+    labels = read(path, threshold)
     pixels = pixel_traits(labels, clean=settings.clean)
     return {
         "name": path.name,

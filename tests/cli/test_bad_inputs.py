@@ -8,7 +8,6 @@ verdicts of the four commands."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from bad_input_corpus import (
     run_train,
     scene,
 )
-from conftest import REPO
+from conftest import bad_inputs_benchmark
 
 from rootseg.io.masks import read_mask
 
@@ -115,18 +114,10 @@ def test_stand_in_checks_catch_a_shifted_mask_and_wrong_csv_rows(tmp_path):
     assert check_stand_in_scores(case, None) == (False, "no row in per_image.csv")
 
 
-def _benchmark():
-    """benchmarks/bad_inputs.py, imported by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bad_inputs_benchmark", REPO / "benchmarks" / "bad_inputs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_handled_figure_counts_only_cases_every_command_ran(corpus, tmp_path, request):
     """'N of M bad inputs handled': M is the corpus, N the cases every command ran and handled; a case a
     command skips is named instead of counted; a failure lowers N and is named."""
-    bench = _benchmark()
+    bench = bad_inputs_benchmark()
     runners = {"check": run_check, "train": run_train, "eval": run_eval, "predict": run_predict}
     for command in bench.COMMANDS:  # under `-k` the command tests may not have run
         if command not in VERDICTS:
