@@ -241,6 +241,11 @@ def _measure_rve(folder: Path, kit: Kit) -> list[str]:
     return [f"input={quoted(folder / 'out' / 'a_rve.png')}", f"output={quoted(folder / 'traits.csv')}"]
 
 
+def _white_root_named_rve(folder: Path, kit: Kit) -> list[str]:
+    bar_mask(folder / "masks" / "a_rve.png")  # an ordinary mask (root white) that only carries the name
+    return [f"input={quoted(folder / 'masks' / 'a_rve.png')}", f"output={quoted(folder / 'traits.csv')}"]
+
+
 def _measured_the_root(folder: Path, text: str) -> str | None:
     """The bar is 4 x 20 px: 80 root pixels, not the 1920 of the white background."""
     measured = rows(folder / "traits.csv")
@@ -426,6 +431,8 @@ def layout_cases() -> list[CommandCase]:
         case("measure_output_on_its_mask", "measure", _measure_onto, "{dir}/masks/victim.png", overwrite),
         case("measure_output_linked_to_its_mask", "measure", partial(_measure_onto, link=True), overwrite),
         case("measure_rhizovision_mask", "measure", _measure_rve, exit_code=0, check=_measured_the_root),
+        case("measure_white_root_mask_named_rve", "measure", _white_root_named_rve, "{dir}/masks/a_rve.png",
+             "96 % of it is dark", exit_code=1),
         case("synthesize_into_user_folder", "synthesize", _user_folder, "{dir}/thesis is a folder that holds other"),
         case("synthesize_onto_a_file", "synthesize", _user_file, "{dir}/notes.txt is a file, not a folder"),
         case("synthesize_set_with_user_file", "synthesize", _set_with_a_user_file, "images/my_scan.png, which no set"),

@@ -17,6 +17,7 @@ import numpy as np
 
 from rootseg.io.arrays import as_mask
 from rootseg.io.atomic import write_image
+from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_binary_mask
 
 RVE_SUFFIXES = (".png", ".tif", ".tiff")
@@ -47,6 +48,19 @@ def is_rhizovision_name(path: Path | str) -> bool:
 
 def read_rhizovision_mask(path: Path | str, threshold: int = 127) -> np.ndarray:
     """A RhizoVision Explorer mask (root dark, background white) -> uint8 {0 background, 1 root, 255 unlabelled}:
-    `read_binary_mask`'s reading with root and background swapped."""
+    `read_binary_mask`'s reading with root and background swapped.
+
+    A file whose dark part would be most of the image is refused: roots cover a few per cent of a scan, so it is
+    more likely an ordinary mask (root white) that only carries the name, and guessing either way measures the
+    wrong part."""
     labels = read_binary_mask(path, threshold)
-    return np.where(labels == 255, labels, 1 - labels).astype(np.uint8)
+    labels = np.where(labels == 255, labels, 1 - labels).astype(np.uint8)
+    labelled = int(np.count_nonzero(labels != 255))
+    root = int(np.count_nonzero(labels == 1))
+    if labelled and root * 2 > labelled:
+        raise ImageReadError(
+            f"{path}: named like a RhizoVision Explorer mask (a stem ending in {RVE_STEM_END}: root black on white), "
+            f"but {100 * root / labelled:.0f} % of it is dark, and roots are rarely most of an image; if roots are "
+            f"white in this file, rename it so its stem does not end in {RVE_STEM_END}"
+        )
+    return labels
