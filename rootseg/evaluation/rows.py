@@ -114,7 +114,7 @@ def _interval_columns(
     for cut in traits.interval.thresholds(threshold):
         pixels = pixel_traits((probs >= cut) & labelled, valid=labelled, clean=traits.clean)
         bounds.append(traits_from_pixels(pixels, mm_per_pixel, traits))
-    found = interval_traits(center, *bounds, traits.interval.unreliable_width)
+    found = interval_traits(center, *bounds, traits.interval)
     return {f"pred_{key}": value for key, value in found.items()}
 
 

@@ -86,7 +86,8 @@ def coverage_markdown(coverage: list[dict[str, Any]] | None, missing: str = "") 
     return (
         "\n## Trait intervals (threshold -/+ delta), prediction vs reference\n\n"
         "coverage: share of images whose reference trait lies in [low, high]; flagged: share of images flagged "
-        "`unreliable`; flagged_error_share: share of the total |prediction - reference| the flagged images hold."
+        "`unreliable`; flagged_error_share: share of the total relative error |prediction - reference| / reference "
+        "the flagged images hold."
         "\n\n" + markdown_table(shown, ["trait", "n", *COVERAGE_KEYS]) + "\n"
     )
 

@@ -166,7 +166,7 @@ def _trait_columns(record: dict[str, Any], mm_per_pixel: float | None, traits: T
     if traits.interval is None or not isinstance(found, dict):
         return columns
     loose, strict = (traits_from_pixels(found[key], mm_per_pixel, traits) for key in ("loose", "strict"))
-    return {**columns, **interval_traits(columns, loose, strict, traits.interval.unreliable_width)}
+    return {**columns, **interval_traits(columns, loose, strict, traits.interval)}
 
 
 def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,11 +9,13 @@ joins pieces: fewer connected roots, more length). `delta` is chosen on SegRoot'
 annotation's trait falls inside the interval for about 80 % of images (experiments/segroot_study,
 `calibrate_intervals.py`).
 
-An image is flagged `unreliable` when its root-length interval is wide against its length:
-(length_px_high - length_px_low) / length_px > `unreliable_width` (`interval_width` in results.csv; an
+The threshold band alone can miss a model's systematic error (a weak model over-segments sparse scans whatever
+the threshold), so every bound is then widened by a relative `margin` m, calibrated on val with the delta:
+low / (1 + m), high * (1 + m). An image is flagged `unreliable` when its root-length interval is wide against
+its length: (length_px_high - length_px_low) / length_px > `unreliable_width` (`interval_width` in results.csv; an
 image without root whose looser mask has some is flagged too). `interval_coverage` reports, per trait, the
-share of images whose reference trait lies in the interval, and the share of the total |error| the flagged
-images hold (eval and compare).
+share of images whose reference trait lies in the interval, and the share of the total relative error the
+flagged images hold (eval and compare).
 """
 
 from __future__ import annotations
@@ -32,15 +34,18 @@ FIXED_COLUMNS = frozenset({"image_area_px", "image_area_mm2", "mm_per_pixel", "d
 WIDTH_COLUMN, FLAG_COLUMN = "interval_width", "unreliable"
 _RULES = {
     "delta": Number(low=0, high=0.5, low_open=True, high_open=True, unit="probability"),
+    "margin": Number(low=0, unit="relative widening"),
     "unreliable_width": Number(low=0, low_open=True, allow_inf=True, unit="relative width of root length"),
 }
 
 
 @dataclass(frozen=True)
 class IntervalSettings:
-    """`interval:` of conf/measure: the threshold half-width and the flag's cutoff on the relative width."""
+    """`interval:` of conf/measure: the threshold half-width, the relative widening of every bound and the
+    flag's cutoff on the relative width of the root-length interval."""
 
     delta: float = 0.2
+    margin: float = 0.0
     unreliable_width: float = 0.5
 
     def __post_init__(self) -> None:
@@ -66,8 +71,8 @@ class IntervalSettings:
         return (loose if loose > 0 else threshold / 2), (strict if strict < 1 else (1 + threshold) / 2)
 
     def record(self) -> dict[str, float]:
-        """What a record keeps to tell when the interval traits must be measured again (the flag's cutoff is
-        applied when results.csv is built, so changing it needs no new measurement)."""
+        """What a record keeps to tell when the interval traits must be measured again (the margin and the flag's
+        cutoff are applied when results.csv is built, so changing them needs no new measurement)."""
         return {"delta": self.delta}
 
 
@@ -100,15 +105,18 @@ def interval_columns(columns: Sequence[str]) -> list[str]:
 
 
 def interval_traits(
-    traits: Mapping[str, float], loose: Mapping[str, float], strict: Mapping[str, float], unreliable_width: float
+    traits: Mapping[str, float], loose: Mapping[str, float], strict: Mapping[str, float], settings: IntervalSettings
 ) -> dict[str, Any]:
-    """The interval columns from the trait columns of the three masks (threshold, looser, stricter)."""
+    """The interval columns from the trait columns of the three masks (threshold, looser, stricter): min and max,
+    then widened by the margin m (low / (1 + m), high * (1 + m)), and the flag."""
     out: dict[str, Any] = {}
+    scale = 1.0 + settings.margin
     for column, value in traits.items():
         if column not in FIXED_COLUMNS:
-            out[f"{column}_low"], out[f"{column}_high"] = _bounds((value, loose[column], strict[column]))
+            low, high = _bounds((value, loose[column], strict[column]))
+            out[f"{column}_low"], out[f"{column}_high"] = low / scale, high * scale
     width = relative_width(out["length_px_low"], out["length_px_high"], float(traits["length_px"]))
-    return {WIDTH_COLUMN: width, FLAG_COLUMN: int(width > unreliable_width), **out}
+    return {WIDTH_COLUMN: width, FLAG_COLUMN: int(width > settings.unreliable_width), **out}
 
 
 def interval_coverage(
@@ -116,7 +124,8 @@ def interval_coverage(
 ) -> list[dict[str, Any]]:
     """Per trait, over images with finite values: the share whose reference (`true_<trait>`) lies in
     [`pred_<trait>_low`, `pred_<trait>_high`], the share flagged (`pred_unreliable`) and the share of the total
-    |pred - true| the flagged images hold (NaN where the total is 0)."""
+    relative error |pred - true| / true the flagged images hold, over images whose reference is not 0 (the scale
+    of `median_relative_error`: a sparse scan counts as much as a dense one; NaN where the total is 0)."""
     out = []
     for trait in traits:
         low_key = f"{pred_prefix}{trait}_low"
@@ -132,8 +141,8 @@ def interval_coverage(
         ).reshape(-1, 5)
         table = table[np.isfinite(table).all(axis=1)]
         true, pred, low, high, flagged = table.T
-        error = np.abs(pred - true)
         inside = (low <= true) & (true <= high)
+        error = np.abs(pred - true) / np.where(true != 0, np.abs(true), np.inf)  # 0 where the reference is 0
         total = float(error.sum())
         share = float(error[flagged > 0].sum() / total) if total > 0 else math.nan
         n = int(true.size)

@@ -125,7 +125,7 @@ def test_coverage_of_predict_intervals_against_a_hand_count(folders, tmp_path) -
             )
     result = compare_folders(pred_dir, truth_dir, tmp_path / "out", None, settings)
     [length] = [entry for entry in result["interval_coverage"] if entry["trait"] == "length_px"]
-    errors = [abs(pred[n] - truth[n]) for n in names]
+    errors = [abs(pred[n] - truth[n]) / truth[n] for n in names]  # relative
     assert length["n"] == 5 and length["coverage"] == pytest.approx(3 / 5) and length["flagged"] == pytest.approx(3 / 5)
     assert length["flagged_error_share"] == pytest.approx(sum(errors[2:]) / sum(errors))
     assert "coverage" in (tmp_path / "out" / "summary.csv").read_text().splitlines()[0]

@@ -29,17 +29,23 @@ def _value(text: str) -> float:
     return math.nan if text in ("", "nan") else float(text)
 
 
-def _check_row(row: dict[str, str], probs: np.ndarray, delta: float, cutoff: float, mm: float) -> None:
-    """Every interval column against the traits of the three masks measured here, and the flag's rule."""
+def _check_row(row: dict[str, str], probs: np.ndarray, delta: float, cutoff: float, mm: float, margin=0.0) -> None:
+    """Every interval column against the traits of the three masks measured here, widened by the margin, and
+    the flag's rule."""
     masks = [probs >= 0.5, probs >= 0.5 - delta, probs >= 0.5 + delta]
     measured = [root_traits(mask, mm, clean=Cleaning()) for mask in masks]
+    scale = 1 + margin
     for column in BOUNDED:
         values = [m[column] for m in measured if not math.isnan(m[column])]
-        for end, expected in (("_low", min(values, default=math.nan)), ("_high", max(values, default=math.nan))):
+        for end, expected in (
+            ("_low", min(values, default=math.nan) / scale),
+            ("_high", max(values, default=math.nan) * scale),
+        ):
             got = _value(row[column + end])
             assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, rel=1e-6, abs=1e-9)
     lengths = [m["length_px"] for m in measured]
-    width = (max(lengths) - min(lengths)) / lengths[0] if lengths[0] > 0 else (math.inf if max(lengths) else 0.0)
+    low, high = min(lengths) / scale, max(lengths) * scale
+    width = (high - low) / lengths[0] if lengths[0] > 0 else (math.inf if high else 0.0)
     assert _value(row["interval_width"]) == pytest.approx(width, rel=1e-6)
     assert int(row["unreliable"]) == int(width > cutoff)
 
@@ -56,15 +62,18 @@ def test_interval_columns_match_masks_at_t_minus_and_plus_delta(run, images_dir,
         widths.append(_value(rows[f"{stem}.png"]["interval_width"]))
     assert max(widths) > 0  # the random model's probabilities straddle 0.5 -/+ 0.1: the intervals are not empty
 
-    # a new cutoff (and resolution) only rebuilds the table from the records: nothing segmented again
-    cutoff = float(np.median(widths))
-    summary = run(
-        images_dir, output, "save_probs=npy", "dpi=254", "interval.delta=0.1", f"interval.unreliable_width={cutoff}"
-    )
+    # a new cutoff, margin (and resolution) only rebuild the table from the records: nothing segmented again
+    widened = [
+        (float(r["length_px_high"]) * 1.2 - float(r["length_px_low"]) / 1.2) / float(r["length_px"])
+        for r in rows.values()
+    ]
+    cutoff = float(np.median(widened))  # half the images above it
+    overrides = ["dpi=254", "interval.delta=0.1", f"interval.unreliable_width={cutoff}", "interval.margin=0.2"]
+    summary = run(images_dir, output, "save_probs=npy", *overrides)
     assert (summary["segmented"], summary["skipped"]) == (0, len(SIZES))
     _, rows = _rows(output)
     for stem in SIZES:
-        _check_row(rows[f"{stem}.png"], np.load(output / f"{stem}_prob.npy"), 0.1, cutoff, 0.1)
+        _check_row(rows[f"{stem}.png"], np.load(output / f"{stem}_prob.npy"), 0.1, cutoff, 0.1, margin=0.2)
     assert 0 < sum(int(row["unreliable"]) for row in rows.values()) < len(SIZES)
 
     # interval=null: no interval columns, nothing segmented; a new delta needs the probabilities: segmented again

@@ -25,30 +25,46 @@ def _traits(length: float, tips: int, roots: int) -> dict[str, float]:
 def test_bounds_are_min_and_max_over_all_three_masks():
     # not monotone: the looser mask joins pieces (fewer roots) yet the stricter one has fewer tips than both
     center, loose, strict = _traits(100, 5, 4), _traits(130, 7, 2), _traits(90, 3, 3)
-    out = interval_traits(center, loose, strict, unreliable_width=1.0)
+    out = interval_traits(center, loose, strict, IntervalSettings(unreliable_width=1.0))
     assert (out["length_px_low"], out["length_px_high"]) == (90, 130)
     assert (out["tips_low"], out["tips_high"]) == (3, 7)
     assert (out["connected_roots_low"], out["connected_roots_high"]) == (2, 4)  # center is the max
     assert "image_area_px_low" not in out and "mm_per_pixel_high" not in out  # fixed by the image and settings
     assert out["interval_width"] == pytest.approx((130 - 90) / 100)
     # a trait NaN in one mask (mm without a resolution) takes its bounds from the others; NaN in all stays NaN
-    nan = {**strict, "tips": math.nan}
-    assert interval_traits(center, loose, nan, 1.0)["tips_low"] == 5
+    nan = {**center, "tips": math.nan}
+    assert (
+        interval_traits(nan, loose, strict, IntervalSettings(unreliable_width=1.0))["tips_low"],
+        interval_traits(nan, loose, strict, IntervalSettings(unreliable_width=1.0))["tips_high"],
+    ) == (3, 7)
     allnan = [{**t, "tips": math.nan} for t in (center, loose, strict)]
-    assert math.isnan(interval_traits(*allnan, 1.0)["tips_high"])
+    assert math.isnan(interval_traits(*allnan, IntervalSettings(unreliable_width=1.0))["tips_high"])
 
 
 def test_unreliable_flag_is_relative_length_width_above_the_cutoff():
     center, loose, strict = _traits(100, 5, 4), _traits(150, 7, 2), _traits(100, 3, 3)  # width 0.5
-    assert interval_traits(center, loose, strict, 0.5)["unreliable"] == 0  # at the cutoff: not flagged
-    assert interval_traits(center, loose, strict, 0.49)["unreliable"] == 1
+    assert (
+        interval_traits(center, loose, strict, IntervalSettings(unreliable_width=0.5))["unreliable"] == 0
+    )  # at the cutoff: not flagged
+    assert interval_traits(center, loose, strict, IntervalSettings(unreliable_width=0.49))["unreliable"] == 1
     empty, some = _traits(0, 0, 0), _traits(12, 2, 1)
-    assert interval_traits(empty, some, empty, 1e6)["unreliable"] == 1  # no root, but the looser mask has some
-    assert interval_traits(empty, empty, empty, 0.01)["unreliable"] == 0
+    assert (
+        interval_traits(empty, some, empty, IntervalSettings(unreliable_width=1e6))["unreliable"] == 1
+    )  # no root, but the looser mask has some
+    assert interval_traits(empty, empty, empty, IntervalSettings(unreliable_width=0.01))["unreliable"] == 0
     assert relative_width(0, 0, 0) == 0 and relative_width(0, 3, 0) == math.inf
     assert interval_columns(["length_px", "image_area_px", "tips"]) == [
         *("interval_width", "unreliable", "length_px_low", "length_px_high", "tips_low", "tips_high")
     ]
+
+
+def test_margin_widens_every_bound_relatively():
+    center, loose, strict = _traits(100, 5, 4), _traits(130, 7, 2), _traits(90, 3, 3)
+    out = interval_traits(center, loose, strict, IntervalSettings(margin=0.5, unreliable_width=1.0))
+    assert (out["length_px_low"], out["length_px_high"]) == pytest.approx((90 / 1.5, 130 * 1.5))
+    assert (out["tips_low"], out["tips_high"]) == pytest.approx((3 / 1.5, 7 * 1.5))
+    assert out["interval_width"] == pytest.approx((130 * 1.5 - 90 / 1.5) / 100)  # of the widened interval
+    assert out["unreliable"] == 1
 
 
 def test_coverage_against_a_hand_count():
@@ -57,6 +73,7 @@ def test_coverage_against_a_hand_count():
         (10, 20, 15, 25, 1),  # outside, error 10, flagged
         (5, 5, 5, 5, 0),  # inside on both bounds, error 0
         (8, 4, 2, 6, 1),  # outside, error 4, flagged
+        (0, 3, 0, 4, 1),  # inside, flagged; no relative error (reference 0)
         (7, math.nan, 1, 9, 0),  # not finite: left out
     ]
     table = [
@@ -64,7 +81,10 @@ def test_coverage_against_a_hand_count():
         for t, p, lo, hi, f in rows
     ]
     [entry] = interval_coverage(table, ["tips", "length_px"])  # length_px: no interval columns, skipped
-    assert entry == {"trait": "tips", "n": 4, "coverage": 0.5, "flagged": 0.5, "flagged_error_share": 14 / 16}
+    # relative errors 0.2, 1.0, 0, 0.5, (none): the flagged hold 1.5 of 1.7
+    assert entry == pytest.approx(
+        {"trait": "tips", "n": 5, "coverage": 3 / 5, "flagged": 3 / 5, "flagged_error_share": 1.5 / 1.7}
+    )
 
 
 def test_interval_pixels_measure_the_masks_at_t_minus_and_plus_delta():
@@ -80,6 +100,8 @@ def test_interval_pixels_measure_the_masks_at_t_minus_and_plus_delta():
         ({"delta": "nan"}, "interval.delta"),
         ({"delta": 0.5}, "interval.delta"),
         ({"unreliable_width": 0}, "interval.unreliable_width"),
+        ({"margin": -0.1}, "interval.margin"),
+        ({"margin": "inf"}, "interval.margin"),
         ({"unreliable_width": "wide"}, "interval.unreliable_width"),
         ({"detla": 0.1}, "interval.detla"),
     ],
