@@ -122,11 +122,12 @@ def ensure_record(
 ) -> bool:
     """An image done earlier keeps its record; one done by an older rootseg (no record), or without the traits
     asked for now (or with other `clean` settings), is measured again from its mask. False when the mask cannot
-    be read, or when the `interval` traits asked for are missing or were measured with other settings: they
-    need the probabilities, so the image is segmented again."""
+    be read, or when its record has `interval` traits measured with another delta or other `clean` settings:
+    they need the probabilities, so the image is segmented again. A record without interval traits (segmented
+    with `traits=false` or `interval=null`) keeps its outputs, its interval columns empty."""
     record = read_json_object(_folder(output, "records") / f"{job.stem}.json")
     measured = record is not None and "traits" in record and record["traits"].get("clean") == clean_record(clean)
-    if traits and interval is not None and not (measured and _has_interval(record, interval)):
+    if traits and interval is not None and _stale_interval(record, interval, measured):
         return False
     if record is not None and (not traits or measured):
         return True
@@ -139,9 +140,12 @@ def ensure_record(
     return True
 
 
-def _has_interval(record: dict[str, Any] | None, interval: IntervalSettings) -> bool:
+def _stale_interval(record: dict[str, Any] | None, interval: IntervalSettings, measured: bool) -> bool:
+    """The record has interval traits, but of another delta or other cleaning than asked for now."""
     found = (record or {}).get("interval")
-    return isinstance(found, dict) and all(found.get(k) == v for k, v in interval.record().items())
+    if not isinstance(found, dict):
+        return False
+    return not measured or any(found.get(key) != value for key, value in interval.record().items())
 
 
 def _table_row(record: dict[str, Any], mm_per_pixel: float | None, traits: TraitSettings | None) -> dict[str, Any]:

@@ -115,3 +115,18 @@ def test_a_threshold_near_one_stops_the_stricter_mask_halfway(run, images_dir, t
         row = rows[f"{stem}.png"]
         bounds = (float(row["length_px_low"]), float(row["length_px_high"]))
         assert bounds == pytest.approx((min(lengths), max(lengths)))
+
+
+def test_images_segmented_without_intervals_keep_their_outputs(run, images_dir, tmp_path):  # noqa: F811
+    """A run with interval=null, resumed with intervals: nothing segmented, interval columns empty; with
+    intervals measured, other clean settings make them stale: segmented again."""
+    output = tmp_path / "out"
+    run(images_dir, output, "interval=null")
+    summary = run(images_dir, output)
+    assert (summary["segmented"], summary["skipped"]) == (0, len(SIZES))
+    header, rows = _rows(output)
+    assert "length_px_low" in header and all(row["length_px_low"] == "" for row in rows.values())
+    summary = run(images_dir, output, "overwrite=true")
+    assert summary["segmented"] == len(SIZES) and all(row["length_px_low"] for row in _rows(output)[1].values())
+    summary = run(images_dir, output, "clean.prune_px=5")
+    assert (summary["segmented"], summary["skipped"]) == (len(SIZES), 0)
