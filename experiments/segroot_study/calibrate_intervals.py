@@ -50,6 +50,11 @@ DELTAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
 log = logging.getLogger("calibrate_intervals")
 
 
+def _band(delta: float, margin: float = 0.0, cutoff: float = math.inf) -> IntervalSettings:
+    """Interval settings of the grid, never the defaults being calibrated."""
+    return IntervalSettings(delta, margin=margin, unreliable_width=cutoff)
+
+
 def measure_scans(args: argparse.Namespace, settings: TraitSettings) -> dict[str, Any]:
     """Per val scan: the annotation's traits and the prediction's at every threshold of the grid (px columns)."""
     data = Path(args.data)
@@ -58,7 +63,7 @@ def measure_scans(args: argparse.Namespace, settings: TraitSettings) -> dict[str
     step = args.step if args.step == "tile" else int(args.step)
     predictor = Predictor.from_checkpoint(args.ckpt, InferenceSettings(step=step, device=args.device))
     t = float(predictor.threshold)
-    thresholds = sorted({t, *(cut for d in DELTAS for cut in IntervalSettings(d).thresholds(t))})
+    thresholds = sorted({t, *(cut for d in DELTAS for cut in _band(d).thresholds(t))})
     scans = []
     for stem in stems:
         start = time.perf_counter()
@@ -112,7 +117,8 @@ def choose_cutoff(rows: list[dict[str, Any]], trait: str = "length_px") -> tuple
         share = float(error[order[:k]].sum() / error.sum()) if error.sum() > 0 else math.nan
         below = widths[order[k]] if k < len(order) else 0.0
         cutoff = math.inf if k == 0 else round((widths[order[k - 1]] + below) / 2, 3)
-        table.append({"cutoff": cutoff, "flagged": k, "flagged_share": k / len(rows), "error_share": share})
+        shown = None if k == 0 else cutoff  # none flagged: no finite cutoff (JSON has no inf)
+        table.append({"cutoff": shown, "flagged": k, "flagged_share": k / len(rows), "error_share": share})
         if chosen == math.inf and share > 0.5:
             chosen = cutoff
     return chosen, table
@@ -123,8 +129,8 @@ def leave_one_out(scans: list[dict[str, Any]], t: float, delta: float, target: f
     rows = []
     for i in range(len(scans)):
         others = scans[:i] + scans[i + 1 :]
-        margin = needed_margin(rows_at(others, t, IntervalSettings(delta)), target)
-        rows += rows_at([scans[i]], t, IntervalSettings(delta, margin=margin))
+        margin = needed_margin(rows_at(others, t, _band(delta)), target)
+        rows += rows_at([scans[i]], t, _band(delta, margin))
     return [{k: e[k] for k in ("trait", "n", "coverage")} for e in interval_coverage(rows, AGREEMENT_TRAITS)]
 
 
@@ -132,16 +138,16 @@ def calibrate(measured: dict[str, Any], target: float) -> dict[str, Any]:
     t, scans = measured["threshold"], measured["scans"]
     grid = []
     for delta in DELTAS:
-        band = interval_coverage(rows_at(scans, t, IntervalSettings(delta)), AGREEMENT_TRAITS)
-        margin = needed_margin(rows_at(scans, t, IntervalSettings(delta)), target)
-        rows = rows_at(scans, t, IntervalSettings(delta, margin=margin))
+        band = interval_coverage(rows_at(scans, t, _band(delta)), AGREEMENT_TRAITS)
+        margin = math.ceil(needed_margin(rows_at(scans, t, _band(delta)), target) * 1000) / 1000
+        rows = rows_at(scans, t, _band(delta, margin))
         width = float(np.median([r[f"pred_{WIDTH_COLUMN}"] for r in rows]))
-        entry = {"delta": delta, "band_length_coverage": band[0]["coverage"], "margin": round(margin, 3)}
+        entry = {"delta": delta, "band_length_coverage": band[0]["coverage"], "margin": margin}  # rounded up
         grid.append({**entry, "median_length_width": width})
     best = min(grid, key=lambda g: (g["median_length_width"], g["delta"]))
-    chosen = IntervalSettings(best["delta"], margin=best["margin"])
+    chosen = _band(best["delta"], best["margin"])
     cutoff, cutoffs = choose_cutoff(rows_at(scans, t, chosen))
-    chosen = IntervalSettings(best["delta"], margin=best["margin"], unreliable_width=cutoff)
+    chosen = _band(best["delta"], best["margin"], cutoff)
     rows = rows_at(scans, t, chosen)
     return {
         "checkpoint": measured["checkpoint"],

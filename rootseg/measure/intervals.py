@@ -42,11 +42,12 @@ _RULES = {
 @dataclass(frozen=True)
 class IntervalSettings:
     """`interval:` of conf/measure: the threshold half-width, the relative widening of every bound and the
-    flag's cutoff on the relative width of the root-length interval."""
+    flag's cutoff on the relative width of the root-length interval; the defaults (conf/measure/default.yaml's
+    too) are calibrated on SegRoot val with the shipped segroot-ci600 (experiments/segroot_study)."""
 
-    delta: float = 0.2
-    margin: float = 0.0
-    unreliable_width: float = 0.5
+    delta: float = 0.45
+    margin: float = 0.382
+    unreliable_width: float = 1.216
 
     def __post_init__(self) -> None:
         for key, rule in _RULES.items():

@@ -52,7 +52,15 @@ def _check_row(row: dict[str, str], probs: np.ndarray, delta: float, cutoff: flo
 
 def test_interval_columns_match_masks_at_t_minus_and_plus_delta(run, images_dir, tmp_path):  # noqa: F811
     output = tmp_path / "out"
-    run(images_dir, output, "save_probs=npy", "mm_per_pixel=0.05", "interval.delta=0.1", "interval.unreliable_width=1")
+    run(
+        images_dir,
+        output,
+        "save_probs=npy",
+        "mm_per_pixel=0.05",
+        "interval.delta=0.1",
+        "interval.unreliable_width=1",
+        "interval.margin=0",
+    )
     header, rows = _rows(output)
     assert header[-(2 + 2 * len(BOUNDED)) :][:4] == ["interval_width", "unreliable", "length_px_low", "length_px_high"]
     widths = []
@@ -80,7 +88,13 @@ def test_interval_columns_match_masks_at_t_minus_and_plus_delta(run, images_dir,
     summary = run(images_dir, output, "interval=null")
     assert summary["segmented"] == 0 and "unreliable" not in _rows(output)[0]
     summary = run(
-        images_dir, output, "save_probs=npy", "mm_per_pixel=0.05", "interval.delta=0.3", "interval.unreliable_width=1"
+        images_dir,
+        output,
+        "save_probs=npy",
+        "mm_per_pixel=0.05",
+        "interval.delta=0.3",
+        "interval.unreliable_width=1",
+        "interval.margin=0",
     )
     assert (summary["segmented"], summary["skipped"]) == (len(SIZES), 0)
     _, rows = _rows(output)
@@ -106,7 +120,15 @@ def test_bad_interval_settings_are_refused_by_name(run, images_dir, tmp_path, ov
 
 def test_a_threshold_near_one_stops_the_stricter_mask_halfway(run, images_dir, tmp_path):  # noqa: F811
     output = tmp_path / "out"
-    run(images_dir, output, "save_probs=npy", "threshold=0.8", "interval.delta=0.3", "interval.unreliable_width=1")
+    run(
+        images_dir,
+        output,
+        "save_probs=npy",
+        "threshold=0.8",
+        "interval.delta=0.3",
+        "interval.unreliable_width=1",
+        "interval.margin=0",
+    )
     _, rows = _rows(output)
     for stem in SIZES:
         probs = np.load(output / f"{stem}_prob.npy")

@@ -25,7 +25,7 @@ def _traits(length: float, tips: int, roots: int) -> dict[str, float]:
 def test_bounds_are_min_and_max_over_all_three_masks():
     # not monotone: the looser mask joins pieces (fewer roots) yet the stricter one has fewer tips than both
     center, loose, strict = _traits(100, 5, 4), _traits(130, 7, 2), _traits(90, 3, 3)
-    out = interval_traits(center, loose, strict, IntervalSettings(unreliable_width=1.0))
+    out = interval_traits(center, loose, strict, IntervalSettings(margin=0, unreliable_width=1.0))
     assert (out["length_px_low"], out["length_px_high"]) == (90, 130)
     assert (out["tips_low"], out["tips_high"]) == (3, 7)
     assert (out["connected_roots_low"], out["connected_roots_high"]) == (2, 4)  # center is the max
@@ -34,24 +34,24 @@ def test_bounds_are_min_and_max_over_all_three_masks():
     # a trait NaN in one mask (mm without a resolution) takes its bounds from the others; NaN in all stays NaN
     nan = {**center, "tips": math.nan}
     assert (
-        interval_traits(nan, loose, strict, IntervalSettings(unreliable_width=1.0))["tips_low"],
-        interval_traits(nan, loose, strict, IntervalSettings(unreliable_width=1.0))["tips_high"],
+        interval_traits(nan, loose, strict, IntervalSettings(margin=0, unreliable_width=1.0))["tips_low"],
+        interval_traits(nan, loose, strict, IntervalSettings(margin=0, unreliable_width=1.0))["tips_high"],
     ) == (3, 7)
     allnan = [{**t, "tips": math.nan} for t in (center, loose, strict)]
-    assert math.isnan(interval_traits(*allnan, IntervalSettings(unreliable_width=1.0))["tips_high"])
+    assert math.isnan(interval_traits(*allnan, IntervalSettings(margin=0, unreliable_width=1.0))["tips_high"])
 
 
 def test_unreliable_flag_is_relative_length_width_above_the_cutoff():
     center, loose, strict = _traits(100, 5, 4), _traits(150, 7, 2), _traits(100, 3, 3)  # width 0.5
     assert (
-        interval_traits(center, loose, strict, IntervalSettings(unreliable_width=0.5))["unreliable"] == 0
+        interval_traits(center, loose, strict, IntervalSettings(margin=0, unreliable_width=0.5))["unreliable"] == 0
     )  # at the cutoff: not flagged
-    assert interval_traits(center, loose, strict, IntervalSettings(unreliable_width=0.49))["unreliable"] == 1
+    assert interval_traits(center, loose, strict, IntervalSettings(margin=0, unreliable_width=0.49))["unreliable"] == 1
     empty, some = _traits(0, 0, 0), _traits(12, 2, 1)
     assert (
-        interval_traits(empty, some, empty, IntervalSettings(unreliable_width=1e6))["unreliable"] == 1
+        interval_traits(empty, some, empty, IntervalSettings(margin=0, unreliable_width=1e6))["unreliable"] == 1
     )  # no root, but the looser mask has some
-    assert interval_traits(empty, empty, empty, IntervalSettings(unreliable_width=0.01))["unreliable"] == 0
+    assert interval_traits(empty, empty, empty, IntervalSettings(margin=0, unreliable_width=0.01))["unreliable"] == 0
     assert relative_width(0, 0, 0) == 0 and relative_width(0, 3, 0) == math.inf
     assert interval_columns(["length_px", "image_area_px", "tips"]) == [
         *("interval_width", "unreliable", "length_px_low", "length_px_high", "tips_low", "tips_high")
