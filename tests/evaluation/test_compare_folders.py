@@ -96,6 +96,8 @@ def test_the_command_takes_hydra_overrides_and_exits_2_on_bad_input(folders, tmp
     grey = subprocess.run([*command, "threshold=127"], capture_output=True, text=True, cwd=tmp_path)
     assert grey.returncode == 2 and "threshold" in grey.stderr and "probability" in grey.stderr
     assert "Traceback" not in grey.stderr
+    missing = subprocess.run([*command, f"intervals={tmp_path / 'no.csv'}"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no.csv: no such file" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_coverage_of_predict_intervals_against_a_hand_count(folders, tmp_path) -> None:
