@@ -84,7 +84,7 @@ def coverage_markdown(coverage: list[dict[str, Any]] | None, missing: str = "") 
         return f"\n## Trait intervals\n\n{missing}\n" if missing else ""
     shown = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in coverage]
     return (
-        "\n## Trait intervals (threshold -/+ delta), prediction vs reference\n\n"
+        "\n## Trait intervals (threshold -/+ delta, widened by the margin), prediction vs reference\n\n"
         "coverage: share of images whose reference trait lies in [low, high]; flagged: share of images flagged "
         "`unreliable`; flagged_error_share: share of the total relative error |prediction - reference| / reference "
         "the flagged images hold."
