@@ -7,7 +7,7 @@ resumed run, or two runs one after the other write into one folder; lengths in m
 the run that rebuilds them (adding `dpi=` to a finished run fills them in), and so do the trait columns
 (`rootseg.measure.traits`: records keep them in pixels, diameters as a histogram), and so do the error bars
 of the traits (`rootseg.measure.intervals`: records keep the pixel traits of the masks at t -/+ delta; the
-flag's cutoff applies when the table is built).
+margin and the flag's cutoff apply when the table is built).
 """
 
 from __future__ import annotations

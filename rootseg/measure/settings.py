@@ -91,7 +91,7 @@ def resolve_cleaning(cfg: DictConfig) -> Cleaning | None:
 
 
 def resolve_interval(cfg: DictConfig) -> IntervalSettings | None:
-    """`interval.delta=0.2 interval.unreliable_width=0.5` (`rootseg.measure.intervals`): the error bar of each
+    """`interval.delta=0.45 interval.margin=0.382` (`rootseg.measure.intervals`): the error bar of each
     trait, the defaults where a key is not given; `interval=null`: None (no interval columns)."""
     if "interval" not in cfg:
         return IntervalSettings()
@@ -101,5 +101,5 @@ def resolve_interval(cfg: DictConfig) -> IntervalSettings | None:
     if isinstance(values, DictConfig):
         values = OmegaConf.to_container(values, resolve=True)
     if not isinstance(values, dict):
-        raise ValueError(f"interval must be a group of settings (interval.delta=0.2, ...) or null, got {values!r}")
+        raise ValueError(f"interval must be a group of settings (interval.delta=0.45, ...) or null, got {values!r}")
     return IntervalSettings.from_mapping(values)
