@@ -55,7 +55,8 @@ for side in prediction annotation; do
   $PY -m rootseg.study input=$table output=$OUT/study_$side period=month
 done
 
-# 5. the masks against the annotation per split, no model (rootseg.compare: pixel scores and per-trait agreement);
+# 5. the masks against the annotation per split, no model (rootseg.compare: pixel scores and per-trait agreement,
+# and the coverage of predict's trait intervals, calibrated by calibrate_intervals.py);
 # the pairs are linked under one name each
 for split in val train; do
   rm -rf $OUT/compare_$split && mkdir -p $OUT/compare_$split/pred $OUT/compare_$split/truth
@@ -65,7 +66,7 @@ for split in val train; do
     ln -s $DATA/masks/$stem-mask.jpg $OUT/compare_$split/truth/$stem.jpg
   done
   $PY -m rootseg.compare pred=$OUT/compare_$split/pred truth=$OUT/compare_$split/truth \
-      output=$OUT/compare_$split/out dpi=$DPI
+      output=$OUT/compare_$split/out dpi=$DPI intervals=$OUT/predict/results.csv
 done
 
 # 6. traits of the prediction against those of the annotation; Dice of the masks from step 5

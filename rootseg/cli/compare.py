@@ -25,7 +25,9 @@ def main(cfg: DictConfig) -> None:
         settings = resolve_traits(cfg) or TraitSettings(clean=None)
         output = Path(str(cfg.output)).expanduser()
         pred, truth = Path(str(cfg.pred)).expanduser(), Path(str(cfg.truth)).expanduser()
-        summary = compare_folders(pred, truth, output, resolve_mm_per_pixel(cfg), settings, grey_level(cfg.threshold))
+        intervals = Path(str(cfg.intervals)).expanduser() if cfg.get("intervals") else None
+        mm, level = resolve_mm_per_pixel(cfg), grey_level(cfg.threshold)
+        summary = compare_folders(pred, truth, output, mm, settings, level, intervals)
     print(f"compared {summary['n_images']} masks; pooled Dice {summary['pooled']['dice']:.4f}: {output}/summary.md")
 
 

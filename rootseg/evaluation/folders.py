@@ -5,7 +5,9 @@ counts and scores (`rootseg.metrics.pixels`, unlabelled reference pixels skipped
 (`rootseg.measure.traits`, with the `clean:` settings every command measures with, on the reference's labelled
 pixels); pooled scores; and per trait the agreement over images (Spearman, r^2, slope, median relative error;
 `rootseg.measure.agreement.trait_agreement`, the one `rootseg.eval` reports too). Files pair by name less the
-extension; folders whose names differ are refused, naming the files without a partner.
+extension; folders whose names differ are refused, naming the files without a partner. When predict's results.csv
+with its trait error bars (`rootseg.measure.intervals`) is in the pred folder (or given as `intervals=`), the
+coverage of those intervals by the reference's traits too; otherwise the summary says it is unavailable.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rootseg.evaluation.summary import COVERAGE_KEYS, coverage_markdown
 from rootseg.inference.jobs import find_images
 from rootseg.io.atomic import write_text
 from rootseg.io.masks import read_binary_mask
-from rootseg.io.tables import markdown_table, write_csv, write_json
+from rootseg.io.tables import markdown_table, read_csv, write_csv, write_json
 from rootseg.measure.agreement import AGREEMENT_TRAITS, trait_agreement
+from rootseg.measure.intervals import FLAG_COLUMN, interval_coverage
 from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 from rootseg.metrics.pixels import confusion, scores, summarize_counts
 
@@ -62,6 +66,32 @@ def compare_pair(pred_path: Path, truth_path: Path, mm: float | None, settings: 
     return row
 
 
+def attach_intervals(rows: list[dict[str, Any]], pred_dir: Path, table: Path | None) -> str:
+    """Give compare's rows the prediction's error bars (`pred_<trait>_low`/`_high`, `pred_unreliable`) from
+    predict's results.csv (`table`, else the pred folder's), matched by name less the extension (NaN for an
+    image it lacks); returns why there are none ("" when there are)."""
+    if table is not None and not table.is_file():
+        raise ValueError(f"intervals={table}: no such file; give predict's results.csv or leave intervals unset")
+    table = table or pred_dir / "results.csv"
+    if not table.is_file():
+        return f"Coverage unavailable: no predict results.csv in {pred_dir} (give one as intervals=PATH)."
+    found = {Path(str(row["name"])).stem: row for row in read_csv(table)}
+    keys = [f"{trait}{end}" for trait in AGREEMENT_TRAITS for end in ("_low", "_high")] + [FLAG_COLUMN]
+    if not found or any(key not in next(iter(found.values())) for key in keys):
+        return f"Coverage unavailable: {table} has no interval columns (predict with interval settings)."
+    for row in rows:
+        source = found.get(row["name"], {})
+        row.update({f"pred_{key}": _number(source.get(key)) for key in keys})
+    return ""
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _markdown(pooled: dict, mean: dict, agreement: list[dict], n: int) -> str:
     pixel = [{"pooling": "pooled", **{k: pooled[k] for k in _SCORES}}, {"pooling": "mean of images", **mean}]
     shown = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in agreement]
@@ -75,9 +105,16 @@ def _markdown(pooled: dict, mean: dict, agreement: list[dict], n: int) -> str:
 
 
 def compare_folders(
-    pred_dir: Path, truth_dir: Path, output: Path, mm: float | None, settings: TraitSettings, threshold: int = 127
+    pred_dir: Path,
+    truth_dir: Path,
+    output: Path,
+    mm: float | None,
+    settings: TraitSettings,
+    threshold: int = 127,
+    intervals: Path | None = None,
 ) -> dict[str, Any]:
-    """Write per_image.csv, summary.json/.csv/.md and traits_agreement.png under `output`; returns the summary."""
+    """Write per_image.csv, summary.json/.csv/.md and traits_agreement.png under `output`; returns the summary.
+    `intervals`: predict's results.csv with the trait error bars (default: the pred folder's, if any)."""
     from rootseg.figures.plots import trait_scatter
 
     pairs = pair_masks(pred_dir, truth_dir)
@@ -87,6 +124,8 @@ def compare_folders(
     pooled, _, summary = summarize_counts(rows)
     mean = {k: summary["mean"][k] for k in _SCORES if k in summary["mean"]}
     agreement = trait_agreement(rows, AGREEMENT_TRAITS)
+    missing = attach_intervals(rows, pred_dir, intervals)
+    coverage = None if missing else interval_coverage(rows, AGREEMENT_TRAITS)
     result = {
         "pred": str(pred_dir),
         "truth": str(truth_dir),
@@ -94,12 +133,17 @@ def compare_folders(
         "pooled": {k: pooled[k] for k in ("tp", "fp", "fn", "tn", *_SCORES)},
         "mean_of_images": mean,
         "trait_agreement": agreement,
+        "interval_coverage": coverage,
+        **({"interval_coverage_missing": missing} if missing else {}),
     }
     output.mkdir(parents=True, exist_ok=True)
     write_csv(output / "per_image.csv", rows)
     write_json(output / "summary.json", result)
-    write_csv(output / "summary.csv", agreement, _AGREEMENT_COLUMNS)
-    write_text(output / "summary.md", _markdown(result["pooled"], mean, agreement, len(rows)))
+    by_trait = {entry["trait"]: entry for entry in coverage or []}
+    table = [{**row, **by_trait.get(row["trait"], {})} for row in agreement]
+    write_csv(output / "summary.csv", table, [*_AGREEMENT_COLUMNS, *(COVERAGE_KEYS if coverage else ())])
+    text = _markdown(result["pooled"], mean, agreement, len(rows)) + coverage_markdown(coverage, missing)
+    write_text(output / "summary.md", text)
     trait_scatter(rows, AGREEMENT_TRAITS, output / "traits_agreement.png")
     dice = result["pooled"]["dice"]
     log.info("%d images; pooled Dice %s", len(rows), "n/a" if math.isnan(dice) else f"{dice:.4f}")

@@ -14,6 +14,7 @@ import numpy as np
 from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.io.atomic import write_image
 from rootseg.measure.intersect import line_intersect_counts
+from rootseg.measure.intervals import interval_traits
 from rootseg.measure.length import skeleton_length
 from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 from rootseg.metrics.pixels import confusion, scores, segroot_soft_dice
@@ -41,7 +42,9 @@ def measure_image(
     measured, as the annotation can only hold root there. The first grid's intersections and intensity have
     plain column names (`intensity_true_per_m`); each further grid's end in `_<spacing>mm`. Without a
     resolution, `grid_px` counts intersections on a grid that many pixels apart (no intensity per metre).
-    With `traits`, the root traits of both (`rootseg.measure.traits`) as `true_<trait>` and `pred_<trait>`.
+    With `traits`, the root traits of both (`rootseg.measure.traits`) as `true_<trait>` and `pred_<trait>`, and
+    with `traits.interval` the prediction's error bars as predict's results.csv has them (`pred_<trait>_low`,
+    `pred_<trait>_high`, `pred_interval_width`, `pred_unreliable`; `rootseg.measure.intervals`).
     """
     pred = probs >= threshold  # the rule of rootseg.inference.predictor.Predictor.mask
     labelled = target != IGNORE_INDEX
@@ -57,6 +60,8 @@ def measure_image(
         "root_pixels_pred": int(pred_labelled.sum()),
     }
     row.update(_lengths_and_traits(truth, pred_labelled, labelled, length_method, mm_per_pixel, traits))
+    if traits is not None and traits.interval is not None:
+        row.update(_interval_columns(probs, threshold, labelled, row, mm_per_pixel, traits))
     if mm_per_pixel:
         row["length_true_mm"] = row["length_true_px"] * mm_per_pixel
         row["length_pred_mm"] = row["length_pred_px"] * mm_per_pixel
@@ -93,6 +98,24 @@ def _lengths_and_traits(
         out[f"length_{side}_px"] = pixels["root_length_px"]
         out.update({f"{side}_{k}": v for k, v in traits_from_pixels(pixels, mm_per_pixel, traits).items()})
     return out
+
+
+def _interval_columns(
+    probs: np.ndarray,
+    threshold: float,
+    labelled: np.ndarray,
+    row: dict[str, Any],
+    mm_per_pixel: float | None,
+    traits: TraitSettings,
+) -> dict[str, Any]:
+    """The prediction's trait error bars: its traits at threshold -/+ delta, on labelled pixels, cleaned alike."""
+    center = {key: row[f"pred_{key}"] for key in traits.columns()}
+    bounds = []
+    for cut in traits.interval.thresholds(threshold):
+        pixels = pixel_traits((probs >= cut) & labelled, valid=labelled, clean=traits.clean)
+        bounds.append(traits_from_pixels(pixels, mm_per_pixel, traits))
+    found = interval_traits(center, *bounds, traits.interval)
+    return {f"pred_{key}": value for key, value in found.items()}
 
 
 def prediction_file(name: str) -> str:

@@ -38,7 +38,8 @@ from rootseg.inference.settings import settings_from_config
 from rootseg.io.headers import set_pixel_budget
 from rootseg.io.masks import read_pair
 from rootseg.io.tables import write_csv
-from rootseg.measure.agreement import agreement, trait_agreement
+from rootseg.measure.agreement import AGREEMENT_TRAITS, agreement, trait_agreement
+from rootseg.measure.intervals import interval_coverage
 from rootseg.measure.length import LENGTH_METHODS
 from rootseg.measure.settings import resolve_grid_px, resolve_grids, resolve_traits
 from rootseg.tasks.checkpoints import load_module
@@ -62,10 +63,13 @@ def _agreements(
     rows: list[dict[str, Any]], grids_mm: list[float], grid_px: float | None, mm: float | None, figures: Path
 ) -> dict[str, Any]:
     """Root length, line-intersect count and intensity agreement, with their scatter plots; with the traits,
-    per trait the agreement `rootseg.compare` reports too (`trait_agreement`)."""
+    per trait the agreement `rootseg.compare` reports too (`trait_agreement`), and the coverage of the
+    prediction's trait error bars (`interval_coverage`)."""
     result: dict[str, Any] = {}
     if rows and "true_length_px" in rows[0]:
         result["trait_agreement"] = trait_agreement(rows)
+    if rows and "pred_length_px_low" in rows[0]:
+        result["interval_coverage"] = interval_coverage(rows, AGREEMENT_TRAITS)
     length = _agreement(rows, "length_true_px", "length_pred_px")
     if length is not None:
         result["length_agreement"] = length

@@ -68,7 +68,28 @@ def summary_csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             statistic = "predicted vs annotated" + (f" ({grid} grid)" if grid else "")
             for metric in AGREEMENT_KEYS:
                 add(group, statistic, metric, result[key][metric], result[key]["n"])
+    for entry in result.get("interval_coverage") or []:
+        for metric in COVERAGE_KEYS:
+            add("trait interval", entry["trait"], metric, entry[metric], entry["n"])
     return rows
+
+
+COVERAGE_KEYS = ("coverage", "flagged", "flagged_error_share")
+
+
+def coverage_markdown(coverage: list[dict[str, Any]] | None, missing: str = "") -> str:
+    """The coverage of the prediction's trait error bars (`rootseg.measure.intervals.interval_coverage`) as a
+    Markdown section; `missing` says why there is none (empty: no section)."""
+    if not coverage:
+        return f"\n## Trait intervals\n\n{missing}\n" if missing else ""
+    shown = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()} for row in coverage]
+    return (
+        "\n## Trait intervals (threshold -/+ delta, widened by the margin), prediction vs reference\n\n"
+        "coverage: share of images whose reference trait lies in [low, high]; flagged: share of images flagged "
+        "`unreliable`; flagged_error_share: share of the total relative error |prediction - reference| / reference "
+        "the flagged images hold."
+        "\n\n" + markdown_table(shown, ["trait", "n", *COVERAGE_KEYS]) + "\n"
+    )
 
 
 def agreement_keys(result: dict[str, Any]) -> list[str]:
@@ -174,6 +195,7 @@ def write_summary(run_dir: Path, rows: list[dict[str, Any]], result: dict[str, A
                 f"\n## {title.capitalize()}{grid}, predicted vs annotated\n\nSpearman {agreement['spearman']:.4f}, "
                 f"r^2 {agreement['r2']:.4f} (n = {agreement['n']})\n"
             )
+    text += coverage_markdown(result.get("interval_coverage"))
     if result["no_root_images"]:
         text += "\n## Images without root (false-positive pixels)\n\n" + markdown_table(result["no_root_images"])
     write_text(run_dir / "summary.md", text)

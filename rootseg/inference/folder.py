@@ -4,7 +4,8 @@ Every image goes through `rootseg.inference.predictor.Predictor`, the object eva
 numbers describe these masks. Per image the output folder gets the files of `rootseg.inference.outputs` and a
 record; `results.csv` (one row per image: size, root pixels and fraction, skeleton root length in px and, with
 `dpi=` or `mm_per_pixel=`, in mm; uncertainty; seconds; the root traits of `rootseg.measure.traits` unless
-`traits=false`), `ranked.csv` (most uncertain first) and `failures.csv` are rebuilt from the records after
+`traits=false`, and their error bars and the `unreliable` flag of `rootseg.measure.intervals` unless
+`interval=null`), `ranked.csv` (most uncertain first) and `failures.csv` are rebuilt from the records after
 each image (`rootseg.inference.records`).
 
 Every file is written to a temporary name and renamed, so a killed run leaves only whole files. Re-running
@@ -40,7 +41,15 @@ from rootseg.inference.locks import shard_lock
 from rootseg.inference.notices import owed_by_other_shards, warn_heavy_step
 from rootseg.inference.outputs import output_paths, save_probs_mode, write_extras, write_mask, write_rve_from_mask
 from rootseg.inference.predictor import Predictor
-from rootseg.inference.records import CSV_NAME, ensure_record, measure_row, rebuild_tables, write_failure, write_record
+from rootseg.inference.records import (
+    CSV_NAME,
+    ensure_record,
+    measure_interval,
+    measure_row,
+    rebuild_tables,
+    write_failure,
+    write_record,
+)
 from rootseg.inference.settings import settings_from_config
 from rootseg.inference.uncertainty import uncertainty_score
 from rootseg.io.atomic import write_if_changed
@@ -125,10 +134,13 @@ def segment_image(job: Job, predictor: Predictor, paths: dict[str, Path], cfg: D
     mask = predictor.mask(probs)
     write_extras(paths, image, probs, mask, bool(cfg.save_rootpainter), bool(cfg.save_overlay))
     uncertainty = uncertainty_score(probs, predictor.threshold)  # ranked.csv: the images to correct first
-    del probs  # 4 bytes per pixel, no longer needed
     traits = resolve_traits(cfg)
+    interval = measure_interval(probs, predictor.threshold, traits)
+    del probs  # 4 bytes per pixel, no longer needed
     clean = None if traits is None else traits.clean
     row = measure_row(job, mask, cfg.length_method, traits=traits is not None, uncertainty=uncertainty, clean=clean)
+    if interval is not None:
+        row["interval"] = interval
     row["seconds"] = time.perf_counter() - start
     return row, mask
 
@@ -143,10 +155,11 @@ def _todo(output: Path, jobs: list[Job], done: set[Job], cfg: DictConfig, save_p
     """The jobs to segment with their output paths; a job done earlier keeps its outputs (and gets its record,
     or its RhizoVision mask when `rve=true` is new)."""
     todo, traits = [], resolve_traits(cfg)
-    clean = None if traits is None else traits.clean
+    clean, interval = (None, None) if traits is None else (traits.clean, traits.interval)
     for job in jobs:
         paths = output_paths(output, job.stem, save_probs, rve)
-        kept = job in done and ensure_record(output, job, paths["mask"], cfg.length_method, traits is not None, clean)
+        measured = (cfg.length_method, traits is not None, clean, interval)
+        kept = job in done and ensure_record(output, job, paths["mask"], *measured)
         if not kept:
             todo.append((job, paths))
         elif rve and not paths["rve"].is_file():

@@ -5,7 +5,9 @@ mark that it is done; an unreadable one leaves `.rootseg/failures/<stem>.json`. 
 these files under a lock shared by every process writing into the folder, so no row is lost when shards, a
 resumed run, or two runs one after the other write into one folder; lengths in mm follow the resolution of
 the run that rebuilds them (adding `dpi=` to a finished run fills them in), and so do the trait columns
-(`rootseg.measure.traits`: records keep them in pixels, diameters as a histogram).
+(`rootseg.measure.traits`: records keep them in pixels, diameters as a histogram), and so do the error bars
+of the traits (`rootseg.measure.intervals`: records keep the pixel traits of the masks at t -/+ delta; the
+margin and the flag's cutoff apply when the table is built).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rootseg.io.images import ImageReadError
 from rootseg.io.masks import read_mask
 from rootseg.io.tables import write_csv
 from rootseg.measure.cleaning import Cleaning
+from rootseg.measure.intervals import IntervalSettings, interval_columns, interval_pixels, interval_traits
 from rootseg.measure.length import skeleton_length
 from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 
@@ -76,6 +79,14 @@ def measure_row(
     return {**row, "uncertainty": uncertainty, "seconds": seconds}
 
 
+def measure_interval(probs: np.ndarray, threshold: float, traits: TraitSettings | None) -> dict[str, Any] | None:
+    """A record's `interval`: the pixel traits of the masks at threshold -/+ delta, cleaned as the main mask;
+    None without traits or intervals."""
+    if traits is None or traits.interval is None:
+        return None
+    return interval_pixels(probs, threshold, traits.interval, lambda mask: pixel_traits(mask, clean=traits.clean))
+
+
 def _folder(output: Path, kind: str) -> Path:
     folder = state_dir(output) / kind
     folder.mkdir(exist_ok=True)
@@ -101,13 +112,23 @@ def clean_record(clean: Cleaning | None) -> dict[str, Any] | None:
 
 
 def ensure_record(
-    output: Path, job: Job, mask_path: Path, method: str, traits: bool = False, clean: Cleaning | None = None
+    output: Path,
+    job: Job,
+    mask_path: Path,
+    method: str,
+    traits: bool = False,
+    clean: Cleaning | None = None,
+    interval: IntervalSettings | None = None,
 ) -> bool:
     """An image done earlier keeps its record; one done by an older rootseg (no record), or without the traits
     asked for now (or with other `clean` settings), is measured again from its mask. False when the mask cannot
-    be read (segmented again)."""
+    be read, or when its record has `interval` traits measured with another delta or other `clean` settings:
+    they need the probabilities, so the image is segmented again. A record without interval traits (segmented
+    with `traits=false` or `interval=null`) keeps its outputs, its interval columns empty."""
     record = read_json_object(_folder(output, "records") / f"{job.stem}.json")
     measured = record is not None and "traits" in record and record["traits"].get("clean") == clean_record(clean)
+    if traits and interval is not None and _stale_interval(record, interval, measured):
+        return False
     if record is not None and (not traits or measured):
         return True
     try:
@@ -117,6 +138,14 @@ def ensure_record(
     kept = {key: (record or {}).get(key) for key in ("seconds", "uncertainty")}  # from the probabilities, gone
     write_record(output, job, {**measure_row(job, mask, method, traits=traits, clean=clean), **kept})
     return True
+
+
+def _stale_interval(record: dict[str, Any] | None, interval: IntervalSettings, measured: bool) -> bool:
+    """The record has interval traits, but of another delta or other cleaning than asked for now."""
+    found = (record or {}).get("interval")
+    if not isinstance(found, dict):
+        return False
+    return not measured or any(found.get(key) != value for key, value in interval.record().items())
 
 
 def _table_row(record: dict[str, Any], mm_per_pixel: float | None, traits: TraitSettings | None) -> dict[str, Any]:
@@ -130,8 +159,18 @@ def _table_row(record: dict[str, Any], mm_per_pixel: float | None, traits: Trait
         "root_length_mm": None if mm_per_pixel is None else f"{length * mm_per_pixel:.3f}",
         "uncertainty": None if uncertainty is None else f"{float(uncertainty):.6f}",
         "seconds": None if seconds is None else f"{float(seconds):.3f}",
-        **(traits_from_pixels(record["traits"], mm_per_pixel, traits) if traits and "traits" in record else {}),
+        **(_trait_columns(record, mm_per_pixel, traits) if traits and "traits" in record else {}),
     }
+
+
+def _trait_columns(record: dict[str, Any], mm_per_pixel: float | None, traits: TraitSettings) -> dict[str, Any]:
+    """The trait columns, and with `traits.interval` their error bars where the record has them."""
+    columns = traits_from_pixels(record["traits"], mm_per_pixel, traits)
+    found = record.get("interval")
+    if traits.interval is None or not isinstance(found, dict):
+        return columns
+    loose, strict = (traits_from_pixels(found[key], mm_per_pixel, traits) for key in ("loose", "strict"))
+    return {**columns, **interval_traits(columns, loose, strict, traits.interval)}
 
 
 def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,6 +196,8 @@ def rebuild_tables(
             if record is not None and (output / f"{stem}.png").is_file():
                 rows.append(_table_row(record, mm_per_pixel, traits))
         columns = [*CSV_COLUMNS, *(traits.columns() if traits else [])]
+        if traits and traits.interval is not None:
+            columns += interval_columns(traits.columns())
         write_csv(output / CSV_NAME, rows, columns, only_if_changed=True)
         write_csv(output / RANKED_NAME, _ranked(rows), RANKED_COLUMNS, only_if_changed=True)
         failures = [

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rootseg.config.typed import Bool, Number
 from rootseg.measure.cleaning import Cleaning
+from rootseg.measure.intervals import IntervalSettings
 from rootseg.measure.traits import (
     DEFAULT_DEPTH_OF_FIELD_MM,
     DEFAULT_DIAMETER_EDGES_MM,
@@ -71,7 +72,7 @@ def resolve_traits(cfg: DictConfig) -> TraitSettings | None:
         "depth_of_field_mm", cfg.get("depth_of_field_mm")
     )
     depth = DEFAULT_DEPTH_OF_FIELD_MM if depth is None else depth
-    return TraitSettings(tuple(check_edges(edges)), depth, resolve_cleaning(cfg))
+    return TraitSettings(tuple(check_edges(edges)), depth, resolve_cleaning(cfg), resolve_interval(cfg))
 
 
 def resolve_cleaning(cfg: DictConfig) -> Cleaning | None:
@@ -87,3 +88,18 @@ def resolve_cleaning(cfg: DictConfig) -> Cleaning | None:
     if not isinstance(values, dict):
         raise ValueError(f"clean must be a group of settings (clean.prune_px=2, ...) or null, got {values!r}")
     return Cleaning.from_mapping(values)
+
+
+def resolve_interval(cfg: DictConfig) -> IntervalSettings | None:
+    """`interval.delta=0.45 interval.margin=0.382` (`rootseg.measure.intervals`): the error bar of each
+    trait, the defaults where a key is not given; `interval=null`: None (no interval columns)."""
+    if "interval" not in cfg:
+        return IntervalSettings()
+    values = cfg.get("interval")
+    if values is None:
+        return None
+    if isinstance(values, DictConfig):
+        values = OmegaConf.to_container(values, resolve=True)
+    if not isinstance(values, dict):
+        raise ValueError(f"interval must be a group of settings (interval.delta=0.45, ...) or null, got {values!r}")
+    return IntervalSettings.from_mapping(values)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -47,6 +47,9 @@ from rootseg.measure.diameter import edge_distances
 from rootseg.measure.length import LENGTH_METHODS, root_and_labelled
 from rootseg.measure.skeleton import DEFAULT_MAX_HOLE_PX, SkeletonGraph, fill_pinholes, skeletonize_mask
 from rootseg.measure.topology import at_border, branch_points
+
+if TYPE_CHECKING:
+    from rootseg.measure.intervals import IntervalSettings
 
 DEFAULT_DIAMETER_EDGES_MM: tuple[float, ...] = (0.5, 1.0, 2.0)
 RHIZOVISION_DIAMETER_EDGES_MM: tuple[float, ...] = (2.0, 5.0)
@@ -106,11 +109,14 @@ TRAIT_COLUMNS: tuple[str, ...] = tuple(trait_columns())
 @dataclass(frozen=True)
 class TraitSettings:
     """How pixel measurements become trait columns: diameter class edges (mm) and the depth of field (mm); and
-    how a mask is cleaned before it is measured (`clean`, `rootseg.measure.cleaning`; None: pinholes only)."""
+    how a mask is cleaned before it is measured (`clean`, `rootseg.measure.cleaning`; None: pinholes only); and
+    the error bar of each trait where a probability map is at hand (`interval`, `rootseg.measure.intervals`;
+    None: none)."""
 
     diameter_edges_mm: tuple[float, ...] = DEFAULT_DIAMETER_EDGES_MM
     depth_of_field_mm: float = DEFAULT_DEPTH_OF_FIELD_MM
     clean: Cleaning | None = None
+    interval: IntervalSettings | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "diameter_edges_mm", tuple(check_edges(self.diameter_edges_mm)))

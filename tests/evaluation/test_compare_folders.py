@@ -96,3 +96,40 @@ def test_the_command_takes_hydra_overrides_and_exits_2_on_bad_input(folders, tmp
     grey = subprocess.run([*command, "threshold=127"], capture_output=True, text=True, cwd=tmp_path)
     assert grey.returncode == 2 and "threshold" in grey.stderr and "probability" in grey.stderr
     assert "Traceback" not in grey.stderr
+    missing = subprocess.run([*command, f"intervals={tmp_path / 'no.csv'}"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no.csv: no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_coverage_of_predict_intervals_against_a_hand_count(folders, tmp_path) -> None:
+    """With predict's results.csv in the pred folder, compare counts how often the reference trait lies in the
+    prediction's interval and how much of the |error| the flagged images hold; without one it says why not."""
+    pred_dir, truth_dir, pairs = folders
+    settings = TraitSettings(clean=Cleaning())
+    result = compare_folders(pred_dir, truth_dir, tmp_path / "none", None, settings)
+    assert result["interval_coverage"] is None and "unavailable" in result["interval_coverage_missing"]
+    assert "Coverage unavailable" in (tmp_path / "none" / "summary.md").read_text()
+
+    names = sorted(pairs)
+    truth = {name: root_traits(pairs[name][1], clean=Cleaning())["length_px"] for name in names}
+    pred = {name: root_traits(pairs[name][0], clean=Cleaning())["length_px"] for name in names}
+    # intervals: the first three hold the truth, the last two miss it; the last three are flagged
+    bounds = [(truth[n] - 1, truth[n] + 1) if i < 3 else (truth[n] + 5, truth[n] + 9) for i, n in enumerate(names)]
+    columns = ["name", "length_px_low", "length_px_high", "unreliable"]
+    columns += [f"{t}{end}" for t in ("diameter_median_px", "projected_area_px2", "tips") for end in ("_low", "_high")]
+    columns += [f"{t}{end}" for t in ("branch_points", "connected_roots") for end in ("_low", "_high")]
+    with open(pred_dir / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, restval="0")
+        writer.writeheader()
+        for i, name in enumerate(names):
+            low, high = bounds[i]
+            writer.writerow(
+                {"name": f"{name}.jpg", "length_px_low": low, "length_px_high": high, "unreliable": int(i >= 2)}
+            )
+    result = compare_folders(pred_dir, truth_dir, tmp_path / "out", None, settings)
+    [length] = [entry for entry in result["interval_coverage"] if entry["trait"] == "length_px"]
+    errors = [abs(pred[n] - truth[n]) / truth[n] for n in names]  # relative
+    assert length["n"] == 5 and length["coverage"] == pytest.approx(3 / 5) and length["flagged"] == pytest.approx(3 / 5)
+    assert length["flagged_error_share"] == pytest.approx(sum(errors[2:]) / sum(errors))
+    assert "coverage" in (tmp_path / "out" / "summary.csv").read_text().splitlines()[0]
+    with pytest.raises(ValueError, match="intervals=.*no such file"):
+        compare_folders(pred_dir, truth_dir, tmp_path / "x", None, settings, intervals=tmp_path / "missing.csv")

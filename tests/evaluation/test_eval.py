@@ -185,6 +185,9 @@ def test_unknown_split_and_missing_checkpoint_say_what_to_do(tiny_checkpoint, tm
 
 # -- eval's numbers against an independent NumPy computation on a prediction we can recompute -----------
 DPI, GRID_MM, THRESHOLD = 600, 5.0, 0.45
+# the trait intervals: masks at 0.25 and 0.65, bounds widened by 10 %; flagged above a relative width of 30 (the
+# blurred-brightness stand-in's looser mask covers much soil: its widths run from about 20 to 250)
+DELTA, MARGIN, CUTOFF = 0.2, 0.1, 30
 SECOND_GRID_MM = 12.0  # a further line-intersect grid: columns and agreement end in _12mm
 
 
@@ -242,6 +245,9 @@ def recomputable(tmp_path_factory, tiny_checkpoint):
         f"dpi={DPI}",
         f"line_intersect_grid_mm=[{GRID_MM},{SECOND_GRID_MM}]",
         "save_predictions=true",
+        f"interval.delta={DELTA}",
+        f"interval.unreliable_width={CUTOFF}",
+        f"interval.margin={MARGIN}",
     ]
     return evaluate_with_fake_probs(tiny_checkpoint, folder, run_dir, overrides), run_dir, folder
 
@@ -485,3 +491,44 @@ def test_trait_columns_of_prediction_and_annotation_equal_root_traits(recomputab
     for entry in reported:
         x, y = table[f"true_{entry['trait']}"].to_numpy(float), table[f"pred_{entry['trait']}"].to_numpy(float)
         assert entry["median_relative_error"] == pytest.approx(np.median(np.abs(y - x)[x != 0] / x[x != 0]))
+
+
+def test_prediction_intervals_and_their_coverage_equal_an_independent_computation(recomputable):
+    """per_image.csv carries the prediction's trait intervals (traits at THRESHOLD -/+ DELTA on labelled pixels,
+    min and max with the threshold's own) and summary.json their coverage, counted here by hand."""
+    from rootseg.measure.agreement import AGREEMENT_TRAITS
+    from rootseg.measure.cleaning import Cleaning
+    from rootseg.measure.traits import root_traits
+
+    _, run_dir, folder = recomputable
+    table = pd.read_csv(run_dir / "per_image.csv", dtype={"name": str})
+    mm = 25.4 / DPI
+    for row in table.to_dict("records"):
+        image, _, labelled = read_independently(folder, row["name"])
+        probs = fake_probs(image)
+        cuts = (THRESHOLD, THRESHOLD - DELTA, THRESHOLD + DELTA)
+        measured = [root_traits((probs >= cut) & labelled, mm, valid=labelled, clean=Cleaning()) for cut in cuts]
+        for trait in (*AGREEMENT_TRAITS, "length_mm"):
+            values = [m[trait] for m in measured]
+            assert row[f"pred_{trait}_low"] == pytest.approx(min(values) / (1 + MARGIN), rel=1e-6), trait
+            assert row[f"pred_{trait}_high"] == pytest.approx(max(values) * (1 + MARGIN), rel=1e-6), trait
+        lengths = [m["length_px"] for m in measured]
+        width = (max(lengths) * (1 + MARGIN) - min(lengths) / (1 + MARGIN)) / lengths[0]
+        assert row["pred_interval_width"] == pytest.approx(width, rel=1e-6)
+        assert row["pred_unreliable"] == int(width > CUTOFF)
+    reported = json.loads((run_dir / "summary.json").read_text())["interval_coverage"]
+    assert [entry["trait"] for entry in reported] == list(AGREEMENT_TRAITS)
+    for entry in reported:
+        true, pred = table[f"true_{entry['trait']}"], table[f"pred_{entry['trait']}"]
+        low, high = table[f"pred_{entry['trait']}_low"], table[f"pred_{entry['trait']}_high"]
+        inside = sum(lo <= t <= hi for t, lo, hi in zip(true, low, high))
+        assert entry["coverage"] == pytest.approx(inside / len(table))
+        errors = ((pred - true).abs() / true.abs())[true != 0]  # relative, where the annotation has some
+        flagged = (table["pred_unreliable"] == 1)[true != 0]
+        share = errors[flagged].sum() / errors.sum() if errors.sum() > 0 else None
+        assert entry["flagged"] == pytest.approx((table["pred_unreliable"] == 1).mean())
+        assert share is None or entry["flagged_error_share"] == pytest.approx(share)
+    summary_csv = pd.read_csv(run_dir / "summary.csv")
+    assert set(summary_csv[summary_csv["group"] == "trait interval"]["statistic"]) == set(AGREEMENT_TRAITS)
+    assert "## Trait intervals" in (run_dir / "summary.md").read_text()
+    assert 0 < table["pred_unreliable"].sum() < len(table)  # the flag's rule is exercised both ways

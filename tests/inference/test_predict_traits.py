@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from test_predict import SIZES, images_dir, run  # noqa: F401 (fixtures)
 
+from rootseg.inference.records import CSV_COLUMNS
 from rootseg.measure.cleaning import Cleaning
 from rootseg.measure.length import skeleton_length
 from rootseg.measure.traits import TRAIT_COLUMNS, root_traits, trait_columns
@@ -40,7 +41,8 @@ def test_results_carry_traits_and_rve_masks(run, images_dir, tmp_path):  # noqa:
     run(images_dir, output, "mm_per_pixel=0.05", "rve=true")
     rows = _rows(output)
     with open(output / "results.csv", encoding="utf-8") as handle:
-        assert handle.readline().strip().split(",")[-len(TRAIT_COLUMNS) :] == list(TRAIT_COLUMNS)
+        header = handle.readline().strip().split(",")
+    assert header[len(CSV_COLUMNS) : len(CSV_COLUMNS) + len(TRAIT_COLUMNS)] == list(TRAIT_COLUMNS)
     for stem in SIZES:
         mask = _mask(output, stem)
         row = rows[f"{stem}.png"]
