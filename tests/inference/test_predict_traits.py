@@ -89,9 +89,11 @@ def test_traits_false_leaves_them_out_and_a_later_run_adds_them(run, images_dir,
 
 def test_changed_clean_settings_measure_every_image_again_without_segmenting(run, images_dir, tmp_path):  # noqa: F811
     """A record keeps the cleaning it was measured with: a re-run with other `clean.*` settings measures the
-    saved masks again (no image segmented twice), and `clean=null` measures them as they are."""
+    saved masks again (no image segmented twice), and `clean=null` measures them as they are. Without trait
+    intervals: those need the probabilities, so with them the images are segmented again
+    (test_predict_intervals)."""
     output = tmp_path / "out"
-    run(images_dir, output)
+    run(images_dir, output, "interval=null")
     first = _rows(output)
     columns = ["tips", "branch_points", "length_px", "connected_roots"]
     strict = Cleaning(min_component_px=400, max_hole_px=0, prune_px=None, bridge_gap_px=0)
@@ -102,6 +104,7 @@ def test_changed_clean_settings_measure_every_image_again_without_segmenting(run
         "clean.max_hole_px=0",
         "clean.prune_px=null",
         "clean.bridge_gap_px=0",
+        "interval=null",
     )
     assert (summary["segmented"], summary["skipped"]) == (0, len(SIZES))
     rows = _rows(output)
@@ -110,7 +113,7 @@ def test_changed_clean_settings_measure_every_image_again_without_segmenting(run
     changed = [name for name in rows if any(rows[name][c] != first[name][c] for c in columns)]
     assert changed, "the two cleanings measure the same traits on every image: the test shows nothing"
 
-    summary = run(images_dir, output, "clean=null")
+    summary = run(images_dir, output, "clean=null", "interval=null")
     assert (summary["segmented"], summary["skipped"]) == (0, len(SIZES))
     rows = _rows(output)
     for stem in SIZES:
