@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -78,28 +79,24 @@ def resolve_traits(cfg: DictConfig) -> TraitSettings | None:
 def resolve_cleaning(cfg: DictConfig) -> Cleaning | None:
     """`clean.min_component_px=30 clean.prune_px=2 ...` (`rootseg.measure.cleaning`): the robust-measurement
     settings, the defaults where a key is not given; `clean=null`: None (the mask as it is, pinholes filled)."""
-    if "clean" not in cfg:
-        return Cleaning()
-    values = cfg.get("clean")
-    if values is None:
-        return None
-    if isinstance(values, DictConfig):
-        values = OmegaConf.to_container(values, resolve=True)
-    if not isinstance(values, dict):
-        raise ValueError(f"clean must be a group of settings (clean.prune_px=2, ...) or null, got {values!r}")
-    return Cleaning.from_mapping(values)
+    return _settings_group(cfg, "clean", Cleaning, "clean.prune_px=2")
 
 
 def resolve_interval(cfg: DictConfig) -> IntervalSettings | None:
     """`interval.delta=0.45 interval.margin=0.382` (`rootseg.measure.intervals`): the error bar of each
     trait, the defaults where a key is not given; `interval=null`: None (no interval columns)."""
-    if "interval" not in cfg:
-        return IntervalSettings()
-    values = cfg.get("interval")
+    return _settings_group(cfg, "interval", IntervalSettings, "interval.delta=0.45")
+
+
+def _settings_group(cfg: DictConfig, key: str, cls: type, example: str) -> Any:
+    """A group of settings given as `key.name=value` (the dataclass `cls`'s defaults where absent), or None."""
+    if key not in cfg:
+        return cls()
+    values = cfg.get(key)
     if values is None:
         return None
     if isinstance(values, DictConfig):
         values = OmegaConf.to_container(values, resolve=True)
     if not isinstance(values, dict):
-        raise ValueError(f"interval must be a group of settings (interval.delta=0.45, ...) or null, got {values!r}")
-    return IntervalSettings.from_mapping(values)
+        raise ValueError(f"{key} must be a group of settings ({example}, ...) or null, got {values!r}")
+    return cls.from_mapping(values)
