@@ -46,8 +46,8 @@ class IntervalSettings:
     too) are calibrated on SegRoot val with the shipped segroot-ci600 (experiments/segroot_study)."""
 
     delta: float = 0.45
-    margin: float = 0.382
-    unreliable_width: float = 1.216
+    margin: float = 0.424
+    unreliable_width: float = 0.857
 
     def __post_init__(self) -> None:
         for key, rule in _RULES.items():

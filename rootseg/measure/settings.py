@@ -83,7 +83,7 @@ def resolve_cleaning(cfg: DictConfig) -> Cleaning | None:
 
 
 def resolve_interval(cfg: DictConfig) -> IntervalSettings | None:
-    """`interval.delta=0.45 interval.margin=0.382` (`rootseg.measure.intervals`): the error bar of each
+    """`interval.delta=0.45 interval.margin=0.424` (`rootseg.measure.intervals`): the error bar of each
     trait, the defaults where a key is not given; `interval=null`: None (no interval columns)."""
     return _settings_group(cfg, "interval", IntervalSettings, "interval.delta=0.45")
 
