@@ -13,6 +13,9 @@ OUT=${OUT:-logs/segroot_study}
 DATA=${DATA:-../shared/datasets/segroot}
 DPI=300   # CI-600 scans of 21.59 cm x 19.3 cm in 2550 x 2273 px: 300 dpi (0.0847 mm per pixel)
 mkdir -p "$OUT"
+# absolute paths: step 5 links masks from folders below OUT, where a relative DATA would dangle
+OUT=$(cd "$OUT" && pwd)
+DATA=$(cd "$DATA" && pwd)
 
 # 1. the U-Net: unet_segroot_cpu (Smith's recipe at 1/8 width) cut to 8 epochs and 35 minutes of wall clock
 #    (the time limit ends it first on a shared machine), validation on the 13 val scans every second epoch; no
