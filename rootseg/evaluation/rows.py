@@ -14,7 +14,7 @@ import numpy as np
 from rootseg.io.arrays import IGNORE_INDEX
 from rootseg.io.atomic import write_image
 from rootseg.measure.intersect import line_intersect_counts
-from rootseg.measure.intervals import interval_traits
+from rootseg.measure.intervals import interval_pixels, interval_traits
 from rootseg.measure.length import skeleton_length
 from rootseg.measure.traits import TraitSettings, pixel_traits, traits_from_pixels
 from rootseg.metrics.pixels import confusion, scores, segroot_soft_dice
@@ -110,11 +110,13 @@ def _interval_columns(
 ) -> dict[str, Any]:
     """The prediction's trait error bars: its traits at threshold -/+ delta, on labelled pixels, cleaned alike."""
     center = {key: row[f"pred_{key}"] for key in traits.columns()}
-    bounds = []
-    for cut in traits.interval.thresholds(threshold):
-        pixels = pixel_traits((probs >= cut) & labelled, valid=labelled, clean=traits.clean)
-        bounds.append(traits_from_pixels(pixels, mm_per_pixel, traits))
-    found = interval_traits(center, *bounds, traits.interval)
+
+    def measure(mask: np.ndarray) -> dict[str, Any]:
+        return pixel_traits(mask & labelled, valid=labelled, clean=traits.clean)
+
+    measured = interval_pixels(probs, threshold, traits.interval, measure)
+    loose, strict = (traits_from_pixels(measured[key], mm_per_pixel, traits) for key in ("loose", "strict"))
+    found = interval_traits(center, loose, strict, traits.interval)
     return {f"pred_{key}": value for key, value in found.items()}
 
 
