@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -183,7 +184,23 @@ def tiny_run(tmp_path_factory, synthetic_dir) -> dict:
     run_dir = tmp_path_factory.mktemp("tiny_run")
     whole_splits = ["trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0"]
     cfg = compose_run("train", [*TINY_TRAIN, *whole_splits, f"data.root={synthetic_dir}", "logger=csv"], run_dir)
-    return train(cfg)
+    with torch_threads(1):  # one thread: float32 sums independent of batch size, so eval can repeat its scores
+        return train(cfg)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch's intra-op threads set to `threads` for the block. With several threads a convolution's float32
+    sums depend on the batch it runs in, so the same tile scored in another batch can cross the threshold; with
+    one they do not."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -198,13 +215,10 @@ def tiny_checkpoint(tiny_run) -> Path:
 def one_thread():
     """One torch thread for a module of micro-SAM tests (their small tensors run slower on two), and Hydra's
     global state cleared afterwards (importing sam2 initialises it)."""
-    import torch
     from hydra.core.global_hydra import GlobalHydra
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
     GlobalHydra.instance().clear()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_run
+from conftest import compose_run, torch_threads
 from PIL import Image
 from scipy import stats
 
@@ -97,7 +97,8 @@ def test_training_logs_the_f1_eval_reports(tiny_run, tmp_path, split):
     on the same images: validation and test predict with eval's default window, not a cheaper one of their own."""
     logged = tiny_run["best_scores"]["val/f1"] if split == "val" else tiny_run["test/f1"]
     ckpt = tiny_run["best_checkpoint"]
-    result = evaluate(compose_run("eval", [f"ckpt_path={ckpt}", f"split={split}", "figures=0"], tmp_path))
+    with torch_threads(1):  # as tiny_run trained: one thread, float32 sums that do not depend on the batch
+        result = evaluate(compose_run("eval", [f"ckpt_path={ckpt}", f"split={split}", "figures=0"], tmp_path))
     assert result["split"] == split and result["n_images"] >= 2
     # both score integer counts with rootseg.metrics.pixels.scores, in float64
     assert logged == pytest.approx(result["pooled"]["f1"], rel=1e-12, abs=0)
